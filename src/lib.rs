@@ -4,7 +4,19 @@
 //! except `launch` is pure: data in, data out. See `README.md` for the user-facing picture and
 //! `docs/` for benchmarks and examples.
 
+pub mod auth_key;
 pub mod bench;
+pub mod catalog;
+pub mod commands;
+pub mod config;
+pub mod plan;
+pub mod selection;
+pub mod settings;
 pub mod sim;
 pub mod stats;
+pub mod testlist;
 pub mod tokenizer;
+pub mod toolchain;
+pub mod trial;
+pub mod trial_id;
+pub mod yaml;

@@ -1,10 +1,16 @@
 //! The `perfsanity` command line: a thin clap layer over the library.
 
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use perfsanity::commands::{self, Outcome};
+use perfsanity::settings::{ProcessEnv, Settings, find_project_root, target_dir};
 
 /// perfsanity: perf tests for LLM serving (TensorRT-LLM disaggregated serving).
+///
+/// Settings come from environment variables (PERF_CONFIG_DIRS, PERF_TESTLIST, PERF_TOOLCHAIN,
+/// PERF_OUTPUT_DIR, PERF_SCALE, LLM_MODELS_ROOT, …); see the README.
 #[derive(Debug, Parser)]
 #[command(name = "perfsanity", version, about)]
 struct Cli {
@@ -14,6 +20,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// List every trial (or the PERF_TESTLIST selection) with mode, client and GPU needs.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Dry-run one trial: every process, command line, env addition and generated file.
+    Plan {
+        /// Trial name (e.g. disagg_upload-<stem>), upstream id or pytest node id.
+        trial: String,
+        /// Print the plan as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Validate every config (and the test list); exit non-zero on any error.
+    Check,
     /// Embedded TensorRT-LLM simulator: `perfsanity sim trtllm-serve …`.
     Sim(perfsanity::sim::SimArgs),
     /// Native benchmark client, a drop-in for `benchmark_serving`.
@@ -29,9 +51,43 @@ enum DatasetCommand {
     Gen(perfsanity::bench::DatasetGenArgs),
 }
 
+fn settings() -> Result<Settings, String> {
+    let cwd =
+        std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
+    let root = find_project_root(&cwd);
+    let target = target_dir(&ProcessEnv, &root);
+    Settings::from_env(&ProcessEnv, &root, &target).map_err(|e| e.to_string())
+}
+
+fn emit(outcome: Outcome) -> ExitCode {
+    let _ = std::io::stdout().write_all(outcome.stdout.as_bytes());
+    let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());
+    if !outcome.stderr.is_empty() && !outcome.stderr.ends_with('\n') {
+        eprintln!();
+    }
+    if outcome.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn with_settings(f: impl FnOnce(&Settings) -> Outcome) -> ExitCode {
+    match settings() {
+        Ok(s) => emit(f(&s)),
+        Err(e) => {
+            eprintln!("perfsanity: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::List { json } => with_settings(|s| commands::list(s, json)),
+        Command::Plan { trial, json } => with_settings(|s| commands::plan(s, &trial, json)),
+        Command::Check => with_settings(commands::check),
         Command::Sim(args) => perfsanity::sim::run(args),
         Command::Bench(args) => perfsanity::bench::run(args),
         Command::Dataset(DatasetCommand::Gen(args)) => perfsanity::bench::run_dataset_gen(args),

@@ -1,0 +1,199 @@
+//! The catalog: config folders scanned into a sorted list of config files, one per stem.
+//!
+//! Default folders are `test_configs/disagg/perf` and `test_configs/wideep/perf` under the project
+//! root; `PERF_CONFIG_DIRS=dir1:dir2` replaces them. A stem found in two folders is a catalog
+//! problem naming both files (both trials of that stem fail with it).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The config folders used when `PERF_CONFIG_DIRS` is not set, relative to the project root.
+pub const DEFAULT_CONFIG_DIRS: &[&str] = &["test_configs/disagg/perf", "test_configs/wideep/perf"];
+
+/// One config file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// File name without `.yaml` / `.yml`.
+    pub stem: String,
+    /// Full path.
+    pub path: PathBuf,
+    /// Family, from the folder layout (`disagg`, `wideep`, or the folder name).
+    pub family: String,
+    /// Set when the same stem exists in another folder too.
+    pub duplicate: Option<PathBuf>,
+}
+
+/// All config files of the configured folders, sorted by stem.
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// The folders scanned.
+    pub dirs: Vec<PathBuf>,
+    /// Config files, sorted by stem (a duplicated stem appears once, with `duplicate` set).
+    pub configs: Vec<ConfigFile>,
+}
+
+/// The folders could not be scanned.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// A configured folder does not exist or cannot be read.
+    #[error("config folder {}: {message}", dir.display())]
+    Folder {
+        /// The folder.
+        dir: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// No config files at all.
+    #[error("no *.yaml configs found in {}", dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", "))]
+    Empty {
+        /// The folders scanned.
+        dirs: Vec<PathBuf>,
+    },
+}
+
+impl Catalog {
+    /// Scans `dirs` (non-recursive; `*.yaml` and `*.yml`).
+    pub fn scan(dirs: &[PathBuf]) -> Result<Self, CatalogError> {
+        let mut by_stem: BTreeMap<String, ConfigFile> = BTreeMap::new();
+        for dir in dirs {
+            let read = std::fs::read_dir(dir).map_err(|e| CatalogError::Folder {
+                dir: dir.clone(),
+                message: format!("cannot read: {e} (set PERF_CONFIG_DIRS to override)"),
+            })?;
+            let mut files: Vec<PathBuf> = read
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| {
+                    p.is_file()
+                        && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+                })
+                .collect();
+            files.sort();
+            let family = family_of(dir);
+            for path in files {
+                let Some(stem) = path
+                    .file_stem()
+                    .and_then(|s| s.to_str())
+                    .map(str::to_string)
+                else {
+                    continue;
+                };
+                match by_stem.get_mut(&stem) {
+                    Some(existing) => {
+                        if existing.duplicate.is_none() {
+                            existing.duplicate = Some(path);
+                        }
+                    }
+                    None => {
+                        by_stem.insert(
+                            stem.clone(),
+                            ConfigFile {
+                                stem,
+                                path,
+                                family: family.clone(),
+                                duplicate: None,
+                            },
+                        );
+                    }
+                }
+            }
+        }
+        if by_stem.is_empty() {
+            return Err(CatalogError::Empty {
+                dirs: dirs.to_vec(),
+            });
+        }
+        Ok(Catalog {
+            dirs: dirs.to_vec(),
+            configs: by_stem.into_values().collect(),
+        })
+    }
+
+    /// All stems.
+    pub fn stems(&self) -> Vec<&str> {
+        self.configs.iter().map(|c| c.stem.as_str()).collect()
+    }
+
+    /// The config with `stem`.
+    pub fn get(&self, stem: &str) -> Option<&ConfigFile> {
+        self.configs
+            .binary_search_by(|c| c.stem.as_str().cmp(stem))
+            .ok()
+            .map(|i| &self.configs[i])
+    }
+}
+
+impl ConfigFile {
+    /// The duplicate-stem problem, if any.
+    pub fn duplicate_error(&self) -> Option<String> {
+        self.duplicate.as_ref().map(|other| {
+            format!(
+                "config stem {:?} exists in two folders: {} and {}; rename one of them",
+                self.stem,
+                self.path.display(),
+                other.display()
+            )
+        })
+    }
+}
+
+fn family_of(dir: &Path) -> String {
+    // test_configs/<family>/perf → <family>; otherwise the folder's own name.
+    let name = dir.file_name().and_then(|s| s.to_str()).unwrap_or("");
+    if name == "perf" {
+        if let Some(parent) = dir
+            .parent()
+            .and_then(|p| p.file_name())
+            .and_then(|s| s.to_str())
+        {
+            return parent.to_string();
+        }
+    }
+    name.to_string()
+}
+
+/// The config folders: `PERF_CONFIG_DIRS` (colon-separated) or the defaults under `root`.
+pub fn config_dirs(root: &Path, perf_config_dirs: Option<&str>) -> Vec<PathBuf> {
+    match perf_config_dirs.filter(|s| !s.trim().is_empty()) {
+        Some(list) => list
+            .split(':')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                let p = PathBuf::from(s);
+                if p.is_absolute() { p } else { root.join(p) }
+            })
+            .collect(),
+        None => DEFAULT_CONFIG_DIRS.iter().map(|d| root.join(d)).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scans_sorted_and_detects_duplicates() {
+        let root = tempfile::tempdir().unwrap();
+        let a = root.path().join("test_configs/disagg/perf");
+        let b = root.path().join("test_configs/wideep/perf");
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        for (dir, name) in [
+            (&a, "z-1.yaml"),
+            (&a, "a_2.yaml"),
+            (&b, "z-1.yaml"),
+            (&b, "m.yml"),
+        ] {
+            std::fs::write(dir.join(name), "x: 1\n").unwrap();
+        }
+        std::fs::write(a.join("notes.txt"), "").unwrap();
+        let cat = Catalog::scan(&config_dirs(root.path(), None)).unwrap();
+        assert_eq!(cat.stems(), ["a_2", "m", "z-1"]);
+        assert_eq!(cat.get("m").unwrap().family, "wideep");
+        let dup = cat.get("z-1").unwrap().duplicate_error().unwrap();
+        assert!(dup.contains("disagg/perf/z-1.yaml") && dup.contains("wideep/perf/z-1.yaml"));
+        assert!(matches!(
+            Catalog::scan(&[root.path().join("nope")]),
+            Err(CatalogError::Folder { .. })
+        ));
+    }
+}

@@ -1,0 +1,284 @@
+//! The catalog commands of the CLI: `list`, `plan` (the dry-run) and `check`.
+//! Each returns the text to print and whether it succeeded, so `main` stays a thin shell.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::catalog::Catalog;
+use crate::config::{PerfConfig, load_perf_config};
+use crate::plan::{Topology, render_text};
+use crate::selection::{TrialSpec, all_trials, testlist_trials};
+use crate::settings::Settings;
+use crate::testlist::load_testlist;
+use crate::trial::{KeyMode, plan_trial};
+use crate::trial_id::{id_from_node_id, resolve, trial_name};
+
+/// Output of a command.
+pub struct Outcome {
+    /// Text for stdout.
+    pub stdout: String,
+    /// Text for stderr.
+    pub stderr: String,
+    /// Exit successfully?
+    pub ok: bool,
+}
+
+impl Outcome {
+    fn failure(message: String) -> Self {
+        Outcome {
+            stdout: String::new(),
+            stderr: message,
+            ok: false,
+        }
+    }
+}
+
+/// The selected trials: the test list's when `PERF_TESTLIST` is set, else the whole catalog.
+pub fn selected_trials(settings: &Settings) -> Result<(Catalog, Vec<TrialSpec>), String> {
+    let catalog = Catalog::scan(&settings.config_dirs).map_err(|e| e.to_string())?;
+    let trials = match &settings.testlist {
+        Some(path) => {
+            let list = load_testlist(path).map_err(|e| e.to_string())?;
+            testlist_trials(&catalog, &list)
+        }
+        None => all_trials(&catalog),
+    };
+    Ok((catalog, trials))
+}
+
+/// Parses every config of `paths` on all cores, keeping order.
+pub fn parse_all(paths: &[PathBuf]) -> Vec<Result<PerfConfig, crate::config::ConfigError>> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(paths.len().max(1));
+    let chunk = paths.len().div_ceil(workers).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = paths
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || part.iter().map(|p| load_perf_config(p)).collect::<Vec<_>>())
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+#[derive(Serialize)]
+struct ListRow {
+    name: String,
+    stem: Option<String>,
+    config: Option<PathBuf>,
+    upload: bool,
+    mode: Option<String>,
+    client: Option<String>,
+    gpus: Option<u64>,
+    nodes: Option<u64>,
+    time_limit_s: Option<u64>,
+    error: Option<String>,
+}
+
+/// `perfsanity list [--json]`.
+pub fn list(settings: &Settings, json: bool) -> Outcome {
+    let (_, trials) = match selected_trials(settings) {
+        Ok(t) => t,
+        Err(e) => return Outcome::failure(e),
+    };
+    let mut paths: Vec<PathBuf> = trials
+        .iter()
+        .filter_map(|t| t.config_path.clone())
+        .collect();
+    paths.sort();
+    paths.dedup();
+    let parsed = parse_all(&paths);
+    let rows: Vec<ListRow> = trials
+        .iter()
+        .map(|t| {
+            let config = t
+                .config_path
+                .as_ref()
+                .and_then(|p| paths.binary_search(p).ok())
+                .map(|i| &parsed[i]);
+            let mut row = ListRow {
+                name: t.name.clone(),
+                stem: t.stem.clone(),
+                config: t.config_path.clone(),
+                upload: t.upload,
+                mode: None,
+                client: None,
+                gpus: None,
+                nodes: None,
+                time_limit_s: t.time_limit_s,
+                error: t.preflight_error.clone(),
+            };
+            match config {
+                Some(Ok(c)) if row.error.is_none() => {
+                    let mode = t.mode_override.unwrap_or(c.benchmark.mode);
+                    let topo =
+                        Topology::of(c, mode == crate::config::BenchmarkMode::GenOnlyNoContext);
+                    row.mode = Some(mode.as_str().to_string());
+                    row.client = Some(
+                        if c.benchmark.use_nv_sa_benchmark.unwrap_or(true) {
+                            "nv_sa"
+                        } else {
+                            "standard"
+                        }
+                        .to_string(),
+                    );
+                    row.gpus = Some(topo.gpus_used);
+                    row.nodes = Some(topo.total_nodes);
+                }
+                Some(Err(e)) if row.error.is_none() => row.error = Some(e.to_string()),
+                _ => {}
+            }
+            row
+        })
+        .collect();
+    if json {
+        return Outcome {
+            stdout: serde_json::to_string_pretty(&rows).unwrap_or_default() + "\n",
+            stderr: String::new(),
+            ok: true,
+        };
+    }
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for r in &rows {
+        match &r.error {
+            None => out.push_str(&format!(
+                "{:<width$}  {:<19}  {:<8}  {:>4} GPUs  {:>3} nodes\n",
+                r.name,
+                r.mode.as_deref().unwrap_or(""),
+                r.client.as_deref().unwrap_or(""),
+                r.gpus.unwrap_or(0),
+                r.nodes.unwrap_or(0),
+            )),
+            Some(e) => out.push_str(&format!(
+                "{:<width$}  INVALID: {}\n",
+                r.name,
+                e.lines().next().unwrap_or("")
+            )),
+        }
+    }
+    out.push_str(&format!(
+        "{} trials, {} invalid (perfsanity check shows the details)\n",
+        rows.len(),
+        rows.iter().filter(|r| r.error.is_some()).count()
+    ));
+    Outcome {
+        stdout: out,
+        stderr: String::new(),
+        ok: true,
+    }
+}
+
+/// Finds a trial by exact name, or by any upstream id / node id that resolves to one.
+pub fn find_trial(
+    catalog: &Catalog,
+    trials: &[TrialSpec],
+    wanted: &str,
+) -> Result<TrialSpec, String> {
+    if let Some(t) = trials.iter().find(|t| t.name == wanted) {
+        return Ok(t.clone());
+    }
+    let id = id_from_node_id(wanted)?;
+    let resolved = resolve(id, &catalog.stems()).map_err(|e| e.to_string())?;
+    let config = catalog
+        .get(&resolved.stem)
+        .ok_or_else(|| format!("no config for {wanted:?}"))?;
+    let name = trial_name(resolved.upload, &resolved.stem);
+    Ok(TrialSpec {
+        test_list_id: id.to_string(),
+        name: match resolved.mode_label {
+            Some(label) => match load_perf_config(&config.path) {
+                Ok(c) if c.benchmark.mode != label => {
+                    crate::trial_id::labelled_trial_name(resolved.upload, label, &resolved.stem)
+                }
+                _ => name,
+            },
+            None => name,
+        },
+        stem: Some(resolved.stem.clone()),
+        config_path: Some(config.path.clone()),
+        upload: resolved.upload,
+        mode_override: resolved.mode_label,
+        time_limit_s: None,
+        origin: None,
+        preflight_error: config.duplicate_error(),
+    })
+}
+
+/// `perfsanity plan <trial> [--json]`: the dry-run.
+pub fn plan(settings: &Settings, wanted: &str, json: bool) -> Outcome {
+    let (catalog, trials) = match selected_trials(settings) {
+        Ok(t) => t,
+        Err(e) => return Outcome::failure(e),
+    };
+    let spec = match find_trial(&catalog, &trials, wanted) {
+        Ok(s) => s,
+        Err(e) => return Outcome::failure(format!("perfsanity plan: {e}")),
+    };
+    match plan_trial(settings, &spec, KeyMode::ReadOnly) {
+        Ok(plan) => Outcome {
+            stdout: if json {
+                serde_json::to_string_pretty(&plan).unwrap_or_default() + "\n"
+            } else {
+                render_text(&plan)
+            },
+            stderr: String::new(),
+            ok: true,
+        },
+        Err(e) => Outcome::failure(format!("{}: {e}", spec.name)),
+    }
+}
+
+/// `perfsanity check`: validates every config (and its plan) and the test list.
+pub fn check(settings: &Settings) -> Outcome {
+    let (_, trials) = match selected_trials(settings) {
+        Ok(t) => t,
+        Err(e) => return Outcome::failure(e),
+    };
+    let mut out = String::new();
+    let mut errors = 0;
+    let mut warnings = 0;
+    let mut checked: Vec<PathBuf> = Vec::new();
+    for spec in &trials {
+        // Both trials of a stem share a config and a plan shape: check each config once,
+        // but every failing trial (unknown ids, bad lines) individually.
+        if let Some(path) = &spec.config_path {
+            if spec.preflight_error.is_none() && checked.contains(path) {
+                continue;
+            }
+            checked.push(path.clone());
+        }
+        match plan_trial(settings, spec, KeyMode::ReadOnly) {
+            Ok(plan) => {
+                out.push_str(&format!("ok     {}\n", spec.name));
+                for w in &plan.warnings {
+                    warnings += 1;
+                    out.push_str(&format!("  warning: {w}\n"));
+                }
+            }
+            Err(e) => {
+                errors += 1;
+                out.push_str(&format!("ERROR  {}\n", spec.name));
+                for line in e.to_string().lines() {
+                    out.push_str(&format!("  {line}\n"));
+                }
+            }
+        }
+    }
+    out.push_str(&format!(
+        "{} checked, {errors} error(s), {warnings} warning(s)\n",
+        checked.len().max(trials.len().min(1))
+    ));
+    Outcome {
+        stdout: out,
+        stderr: String::new(),
+        ok: errors == 0,
+    }
+}

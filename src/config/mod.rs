@@ -1,0 +1,18 @@
+//! The perf YAML model ([`PerfConfig`]) and its strict parser.
+//!
+//! Reading happens in one pass over a position-annotated YAML tree ([`crate::yaml`]): typed
+//! sections are read key by key and unknown keys are rejected; engine blocks are kept verbatim.
+//! Every problem carries the file, the key path and the line ([`ConfigError`]).
+
+pub mod env_string;
+mod error;
+mod model;
+mod parse;
+pub mod reader;
+
+pub use error::{ConfigError, Problem, Problems};
+pub use model::*;
+pub use parse::{
+    SimValidator, install_sim_validator, load_perf_config, parse_concurrency_list,
+    parse_perf_config,
+};

@@ -1,0 +1,185 @@
+//! Toolchains: which programs run the servers and the client.
+//!
+//! `trtllm` runs the real `trtllm-serve` and upstream's Python benchmark clients; `sim` runs
+//! perfsanity's embedded simulator and native client. Only the argv *prefix* differs: every
+//! argument after it is the same, so the embedded default exercises the real command lines.
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::plan::Role;
+
+/// `PERF_TOOLCHAIN` as set by the user.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ToolchainChoice {
+    /// `trtllm` when `trtllm-serve` is on `PATH`, else `sim`.
+    Auto,
+    /// Real TensorRT-LLM.
+    Trtllm,
+    /// Embedded simulator and native client.
+    Sim,
+}
+
+impl ToolchainChoice {
+    /// Parses `PERF_TOOLCHAIN` (unset or empty = auto).
+    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+        match value.map(str::trim).unwrap_or("") {
+            "" | "auto" => Ok(ToolchainChoice::Auto),
+            "trtllm" => Ok(ToolchainChoice::Trtllm),
+            "sim" => Ok(ToolchainChoice::Sim),
+            other => Err(format!(
+                "PERF_TOOLCHAIN={other:?} is not a toolchain; expected auto, trtllm or sim"
+            )),
+        }
+    }
+
+    /// The toolchain to use, given whether `trtllm-serve` is on `PATH`.
+    pub fn resolve(self, trtllm_serve_on_path: bool) -> Toolchain {
+        match self {
+            ToolchainChoice::Trtllm => Toolchain::Trtllm,
+            ToolchainChoice::Sim => Toolchain::Sim,
+            ToolchainChoice::Auto if trtllm_serve_on_path => Toolchain::Trtllm,
+            ToolchainChoice::Auto => Toolchain::Sim,
+        }
+    }
+}
+
+/// The resolved toolchain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Toolchain {
+    /// Real TensorRT-LLM.
+    Trtllm,
+    /// Embedded simulator and native client.
+    Sim,
+}
+
+impl Toolchain {
+    /// `trtllm` / `sim`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Toolchain::Trtllm => "trtllm",
+            Toolchain::Sim => "sim",
+        }
+    }
+}
+
+/// Which benchmark client a plan uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientKind {
+    /// TensorRT-LLM's `benchmark_serving` (`random` or `trtllm_custom` dataset).
+    Standard,
+    /// The external NV SA `bench_serving` client (random dataset).
+    NvSa,
+}
+
+/// The program name the runner maps to its own executable.
+pub const SELF_PROGRAM: &str = "perfsanity";
+
+/// Where upstream clones the SA client.
+pub const SA_CLIENT_SCRIPT: &str = "/tmp/bench_serving/benchmark_serving.py";
+
+/// argv prefix of a worker (up to and including `trtllm-serve`).
+pub fn worker_prefix(toolchain: Toolchain, role: Role, sim_config: Option<&Path>) -> Vec<String> {
+    match toolchain {
+        Toolchain::Trtllm => vec!["trtllm-serve".to_string()],
+        Toolchain::Sim => sim_prefix(role, sim_config),
+    }
+}
+
+/// argv prefix of the router (up to and including `disaggregated`).
+pub fn router_prefix(toolchain: Toolchain, sim_config: Option<&Path>) -> Vec<String> {
+    let mut argv = worker_prefix(toolchain, Role::DisaggServer, sim_config);
+    argv.push("disaggregated".to_string());
+    argv
+}
+
+fn sim_prefix(role: Role, sim_config: Option<&Path>) -> Vec<String> {
+    let mut argv = vec![
+        SELF_PROGRAM.to_string(),
+        "sim".to_string(),
+        "--role".to_string(),
+        role.to_string(),
+    ];
+    if let Some(path) = sim_config {
+        argv.push("--sim-config".to_string());
+        argv.push(path.display().to_string());
+    }
+    argv.push("trtllm-serve".to_string());
+    argv
+}
+
+/// argv prefix of a benchmark client.
+pub fn client_prefix(toolchain: Toolchain, kind: ClientKind) -> Vec<String> {
+    let v = |items: &[&str]| items.iter().map(|s| s.to_string()).collect();
+    match (toolchain, kind) {
+        (Toolchain::Trtllm, ClientKind::Standard) => v(&[
+            "python",
+            "-m",
+            "tensorrt_llm.serve.scripts.benchmark_serving",
+        ]),
+        (Toolchain::Trtllm, ClientKind::NvSa) => v(&["python", SA_CLIENT_SCRIPT]),
+        (Toolchain::Sim, ClientKind::Standard) => {
+            v(&[SELF_PROGRAM, "bench", "--tokenizer-fallback", "builtin"])
+        }
+        (Toolchain::Sim, ClientKind::NvSa) => v(&[
+            SELF_PROGRAM,
+            "bench",
+            "--flavor",
+            "sa",
+            "--tokenizer-fallback",
+            "builtin",
+        ]),
+    }
+}
+
+/// True when `program` is found on `path_var` (a `PATH`-style list).
+pub fn on_path(program: &str, path_var: Option<&str>) -> bool {
+    path_var
+        .map(|p| std::env::split_paths(p).any(|dir| is_executable(&dir.join(program))))
+        .unwrap_or(false)
+}
+
+fn is_executable(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn choice_and_prefixes() {
+        assert_eq!(ToolchainChoice::parse(None), Ok(ToolchainChoice::Auto));
+        assert!(ToolchainChoice::parse(Some("gpu")).is_err());
+        assert_eq!(ToolchainChoice::Auto.resolve(true), Toolchain::Trtllm);
+        assert_eq!(ToolchainChoice::Auto.resolve(false), Toolchain::Sim);
+        assert_eq!(
+            worker_prefix(
+                Toolchain::Sim,
+                Role::Gen(1),
+                Some(Path::new("/o/sim-config.json"))
+            ),
+            [
+                "perfsanity",
+                "sim",
+                "--role",
+                "GEN_1",
+                "--sim-config",
+                "/o/sim-config.json",
+                "trtllm-serve"
+            ]
+        );
+        assert_eq!(
+            router_prefix(Toolchain::Trtllm, None),
+            ["trtllm-serve", "disaggregated"]
+        );
+        assert!(!on_path("definitely-not-a-program", Some("/usr/bin:/bin")));
+        assert!(on_path("sh", Some("/usr/bin:/bin")));
+    }
+}
