@@ -139,14 +139,13 @@ impl ConfigFile {
 fn family_of(dir: &Path) -> String {
     // test_configs/<family>/perf → <family>; otherwise the folder's own name.
     let name = dir.file_name().and_then(|s| s.to_str()).unwrap_or("");
-    if name == "perf" {
-        if let Some(parent) = dir
+    if name == "perf"
+        && let Some(parent) = dir
             .parent()
             .and_then(|p| p.file_name())
             .and_then(|s| s.to_str())
-        {
-            return parent.to_string();
-        }
+    {
+        return parent.to_string();
     }
     name.to_string()
 }

@@ -96,7 +96,7 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
                 }
             }
             Err(e) => TrialSpec {
-                name: format!("{}", entry.id),
+                name: entry.id.to_string(),
                 stem: None,
                 config_path: None,
                 upload: false,

@@ -108,13 +108,13 @@ impl Settings {
                 .unwrap_or_else(|| "localhost".to_string()),
         };
         let testlist = non_empty(env.var("PERF_TESTLIST")).map(|p| absolute(project_root, &p));
-        if let Some(list) = &testlist {
-            if !list.is_file() {
-                return Err(SettingsError(format!(
-                    "PERF_TESTLIST={}: no such file",
-                    list.display()
-                )));
-            }
+        if let Some(list) = &testlist
+            && !list.is_file()
+        {
+            return Err(SettingsError(format!(
+                "PERF_TESTLIST={}: no such file",
+                list.display()
+            )));
         }
         Ok(Settings {
             project_root: project_root.to_path_buf(),

@@ -66,33 +66,34 @@ pub fn resolve(id: &str, known_stems: &[&str]) -> Result<ResolvedId, IdError> {
     match label0 {
         "disagg" | "disagg_upload" => {
             let upload = label0 == "disagg_upload";
-            if let Some((label, after)) = rest.split_once('-') {
-                if let Some(mode) = BenchmarkMode::parse(label) {
-                    if let Some((modifier, _)) = after.split_once('-') {
-                        if MODIFIERS.contains(&modifier) && !known(after) {
-                            return Err(IdError::Unsupported(format!(
-                                "test-id modifier {modifier:?} in {id:?} is not supported by \
+            if let Some((label, after)) = rest.split_once('-')
+                && let Some(mode) = BenchmarkMode::parse(label)
+            {
+                if let Some((modifier, _)) = after.split_once('-')
+                    && MODIFIERS.contains(&modifier)
+                    && !known(after)
+                {
+                    return Err(IdError::Unsupported(format!(
+                        "test-id modifier {modifier:?} in {id:?} is not supported by \
                                  perfsanity"
-                            )));
-                        }
-                    }
-                    if known(after) {
-                        if mode == BenchmarkMode::GenOnlyNoContext {
-                            return Err(IdError::Unsupported(format!(
-                                "{id:?}: gen_only_no_context is spelled \
+                    )));
+                }
+                if known(after) {
+                    if mode == BenchmarkMode::GenOnlyNoContext {
+                        return Err(IdError::Unsupported(format!(
+                            "{id:?}: gen_only_no_context is spelled \
                                  {label0_aggr}-gen_only_no_context-{after} upstream",
-                                label0_aggr = if upload { "aggr_upload" } else { "aggr" }
-                            )));
-                        }
-                        return Ok(ResolvedId {
-                            upload,
-                            stem: after.to_string(),
-                            mode_label: Some(mode),
-                        });
+                            label0_aggr = if upload { "aggr_upload" } else { "aggr" }
+                        )));
                     }
-                    if !known(rest) {
-                        return Err(no_such(after, known_stems));
-                    }
+                    return Ok(ResolvedId {
+                        upload,
+                        stem: after.to_string(),
+                        mode_label: Some(mode),
+                    });
+                }
+                if !known(rest) {
+                    return Err(no_such(after, known_stems));
                 }
             }
             if known(rest) {

@@ -212,28 +212,28 @@ pub fn parse_perf_config(text: &str, path: &Path) -> Result<PerfConfig, ConfigEr
         .filter(|n| !n.is_null())
         .cloned();
     for key in ["router_config", "ctx_router_config", "gen_router_config"] {
-        if let Some(n) = top.node(key) {
-            if !matches!(n.value, Value::Map(_) | Value::Null) {
-                p.push(
-                    key,
-                    n.line,
-                    format!("expected a mapping, found {}", describe(&n.value)),
-                );
-            }
+        if let Some(n) = top.node(key)
+            && !matches!(n.value, Value::Map(_) | Value::Null)
+        {
+            p.push(
+                key,
+                n.line,
+                format!("expected a mapping, found {}", describe(&n.value)),
+            );
         }
     }
     let server_config_extra = read_server_config_extra(top.node("server_config_extra"), &mut p);
     let sim = top.node("sim").filter(|n| !n.is_null()).cloned();
-    if let (Some(node), Some(validate)) = (&sim, sim_validator()) {
-        if let Err((key, message)) = validate(&node.to_json()) {
-            let line = line_of_path(node, &key).unwrap_or(node.line);
-            let key_path = if key.is_empty() {
-                "sim".to_string()
-            } else {
-                format!("sim.{key}")
-            };
-            p.push(&key_path, line, message);
-        }
+    if let (Some(node), Some(validate)) = (&sim, sim_validator())
+        && let Err((key, message)) = validate(&node.to_json())
+    {
+        let line = line_of_path(node, &key).unwrap_or(node.line);
+        let key_path = if key.is_empty() {
+            "sim".to_string()
+        } else {
+            format!("sim.{key}")
+        };
+        p.push(&key_path, line, message);
     }
 
     p.into_result(path)?;
@@ -309,7 +309,7 @@ fn line_of_path(node: &Node, dotted: &str) -> Option<usize> {
 
 fn read_metadata(s: &Section<'_>, p: &mut Problems) -> Option<Metadata> {
     let model_name = s.string(p, "model_name");
-    if model_name.is_none() && !s.node("model_name").is_some_and(|n| !is_unset(n)) {
+    if model_name.is_none() && s.node("model_name").is_none_or(is_unset) {
         let line = s.node("model_name").map_or(s.line(), |n| n.line);
         p.push(
             "metadata.model_name",
@@ -317,14 +317,14 @@ fn read_metadata(s: &Section<'_>, p: &mut Problems) -> Option<Metadata> {
             "required key missing; expected the model name (e.g. deepseek_r1_0528_fp4_v2)",
         );
     }
-    if let Some(n) = s.node("config_index") {
-        if !matches!(n.value, Value::Int(_) | Value::Null) {
-            p.push(
-                "metadata.config_index",
-                n.line,
-                format!("expected an integer, found {}", describe(&n.value)),
-            );
-        }
+    if let Some(n) = s.node("config_index")
+        && !matches!(n.value, Value::Int(_) | Value::Null)
+    {
+        p.push(
+            "metadata.config_index",
+            n.line,
+            format!("expected an integer, found {}", describe(&n.value)),
+        );
     }
     let _ = s.string(p, "script_file");
     let _ = s.string(p, "dataset_file");
@@ -649,17 +649,17 @@ fn read_accuracy(s: &Section<'_>, p: &mut Problems) -> Accuracy {
     let _ = s.string(p, "model");
     let _ = s.string(p, "model_args_extra");
     let _ = s.string_map(p, "env_var");
-    if let Some(tasks) = s.node("tasks") {
-        if !matches!(tasks.value, Value::Map(_) | Value::Str(_) | Value::Null) {
-            p.push(
-                "accuracy.tasks",
-                tasks.line,
-                format!(
-                    "expected a mapping of tasks (or a legacy task name), found {}",
-                    describe(&tasks.value)
-                ),
-            );
-        }
+    if let Some(tasks) = s.node("tasks")
+        && !matches!(tasks.value, Value::Map(_) | Value::Str(_) | Value::Null)
+    {
+        p.push(
+            "accuracy.tasks",
+            tasks.line,
+            format!(
+                "expected a mapping of tasks (or a legacy task name), found {}",
+                describe(&tasks.value)
+            ),
+        );
     }
     Accuracy {
         enabled: s.bool(p, "enable_accuracy_test").unwrap_or(false),
@@ -795,25 +795,25 @@ fn read_server_config_extra(node: Option<&Node>, p: &mut Problems) -> Option<Map
             );
         }
     }
-    if let Some(n) = m.get("num_workers") {
-        if n.as_i64().is_some_and(|v| v > 1) {
-            p.push(
-                "server_config_extra.num_workers",
-                n.line,
-                "num_workers > 1 selects a disaggregated server fleet, which cannot report a \
+    if let Some(n) = m.get("num_workers")
+        && n.as_i64().is_some_and(|v| v > 1)
+    {
+        p.push(
+            "server_config_extra.num_workers",
+            n.line,
+            "num_workers > 1 selects a disaggregated server fleet, which cannot report a \
                  kernel-assigned port; remove it",
-            );
-        }
+        );
     }
-    if let Some(n) = m.get("disagg_coordinator_url") {
-        if n.as_str().is_some_and(|s| !s.is_empty()) {
-            p.push(
-                "server_config_extra.disagg_coordinator_url",
-                n.line,
-                "disagg_coordinator_url selects a disaggregated server fleet, which cannot report \
+    if let Some(n) = m.get("disagg_coordinator_url")
+        && n.as_str().is_some_and(|s| !s.is_empty())
+    {
+        p.push(
+            "server_config_extra.disagg_coordinator_url",
+            n.line,
+            "disagg_coordinator_url selects a disaggregated server fleet, which cannot report \
                  a kernel-assigned port; remove it",
-            );
-        }
+        );
     }
     Some(m.clone())
 }
@@ -825,22 +825,21 @@ fn with_validator_warnings(mut c: PerfConfig) -> PerfConfig {
     let osl = c.benchmark.output_length.value;
     let get_u64 =
         |w: &WorkerSection, key: &str| w.options.get(key).and_then(Node::as_i64).map(|v| v as u64);
-    if c.hardware.num_ctx_servers > 0 {
-        if let Some(seq) = get_u64(&c.ctx_worker, "max_seq_len") {
-            if seq <= isl {
-                c.warnings.push(format!(
-                    "worker_config.ctx.max_seq_len ({seq}) should exceed the input length ({isl})"
-                ));
-            }
-        }
+    if c.hardware.num_ctx_servers > 0
+        && let Some(seq) = get_u64(&c.ctx_worker, "max_seq_len")
+        && seq <= isl
+    {
+        c.warnings.push(format!(
+            "worker_config.ctx.max_seq_len ({seq}) should exceed the input length ({isl})"
+        ));
     }
-    if let Some(seq) = get_u64(&c.gen_worker, "max_seq_len") {
-        if seq <= isl + osl {
-            c.warnings.push(format!(
-                "worker_config.gen.max_seq_len ({seq}) should exceed input + output length ({})",
-                isl + osl
-            ));
-        }
+    if let Some(seq) = get_u64(&c.gen_worker, "max_seq_len")
+        && seq <= isl + osl
+    {
+        c.warnings.push(format!(
+            "worker_config.gen.max_seq_len ({seq}) should exceed input + output length ({})",
+            isl + osl
+        ));
     }
     if let Some(bs) = c.gen_worker.max_batch_size {
         let attention_dp = c

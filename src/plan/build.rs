@@ -148,13 +148,13 @@ pub fn build_plan(
     let mut warnings = config.warnings.clone();
 
     for (name, worker) in [("ctx", &config.ctx_worker), ("gen", &config.gen_worker)] {
-        if let Some(n) = worker.options.get("num_serve_frontends") {
-            if n.as_i64().is_some_and(|v| v > 1) {
-                return Err(unsupported(format!(
-                    "worker_config.{name}.num_serve_frontends > 1 needs harness-reserved ports, \
+        if let Some(n) = worker.options.get("num_serve_frontends")
+            && n.as_i64().is_some_and(|v| v > 1)
+        {
+            return Err(unsupported(format!(
+                "worker_config.{name}.num_serve_frontends > 1 needs harness-reserved ports, \
                      which perfsanity does not implement"
-                )));
-            }
+            )));
         }
     }
 
