@@ -9,6 +9,7 @@ pub mod bench;
 pub mod catalog;
 pub mod commands;
 pub mod config;
+pub mod harness;
 pub mod outcome;
 pub mod plan;
 pub mod selection;
