@@ -164,7 +164,9 @@ pub fn parse_test_db(text: &str, path: &Path) -> Result<Testlist, TestlistError>
     let mut problems = Vec::new();
     let mut contexts = 0;
     for (key, node) in &top.entries {
-        if key.name == "version" {
+        // `version` is test-db metadata; `execution_config` is the cluster settings block of
+        // upstream's perf_test_cases.yaml (no upstream tool reads it).
+        if key.name == "version" || key.name == "execution_config" {
             continue;
         }
         contexts += 1;
@@ -185,6 +187,11 @@ pub fn parse_test_db(text: &str, path: &Path) -> Result<Testlist, TestlistError>
             }
         };
         for group in groups {
+            if let Value::Str(text) = &group.value {
+                // perf_test_cases.yaml style: a context is a plain list of ids.
+                push_line(text, group.line, &key.name, &mut entries, &mut problems);
+                continue;
+            }
             read_group(path, &key.name, group, &mut entries, &mut problems)?;
         }
     }
@@ -263,21 +270,28 @@ fn read_group(
             });
             continue;
         };
-        match parse_line(text) {
-            Ok((id, written, timeout_minutes)) => entries.push(TestlistEntry {
-                id,
-                written,
-                line: item.line,
-                timeout_minutes,
-                context: Some(context.to_string()),
-            }),
-            Err(message) => problems.push(TestlistProblem {
-                line: item.line,
-                message,
-            }),
-        }
+        push_line(text, item.line, context, entries, problems);
     }
     Ok(())
+}
+
+fn push_line(
+    text: &str,
+    line: usize,
+    context: &str,
+    entries: &mut Vec<TestlistEntry>,
+    problems: &mut Vec<TestlistProblem>,
+) {
+    match parse_line(text) {
+        Ok((id, written, timeout_minutes)) => entries.push(TestlistEntry {
+            id,
+            written,
+            line,
+            timeout_minutes,
+            context: Some(context.to_string()),
+        }),
+        Err(message) => problems.push(TestlistProblem { line, message }),
+    }
 }
 
 #[cfg(test)]

@@ -4,12 +4,14 @@
 //! sections are read key by key and unknown keys are rejected; engine blocks are kept verbatim.
 //! Every problem carries the file, the key path and the line ([`ConfigError`]).
 
+mod aggregated;
 pub mod env_string;
 mod error;
 mod model;
 mod parse;
 pub mod reader;
 
+pub use aggregated::{AggregatedConfig, AggregatedServer, parse_aggregated_config};
 pub use error::{ConfigError, Problem, Problems};
 pub use model::*;
 pub use parse::{

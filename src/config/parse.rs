@@ -149,15 +149,24 @@ pub fn parse_perf_config(text: &str, path: &Path) -> Result<PerfConfig, ConfigEr
     };
     top.finish(&mut p, TOP_KEYS);
 
-    let metadata_sec = Section::new("metadata", top.node("metadata"), &mut p);
-    let slurm_sec = Section::new("slurm", top.node("slurm"), &mut p);
-    let bench_sec = Section::new("benchmark", top.node("benchmark"), &mut p);
-    let hw_sec = Section::new("hardware", top.node("hardware"), &mut p);
-    let env_sec = Section::new("environment", top.node("environment"), &mut p);
-    let prof_sec = Section::new("profiling", top.node("profiling"), &mut p);
-    let acc_sec = Section::new("accuracy", top.node("accuracy"), &mut p);
-    let seq_sec = Section::new("sequence", top.node("sequence"), &mut p);
-    let wc_sec = Section::new("worker_config", top.node("worker_config"), &mut p);
+    let metadata_sec = Section::new("metadata", top.node("metadata"), &mut p)
+        .at_line(top.map().key("metadata").map_or(1, |k| k.line));
+    let slurm_sec = Section::new("slurm", top.node("slurm"), &mut p)
+        .at_line(top.map().key("slurm").map_or(1, |k| k.line));
+    let bench_sec = Section::new("benchmark", top.node("benchmark"), &mut p)
+        .at_line(top.map().key("benchmark").map_or(1, |k| k.line));
+    let hw_sec = Section::new("hardware", top.node("hardware"), &mut p)
+        .at_line(top.map().key("hardware").map_or(1, |k| k.line));
+    let env_sec = Section::new("environment", top.node("environment"), &mut p)
+        .at_line(top.map().key("environment").map_or(1, |k| k.line));
+    let prof_sec = Section::new("profiling", top.node("profiling"), &mut p)
+        .at_line(top.map().key("profiling").map_or(1, |k| k.line));
+    let acc_sec = Section::new("accuracy", top.node("accuracy"), &mut p)
+        .at_line(top.map().key("accuracy").map_or(1, |k| k.line));
+    let seq_sec = Section::new("sequence", top.node("sequence"), &mut p)
+        .at_line(top.map().key("sequence").map_or(1, |k| k.line));
+    let wc_sec = Section::new("worker_config", top.node("worker_config"), &mut p)
+        .at_line(top.map().key("worker_config").map_or(1, |k| k.line));
     for (sec, keys) in [
         (&metadata_sec, METADATA_KEYS),
         (&slurm_sec, SLURM_KEYS),
@@ -708,7 +717,8 @@ fn read_worker(
         }
         return Some(empty_worker(0));
     };
-    let sec = Section::new(&key_path, Some(node), p);
+    let key_line = wc.map().key(role).map_or(node.line, |k| k.line);
+    let sec = Section::new(&key_path, Some(node), p).at_line(key_line);
     if !sec.is_present() {
         return None;
     }

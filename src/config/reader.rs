@@ -46,6 +46,11 @@ impl<'a> Section<'a> {
         Section { path, map, line }
     }
 
+    /// The same section, reporting `line` (e.g. the line of its key) as its own line.
+    pub fn at_line(self, line: usize) -> Self {
+        Section { line, ..self }
+    }
+
     /// The section's mapping (empty when absent).
     pub fn map(&self) -> &'a Mapping {
         self.map.unwrap_or(&EMPTY)
