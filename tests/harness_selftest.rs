@@ -22,7 +22,7 @@ fn perf_harness() -> PathBuf {
         .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
         .filter(|m| m["target"]["name"] == "perf" && m["executable"].is_string())
         .map(|m| PathBuf::from(m["executable"].as_str().unwrap()))
-        .last()
+        .next_back()
         .expect("cargo reported the perf executable")
 }
 

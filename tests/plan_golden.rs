@@ -193,7 +193,7 @@ fn upstream_example_generated_files() {
     let file = |suffix: &str| {
         plan.files
             .iter()
-            .find(|f| f.path == PathBuf::from(format!("{tod}/{suffix}")))
+            .find(|f| f.path == format!("{tod}/{suffix}"))
             .unwrap_or_else(|| panic!("no {suffix}"))
             .content
             .clone()
