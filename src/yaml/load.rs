@@ -1,8 +1,17 @@
-//! Loading YAML text into [`Node`] trees with `saphyr` (YAML 1.2, anchors and aliases resolved,
-//! duplicate keys rejected, alias expansion bounded). Merge keys (`<<: *base`) are applied as
-//! PyYAML applies them, because upstream configs are written for PyYAML.
+//! Loading YAML text into [`Node`] trees, straight from `saphyr-parser`'s event stream (YAML 1.2
+//! core schema, anchors and aliases resolved, duplicate keys rejected, alias expansion bounded).
+//! Merge keys (`<<: *base`) are applied as PyYAML applies them, because upstream configs are
+//! written for PyYAML.
+//!
+//! Building our tree from the events directly (instead of saphyr's own tree, then converting)
+//! halves the cost of reading a config, which is what keeps `perfsanity list` over a thousand
+//! configs inside its time budget (docs/BENCHMARKS.md).
 
-use saphyr::{LoadableYamlNode, MarkedYaml, Scalar, YamlData};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use saphyr::Scalar;
+use saphyr_parser::{Event, Parser, ScanError, Span, Tag};
 
 use super::node::{Key, Mapping, Node, Value};
 
@@ -18,72 +27,258 @@ pub struct YamlError {
     pub message: String,
 }
 
+/// Most nodes aliases may expand to in one document (a "billion laughs" guard).
+const ALIAS_BUDGET: usize = 100_000;
+
 /// Parses one YAML document. An empty document gives a `Null` node.
 pub fn load_str(text: &str) -> Result<Node, YamlError> {
-    let docs = MarkedYaml::load_from_str(text).map_err(|e| YamlError {
-        line: e.marker().line(),
-        col: e.marker().col() + 1,
-        message: format!("YAML syntax error: {}", e.info()),
-    })?;
-    match docs.len() {
+    let mut builder = Builder::default();
+    for event in Parser::new_from_str(text) {
+        let (event, span) = event.map_err(scan_error)?;
+        builder.on(event, span)?;
+    }
+    match builder.docs.len() {
         0 => Ok(Node {
             value: Value::Null,
             line: 1,
             col: 1,
         }),
-        1 => convert(&docs[0]),
+        1 => Ok(builder.docs.remove(0)),
         n => Err(YamlError {
-            line: docs[1].span.start.line(),
+            line: builder.docs[1].line,
             col: 1,
             message: format!("expected a single YAML document, found {n}"),
         }),
     }
 }
 
-fn position(node: &MarkedYaml<'_>) -> (usize, usize) {
-    (node.span.start.line(), node.span.start.col() + 1)
+fn scan_error(e: ScanError) -> YamlError {
+    YamlError {
+        line: e.marker().line(),
+        col: e.marker().col() + 1,
+        message: format!("YAML syntax error: {}", e.info()),
+    }
 }
 
-fn convert(node: &MarkedYaml<'_>) -> Result<Node, YamlError> {
-    let (line, col) = position(node);
-    let err = |message: String| YamlError { line, col, message };
-    let value = match &node.data {
-        YamlData::Value(scalar) => scalar_value(scalar),
-        YamlData::Representation(text, _, _) => Value::Str(text.to_string()),
-        YamlData::Sequence(items) => {
-            Value::Seq(items.iter().map(convert).collect::<Result<_, _>>()?)
-        }
-        YamlData::Mapping(map) => {
-            let mut out = Mapping::default();
-            let mut merges = Vec::new();
-            for (k, v) in map.iter() {
-                let key_name = scalar_key(k).ok_or_else(|| YamlError {
-                    line: k.span.start.line(),
-                    col: k.span.start.col() + 1,
-                    message: "mapping keys must be scalars".to_string(),
+enum Frame {
+    Seq {
+        start: (usize, usize),
+        anchor: usize,
+        items: Vec<Node>,
+    },
+    Map {
+        start: (usize, usize),
+        anchor: usize,
+        entries: Vec<(Key, Node)>,
+        key: Option<Key>,
+        merges: Vec<Node>,
+    },
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Frame>,
+    anchors: HashMap<usize, Node>,
+    docs: Vec<Node>,
+    aliased_nodes: usize,
+}
+
+fn start(span: &Span) -> (usize, usize) {
+    (span.start.line(), span.start.col() + 1)
+}
+
+fn count_nodes(node: &Node) -> usize {
+    1 + match &node.value {
+        Value::Seq(items) => items.iter().map(count_nodes).sum(),
+        Value::Map(m) => m.entries.iter().map(|(_, v)| count_nodes(v)).sum(),
+        _ => 0,
+    }
+}
+
+impl Builder {
+    fn on(&mut self, event: Event<'_>, span: Span) -> Result<(), YamlError> {
+        let (line, col) = start(&span);
+        match event {
+            Event::Scalar(text, style, anchor, tag) => {
+                let value = scalar(text.clone(), style, tag.as_ref()).ok_or_else(|| YamlError {
+                    line,
+                    col,
+                    message: format!("invalid value {:?} for its tag", text),
                 })?;
-                if key_name == "<<" {
-                    merges.push(convert(v)?);
-                    continue;
-                }
-                out.entries.push((
-                    Key {
-                        name: key_name,
-                        line: k.span.start.line(),
+                self.complete(Node { value, line, col }, anchor, Some(text.into_owned()))
+            }
+            Event::SequenceStart(anchor, _) => {
+                self.stack.push(Frame::Seq {
+                    start: (line, col),
+                    anchor,
+                    items: Vec::new(),
+                });
+                Ok(())
+            }
+            Event::MappingStart(anchor, _) => {
+                self.stack.push(Frame::Map {
+                    start: (line, col),
+                    anchor,
+                    entries: Vec::new(),
+                    key: None,
+                    merges: Vec::new(),
+                });
+                Ok(())
+            }
+            Event::SequenceEnd => match self.stack.pop() {
+                Some(Frame::Seq {
+                    start: (line, col),
+                    anchor,
+                    items,
+                }) => self.complete(
+                    Node {
+                        value: Value::Seq(items),
+                        line,
+                        col,
                     },
-                    convert(v)?,
-                ));
+                    anchor,
+                    None,
+                ),
+                _ => Err(YamlError {
+                    line,
+                    col,
+                    message: "unbalanced sequence end".to_string(),
+                }),
+            },
+            Event::MappingEnd => match self.stack.pop() {
+                Some(Frame::Map {
+                    start: (line, col),
+                    anchor,
+                    entries,
+                    merges,
+                    ..
+                }) => {
+                    let mut map = Mapping { entries };
+                    for merge in merges {
+                        apply_merge(&mut map, merge)?;
+                    }
+                    self.complete(
+                        Node {
+                            value: Value::Map(map),
+                            line,
+                            col,
+                        },
+                        anchor,
+                        None,
+                    )
+                }
+                _ => Err(YamlError {
+                    line,
+                    col,
+                    message: "unbalanced mapping end".to_string(),
+                }),
+            },
+            Event::Alias(id) => {
+                let Some(target) = self.anchors.get(&id) else {
+                    return Err(YamlError {
+                        line,
+                        col,
+                        message: "alias refers to an unknown anchor".to_string(),
+                    });
+                };
+                self.aliased_nodes += count_nodes(target);
+                if self.aliased_nodes > ALIAS_BUDGET {
+                    return Err(YamlError {
+                        line,
+                        col,
+                        message: format!(
+                            "aliases expand to more than {ALIAS_BUDGET} nodes; refusing to load"
+                        ),
+                    });
+                }
+                let mut node = target.clone();
+                node.line = line;
+                node.col = col;
+                self.complete(node, 0, None)
             }
-            for merge in merges {
-                apply_merge(&mut out, merge)?;
-            }
-            Value::Map(out)
+            Event::StreamStart
+            | Event::StreamEnd
+            | Event::DocumentStart(_)
+            | Event::DocumentEnd
+            | Event::Nothing => Ok(()),
         }
-        YamlData::Tagged(_, inner) => return convert(inner),
-        YamlData::Alias(_) => return Err(err("alias refers to an unknown anchor".to_string())),
-        YamlData::BadValue => return Err(err("invalid YAML value".to_string())),
-    };
-    Ok(Node { value, line, col })
+    }
+
+    /// A node is finished: register its anchor and hand it to its parent.
+    fn complete(
+        &mut self,
+        node: Node,
+        anchor: usize,
+        scalar_text: Option<String>,
+    ) -> Result<(), YamlError> {
+        if anchor > 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+        match self.stack.last_mut() {
+            None => {
+                self.docs.push(node);
+                Ok(())
+            }
+            Some(Frame::Seq { items, .. }) => {
+                items.push(node);
+                Ok(())
+            }
+            Some(Frame::Map {
+                entries,
+                key,
+                merges,
+                ..
+            }) => match key.take() {
+                None => {
+                    let Some(name) = scalar_text
+                        .filter(|_| !matches!(node.value, Value::Seq(_) | Value::Map(_)))
+                    else {
+                        return Err(YamlError {
+                            line: node.line,
+                            col: node.col,
+                            message: "mapping keys must be scalars".to_string(),
+                        });
+                    };
+                    if name != "<<" && entries.iter().any(|(k, _)| k.name == name) {
+                        return Err(YamlError {
+                            line: node.line,
+                            col: node.col,
+                            message: format!("duplicated key in mapping: {name:?}"),
+                        });
+                    }
+                    *key = Some(Key {
+                        name,
+                        line: node.line,
+                    });
+                    Ok(())
+                }
+                Some(k) if k.name == "<<" => {
+                    merges.push(node);
+                    Ok(())
+                }
+                Some(k) => {
+                    entries.push((k, node));
+                    Ok(())
+                }
+            },
+        }
+    }
+}
+
+fn scalar(
+    text: Cow<'_, str>,
+    style: saphyr_parser::ScalarStyle,
+    tag: Option<&Cow<'_, Tag>>,
+) -> Option<Value> {
+    Some(
+        match Scalar::parse_from_cow_and_metadata(text, style, tag)? {
+            Scalar::Null => Value::Null,
+            Scalar::Boolean(b) => Value::Bool(b),
+            Scalar::Integer(i) => Value::Int(i),
+            Scalar::FloatingPoint(f) => Value::Float(f.into_inner()),
+            Scalar::String(s) => Value::Str(s.into_owned()),
+        },
+    )
 }
 
 fn apply_merge(target: &mut Mapping, merge: Node) -> Result<(), YamlError> {
@@ -124,29 +319,6 @@ fn apply_merge(target: &mut Mapping, merge: Node) -> Result<(), YamlError> {
     Ok(())
 }
 
-fn scalar_value(scalar: &Scalar<'_>) -> Value {
-    match scalar {
-        Scalar::Null => Value::Null,
-        Scalar::Boolean(b) => Value::Bool(*b),
-        Scalar::Integer(i) => Value::Int(*i),
-        Scalar::FloatingPoint(f) => Value::Float(f.into_inner()),
-        Scalar::String(s) => Value::Str(s.to_string()),
-    }
-}
-
-fn scalar_key(node: &MarkedYaml<'_>) -> Option<String> {
-    match &node.data {
-        YamlData::Value(Scalar::String(s)) => Some(s.to_string()),
-        YamlData::Value(Scalar::Integer(i)) => Some(i.to_string()),
-        YamlData::Value(Scalar::Boolean(b)) => Some(b.to_string()),
-        YamlData::Value(Scalar::FloatingPoint(f)) => Some(f.to_string()),
-        YamlData::Value(Scalar::Null) => Some("null".to_string()),
-        YamlData::Representation(text, _, _) => Some(text.to_string()),
-        YamlData::Tagged(_, inner) => scalar_key(inner),
-        _ => None,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,9 +329,10 @@ mod tests {
         let m = n.as_map().unwrap();
         let keys: Vec<_> = m.iter().map(|(k, _)| k).collect();
         assert_eq!(keys, ["b", "a", "c"]);
-        assert_eq!(m.get("a").unwrap().value, m.get("b").unwrap().value);
+        assert_eq!(m.get("a").unwrap().to_json(), m.get("b").unwrap().to_json());
         assert!(m.get("c").unwrap().is_null());
         assert_eq!(m.get("a").unwrap().line, 4);
+        assert_eq!(m.key("c").unwrap().line, 5);
     }
 
     #[test]
@@ -177,11 +350,31 @@ mod tests {
         let e = load_str("a: 1\na: 2\n").unwrap_err();
         assert_eq!(e.line, 2);
         assert!(e.message.contains("duplicated key"), "{e}");
+        let e = load_str("a: *nope\n").unwrap_err();
+        assert_eq!(e.line, 1, "{e}");
+        let e = load_str("? [a]\n: 1\n").unwrap_err();
+        assert!(e.message.contains("keys must be scalars"), "{e}");
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..8 {
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n",
+                p = i - 1
+            ));
+        }
+        let e = load_str(&text).unwrap_err();
+        assert!(e.message.contains("aliases expand"), "{e}");
     }
 
     #[test]
     fn yaml_12_scalars() {
-        let n = load_str("t: 02:00:00\nf: 0.9\ni: 7\nb: true\ns: '1024'\nl: 1 2 4\n").unwrap();
+        let n = load_str(
+            "t: 02:00:00\nf: 0.9\ni: 7\nb: true\ns: '1024'\nl: 1 2 4\nn: null\ntagged: !!str 5\n1: int key\n",
+        )
+        .unwrap();
         let m = n.as_map().unwrap();
         assert_eq!(m.get("t").unwrap().as_str(), Some("02:00:00"));
         assert_eq!(m.get("f").unwrap().as_f64(), Some(0.9));
@@ -189,5 +382,10 @@ mod tests {
         assert_eq!(m.get("b").unwrap().as_bool(), Some(true));
         assert_eq!(m.get("s").unwrap().as_str(), Some("1024"));
         assert_eq!(m.get("l").unwrap().as_str(), Some("1 2 4"));
+        assert!(m.get("n").unwrap().is_null());
+        assert_eq!(m.get("tagged").unwrap().as_str(), Some("5"));
+        assert_eq!(m.get("1").unwrap().as_str(), Some("int key"));
+        assert_eq!(load_str("").unwrap().value, Value::Null);
+        assert!(load_str("a: 1\n---\nb: 2\n").is_err());
     }
 }
