@@ -13,6 +13,7 @@
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -529,6 +530,7 @@ async fn generation_phase(
         inner: Box::pin(response.bytes_stream()),
         url,
         phase: RelayPhase::Streaming,
+        abort_timer: None,
         state: st,
     };
     Response::builder()
@@ -553,12 +555,17 @@ enum RelayPhase {
     Done,
 }
 
+/// Pause between the error event and aborting the body, so the event is flushed to the client
+/// before the connection is torn down.
+const ABORT_DELAY: Duration = Duration::from_millis(20);
+
 /// Relays a generation worker's SSE body; a broken upstream becomes one error event followed
 /// by an aborted body, so clients fail the request instead of waiting.
 struct RelayStream {
     inner: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
     url: String,
     phase: RelayPhase,
+    abort_timer: Option<Pin<Box<tokio::time::Sleep>>>,
     state: Arc<RouterState>,
 }
 
@@ -570,6 +577,12 @@ impl Stream for RelayStream {
         match this.phase {
             RelayPhase::Done => return Poll::Ready(None),
             RelayPhase::Failed => {
+                let timer = this
+                    .abort_timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(ABORT_DELAY)));
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
                 this.phase = RelayPhase::Done;
                 return Poll::Ready(Some(Err(std::io::Error::other(format!(
                     "generation server {} failed mid-stream",
