@@ -24,7 +24,12 @@ struct Graph {
     router: Worker,
 }
 
-fn graph(num_ctx: usize, num_gen: usize, sim: serde_json::Value, router_env: &[(&str, &str)]) -> Graph {
+fn graph(
+    num_ctx: usize,
+    num_gen: usize,
+    sim: serde_json::Value,
+    router_env: &[(&str, &str)],
+) -> Graph {
     graph_with(num_ctx, num_gen, sim, router_env, &[], "k1")
 }
 
@@ -41,16 +46,36 @@ fn graph_with(
     let ctx_engine = write_engine_config(dir.path(), "ctx.yml", CTX_ENGINE);
     let gen_engine = write_engine_config(dir.path(), "gen.yml", GEN_ENGINE);
     let ctx: Vec<Worker> = (0..num_ctx)
-        .map(|i| start_worker(dir.path(), &format!("CTX_{i}"), "m", &ctx_engine, Some(&sim), &[]))
+        .map(|i| {
+            start_worker(
+                dir.path(),
+                &format!("CTX_{i}"),
+                "m",
+                &ctx_engine,
+                Some(&sim),
+                &[],
+            )
+        })
         .collect();
     let gens: Vec<Worker> = (0..num_gen)
-        .map(|i| start_worker(dir.path(), &format!("GEN_{i}"), "m", &gen_engine, Some(&sim), gen_env))
+        .map(|i| {
+            start_worker(
+                dir.path(),
+                &format!("GEN_{i}"),
+                "m",
+                &gen_engine,
+                Some(&sim),
+                gen_env,
+            )
+        })
         .collect();
     let ctx_urls: Vec<&str> = ctx.iter().map(|w| w.addr.as_str()).collect();
     let gen_urls: Vec<&str> = gens.iter().map(|w| w.addr.as_str()).collect();
     let config = write_server_config(dir.path(), &ctx_urls, &gen_urls, router_key);
     let mut router = start_router(dir.path(), &config, Some(&sim), router_env);
-    router.process.wait_healthy(&router.addr, Duration::from_secs(20));
+    router
+        .process
+        .wait_healthy(&router.addr, Duration::from_secs(20));
     Graph {
         _dir: dir,
         ctx,
@@ -91,9 +116,12 @@ fn router_health_waits_for_every_worker() {
         .unwrap()
         .status();
     assert_eq!(status, 503, "the generation worker is still loading");
-    genw.process.wait_healthy(&genw.addr, Duration::from_secs(20));
+    genw.process
+        .wait_healthy(&genw.addr, Duration::from_secs(20));
     let mut router = router;
-    router.process.wait_healthy(&router.addr, Duration::from_secs(20));
+    router
+        .process
+        .wait_healthy(&router.addr, Duration::from_secs(20));
 }
 
 #[test]
@@ -124,7 +152,10 @@ fn two_step_requests_stream_through_the_router() {
                 "max_tokens": 4, "stream": true}),
     );
     assert!(chat.done(), "{}", chat.raw);
-    assert_eq!(chat.json_events()[0]["choices"][0]["delta"]["role"], "assistant");
+    assert_eq!(
+        chat.json_events()[0]["choices"][0]["delta"]["role"],
+        "assistant"
+    );
     assert_eq!(chat.text().split_whitespace().count(), 4);
 
     let full: serde_json::Value = client
@@ -137,7 +168,11 @@ fn two_step_requests_stream_through_the_router() {
     assert_eq!(full["usage"]["completion_tokens"], 3);
     assert_eq!(full["usage"]["prompt_tokens"], 3);
     assert_eq!(
-        full["choices"][0]["text"].as_str().unwrap().split_whitespace().count(),
+        full["choices"][0]["text"]
+            .as_str()
+            .unwrap()
+            .split_whitespace()
+            .count(),
         3
     );
 }
@@ -158,7 +193,11 @@ fn round_robin_across_workers() {
         assert_eq!(metrics_tokens(w), 2, "each context worker got 2 requests");
     }
     for w in &g.gens {
-        assert_eq!(metrics_tokens(w), 10, "each generation worker got 2 requests");
+        assert_eq!(
+            metrics_tokens(w),
+            10,
+            "each generation worker got 2 requests"
+        );
     }
 }
 
@@ -195,8 +234,11 @@ fn gen_only_benchmark_mode_skips_context_servers() {
         Some(&sim),
         &[("TRTLLM_DISAGG_BENCHMARK_GEN_ONLY", "1")],
     );
-    genw.process.wait_healthy(&genw.addr, Duration::from_secs(20));
-    router.process.wait_healthy(&router.addr, Duration::from_secs(20));
+    genw.process
+        .wait_healthy(&genw.addr, Duration::from_secs(20));
+    router
+        .process
+        .wait_healthy(&router.addr, Duration::from_secs(20));
     let r = post_sse(
         &http(),
         &router.addr,
@@ -209,7 +251,12 @@ fn gen_only_benchmark_mode_skips_context_servers() {
     // Upstream hard-codes first_gen_tokens = [7]: the first streamed token is t7.
     assert_eq!(events[0]["choices"][0]["text"], " t7");
     assert_eq!(events.last().unwrap()["usage"]["completion_tokens"], 6);
-    assert!(router.process.log_text().contains("context servers skipped"));
+    assert!(
+        router
+            .process
+            .log_text()
+            .contains("context servers skipped")
+    );
 }
 
 #[test]
@@ -235,8 +282,11 @@ fn req_queues_size_gate_holds_decoding_until_the_batch_is_full() {
         Some(&sim),
         &[("TRTLLM_DISAGG_BENCHMARK_GEN_ONLY", "1")],
     );
-    genw.process.wait_healthy(&genw.addr, Duration::from_secs(20));
-    router.process.wait_healthy(&router.addr, Duration::from_secs(20));
+    genw.process
+        .wait_healthy(&genw.addr, Duration::from_secs(20));
+    router
+        .process
+        .wait_healthy(&router.addr, Duration::from_secs(20));
     let addr = router.addr.clone();
     let send = move |delay_ms: u64| {
         let addr = addr.clone();
@@ -297,7 +347,11 @@ fn a_worker_dying_mid_stream_becomes_a_clean_error() {
         "/v1/completions",
         &json!({"model": "m", "prompt": [1], "max_tokens": 2, "stream": true}),
     );
-    assert!(short.done(), "the request that triggers the crash completes: {}", short.raw);
+    assert!(
+        short.done(),
+        "the request that triggers the crash completes: {}",
+        short.raw
+    );
     let (elapsed, r) = long.join().unwrap();
     assert!(elapsed < Duration::from_secs(5), "not hung: {elapsed:?}");
     assert_eq!(r.status, 200);
@@ -305,8 +359,17 @@ fn a_worker_dying_mid_stream_becomes_a_clean_error() {
     assert!(r.error.is_some(), "the body is aborted: {}", r.raw);
     let last = r.events.last().unwrap().json();
     assert_eq!(last["object"], "error");
-    assert!(last["message"].as_str().unwrap().contains("failed mid-stream"), "{last}");
-    let status = g.gens[0].process.wait_timeout(Duration::from_secs(5)).unwrap();
+    assert!(
+        last["message"]
+            .as_str()
+            .unwrap()
+            .contains("failed mid-stream"),
+        "{last}"
+    );
+    let status = g.gens[0]
+        .process
+        .wait_timeout(Duration::from_secs(5))
+        .unwrap();
     assert_eq!(status.code(), Some(1));
     // Later requests fail fast with a JSON error instead of hanging.
     let after = http()
@@ -316,7 +379,13 @@ fn a_worker_dying_mid_stream_becomes_a_clean_error() {
         .unwrap();
     assert_eq!(after.status(), 502);
     let body: serde_json::Value = after.json().unwrap();
-    assert!(body["message"].as_str().unwrap().contains("generation server"), "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("generation server"),
+        "{body}"
+    );
     let health = http()
         .get(format!("http://{}/health", g.router.addr))
         .send()

@@ -35,9 +35,21 @@ fn exit_at_start_exits_before_reporting() {
         dir.path(),
         "CTX_0",
         &[
-            "sim", "--role", "CTX_0", "--sim-config", sim.to_str().unwrap(), "trtllm-serve", "m",
-            "--config", engine.to_str().unwrap(), "--host", "127.0.0.1", "--port", "0",
-            "--report_addr", report.to_str().unwrap(),
+            "sim",
+            "--role",
+            "CTX_0",
+            "--sim-config",
+            sim.to_str().unwrap(),
+            "trtllm-serve",
+            "m",
+            "--config",
+            engine.to_str().unwrap(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--report_addr",
+            report.to_str().unwrap(),
         ],
         &[],
     );
@@ -50,12 +62,22 @@ fn exit_at_start_exits_before_reporting() {
         dir.path(),
         "DISAGG_SERVER",
         &[
-            "sim", "--role", "DISAGG_SERVER", "--sim-config", sim.to_str().unwrap(),
-            "trtllm-serve", "disaggregated", "-c", config.to_str().unwrap(),
+            "sim",
+            "--role",
+            "DISAGG_SERVER",
+            "--sim-config",
+            sim.to_str().unwrap(),
+            "trtllm-serve",
+            "disaggregated",
+            "-c",
+            config.to_str().unwrap(),
         ],
         &[],
     );
-    assert_eq!(r.wait_timeout(Duration::from_secs(10)).unwrap().code(), Some(4));
+    assert_eq!(
+        r.wait_timeout(Duration::from_secs(10)).unwrap().code(),
+        Some(4)
+    );
 }
 
 #[test]
@@ -83,12 +105,15 @@ fn never_ready_keeps_health_at_503() {
     let (dir, sim, engine) = setup(json!({"latency": {"load_delay_ms": 50},
                                           "faults": {"GEN_0": {"never_ready": true},
                                                      "DISAGG_SERVER": {"never_ready": true}}}));
-    let mut w = start_worker(dir.path(), "GEN_0", "m", &engine, Some(&sim), &[]);
+    let w = start_worker(dir.path(), "GEN_0", "m", &engine, Some(&sim), &[]);
     let mut ctx = start_worker(dir.path(), "CTX_0", "m", &engine, Some(&sim), &[]);
     ctx.process.wait_healthy(&ctx.addr, Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(400));
     let client = http();
-    let health = client.get(format!("http://{}/health", w.addr)).send().unwrap();
+    let health = client
+        .get(format!("http://{}/health", w.addr))
+        .send()
+        .unwrap();
     assert_eq!(health.status(), 503);
     let info: serde_json::Value = client
         .get(format!("http://{}/server_info", w.addr))
@@ -100,15 +125,10 @@ fn never_ready_keeps_health_at_503() {
     assert!(w.process.log_text().contains("never_ready"));
 
     // The router is itself never ready, even with healthy workers behind it.
-    let mut healthy_gen = start_worker(
-        dir.path(),
-        "GEN_1",
-        "m",
-        &engine,
-        Some(&sim),
-        &[],
-    );
-    healthy_gen.process.wait_healthy(&healthy_gen.addr, Duration::from_secs(20));
+    let mut healthy_gen = start_worker(dir.path(), "GEN_1", "m", &engine, Some(&sim), &[]);
+    healthy_gen
+        .process
+        .wait_healthy(&healthy_gen.addr, Duration::from_secs(20));
     let config = write_server_config(dir.path(), &[&ctx.addr], &[&healthy_gen.addr], "k");
     let router = start_router(dir.path(), &config, Some(&sim), &[]);
     std::thread::sleep(Duration::from_millis(600));
@@ -141,7 +161,10 @@ fn stall_after_tokens_freezes_the_stream_but_not_the_process() {
     assert!(r.error.is_some(), "the client timed out waiting");
     assert_eq!(r.text().split_whitespace().count(), 5, "{}", r.raw);
     assert!(w.process.try_wait().is_none());
-    let health = http().get(format!("http://{}/health", w.addr)).send().unwrap();
+    let health = http()
+        .get(format!("http://{}/health", w.addr))
+        .send()
+        .unwrap();
     assert_eq!(health.status(), 200, "a hung engine still answers /health");
     assert!(w.process.log_text().contains("stall_after_tokens=5"));
 }
@@ -153,7 +176,9 @@ fn http_500_every_fails_every_nth_request_on_workers_and_router() {
                                                      "DISAGG_SERVER": {"http_500_every": 3}}}));
     let mut w = start_worker(dir.path(), "GEN_0", "m", &engine, Some(&sim), &[]);
     w.process.wait_healthy(&w.addr, Duration::from_secs(20));
-    let codes: Vec<u16> = (0..4).map(|_| complete(&w.addr).status().as_u16()).collect();
+    let codes: Vec<u16> = (0..4)
+        .map(|_| complete(&w.addr).status().as_u16())
+        .collect();
     assert_eq!(codes, vec![200, 500, 200, 500]);
     let body: serde_json::Value = complete(&w.addr).json().unwrap();
     assert_eq!(body["object"], "text_completion", "5th is fine: {body}");
@@ -164,11 +189,16 @@ fn http_500_every_fails_every_nth_request_on_workers_and_router() {
     let mut ctx = start_worker(dir.path(), "CTX_0", "m", &engine, Some(&sim), &[]);
     let mut gen1 = start_worker(dir.path(), "GEN_1", "m", &engine, Some(&sim), &[]);
     ctx.process.wait_healthy(&ctx.addr, Duration::from_secs(20));
-    gen1.process.wait_healthy(&gen1.addr, Duration::from_secs(20));
+    gen1.process
+        .wait_healthy(&gen1.addr, Duration::from_secs(20));
     let config = write_server_config(dir.path(), &[&ctx.addr], &[&gen1.addr], "k");
     let mut router = start_router(dir.path(), &config, Some(&sim), &[]);
-    router.process.wait_healthy(&router.addr, Duration::from_secs(20));
-    let codes: Vec<u16> = (0..3).map(|_| complete(&router.addr).status().as_u16()).collect();
+    router
+        .process
+        .wait_healthy(&router.addr, Duration::from_secs(20));
+    let codes: Vec<u16> = (0..3)
+        .map(|_| complete(&router.addr).status().as_u16())
+        .collect();
     assert_eq!(codes, vec![200, 200, 500]);
 }
 
@@ -179,10 +209,13 @@ fn router_exit_after_requests() {
     let mut ctx = start_worker(dir.path(), "CTX_0", "m", &engine, Some(&sim), &[]);
     let mut gen0 = start_worker(dir.path(), "GEN_0", "m", &engine, Some(&sim), &[]);
     ctx.process.wait_healthy(&ctx.addr, Duration::from_secs(20));
-    gen0.process.wait_healthy(&gen0.addr, Duration::from_secs(20));
+    gen0.process
+        .wait_healthy(&gen0.addr, Duration::from_secs(20));
     let config = write_server_config(dir.path(), &[&ctx.addr], &[&gen0.addr], "k");
     let mut router = start_router(dir.path(), &config, Some(&sim), &[]);
-    router.process.wait_healthy(&router.addr, Duration::from_secs(20));
+    router
+        .process
+        .wait_healthy(&router.addr, Duration::from_secs(20));
     assert_eq!(complete(&router.addr).status(), 200);
     let status = router.process.wait_timeout(Duration::from_secs(5)).unwrap();
     assert_eq!(status.code(), Some(1));
@@ -206,7 +239,10 @@ fn malformed_sim_config_is_rejected_with_the_key_path() {
             ])
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stderr).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     };
     let (code, err) = run(r#"{"latency": {"step_bas_ms": 1}}"#);
     assert_eq!(code, Some(2));

@@ -68,7 +68,14 @@ struct Run {
     output: String,
 }
 
-fn run_aiperf(bin: &Path, dir: &Path, tag: &str, url: &str, tokenizer: &Path, extra: &[&str]) -> Run {
+fn run_aiperf(
+    bin: &Path,
+    dir: &Path,
+    tag: &str,
+    url: &str,
+    tokenizer: &Path,
+    extra: &[&str],
+) -> Run {
     let artifacts = dir.join(format!("aiperf-{tag}"));
     let log = dir.join(format!("aiperf-{tag}.log"));
     let out = std::fs::File::create(&log).unwrap();
@@ -124,7 +131,10 @@ fn run_aiperf(bin: &Path, dir: &Path, tag: &str, url: &str, tokenizer: &Path, ex
                 libc::kill(-(child.id() as i32), libc::SIGKILL);
             }
             let _ = child.wait();
-            panic!("aiperf did not finish in 300 s; log:\n{}", std::fs::read_to_string(&log).unwrap());
+            panic!(
+                "aiperf did not finish in 300 s; log:\n{}",
+                std::fs::read_to_string(&log).unwrap()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     };
@@ -177,7 +187,9 @@ fn aiperf_runs_clean_against_the_simulated_router() {
     }
     let config = write_server_config(dir.path(), &[&ctx.addr], &[&gen0.addr, &gen1.addr], "k");
     let mut router = start_router(dir.path(), &config, Some(&sim), &[]);
-    router.process.wait_healthy(&router.addr, Duration::from_secs(20));
+    router
+        .process
+        .wait_healthy(&router.addr, Duration::from_secs(20));
     let tokenizer = synthetic_hf_tokenizer(dir.path());
     let url = format!("http://{}", router.addr);
 
@@ -190,7 +202,14 @@ fn aiperf_runs_clean_against_the_simulated_router() {
         &["--endpoint-type", "completions"],
     );
     assert_clean(&completions, 64.0, 32.0);
-    let chat = run_aiperf(&bin, dir.path(), "chat", &url, &tokenizer, &["--endpoint-type", "chat"]);
+    let chat = run_aiperf(
+        &bin,
+        dir.path(),
+        "chat",
+        &url,
+        &tokenizer,
+        &["--endpoint-type", "chat"],
+    );
     assert_clean(&chat, 64.0, 32.0);
 
     // The graph really served them: every worker still healthy, iteration logs written.

@@ -29,7 +29,10 @@ fn report_addr_then_not_ready_then_ready() {
     let mut w = start_worker(dir.path(), "CTX_0", "some-model", &engine, Some(&sim), &[]);
     let addr_file = dir.path().join("hostnames/CTX_0.txt");
     let text = std::fs::read_to_string(&addr_file).unwrap();
-    assert!(text.starts_with("127.0.0.1:") && text.ends_with('\n'), "{text:?}");
+    assert!(
+        text.starts_with("127.0.0.1:") && text.ends_with('\n'),
+        "{text:?}"
+    );
     assert!(!w.addr.ends_with(":0"));
     let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("hostnames"))
         .unwrap()
@@ -37,7 +40,10 @@ fn report_addr_then_not_ready_then_ready() {
         .collect();
     assert_eq!(leftovers.len(), 1, "no temp files left: {leftovers:?}");
     let client = http();
-    let early = client.get(format!("http://{}/health", w.addr)).send().unwrap();
+    let early = client
+        .get(format!("http://{}/health", w.addr))
+        .send()
+        .unwrap();
     assert_eq!(early.status(), 503, "health before the load delay");
     let early_req = client
         .post(format!("http://{}/v1/completions", w.addr))
@@ -89,7 +95,11 @@ fn streaming_completions_follow_stream_interval_and_report_usage() {
                       "ignore_eos": true});
     let r = post_sse(&client, &w.addr, "/v1/completions", &body);
     assert_eq!(r.status, 200);
-    assert!(r.content_type.starts_with("text/event-stream"), "{}", r.content_type);
+    assert!(
+        r.content_type.starts_with("text/event-stream"),
+        "{}",
+        r.content_type
+    );
     assert!(r.done(), "ends with [DONE]: {}", r.raw);
     assert!(r.error.is_none());
     let events = r.json_events();
@@ -144,7 +154,11 @@ fn chat_and_non_streaming_responses() {
     let r = post_sse(&client, &w.addr, "/v1/chat/completions", &body);
     assert_eq!(r.status, 200);
     assert!(r.done(), "{}", r.raw);
-    assert!(r.raw.starts_with("data: {") && r.raw.contains("]} \n\n"), "{}", r.raw);
+    assert!(
+        r.raw.starts_with("data: {") && r.raw.contains("]} \n\n"),
+        "{}",
+        r.raw
+    );
     let events = r.json_events();
     assert_eq!(events[0]["choices"][0]["delta"]["role"], "assistant");
     assert_eq!(events[0]["object"], "chat.completion.chunk");
@@ -156,8 +170,10 @@ fn chat_and_non_streaming_responses() {
 
     let full: serde_json::Value = client
         .post(format!("http://{}/v1/chat/completions", w.addr))
-        .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
-                      "max_tokens": 5}))
+        .json(
+            &json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                      "max_tokens": 5}),
+        )
         .send()
         .unwrap()
         .json()
@@ -268,7 +284,11 @@ fn iteration_log_lines_match_upstream_regexes() {
         .collect();
     // 2 requests × (1 prefill + 11 decode iterations) + 1 idle iteration between them.
     assert_eq!(lines.len(), 25, "{log}");
-    assert!(lines[0].contains("prev_device_step_time = N/A"), "{}", lines[0]);
+    assert!(
+        lines[0].contains("prev_device_step_time = N/A"),
+        "{}",
+        lines[0]
+    );
     let mut last_iter = None;
     let mut idle = 0;
     let mut device_times = Vec::new();
@@ -287,7 +307,10 @@ fn iteration_log_lines_match_upstream_regexes() {
             device_times.push(c[2].parse::<f64>().unwrap());
         }
     }
-    assert_eq!(idle, 1, "one idle iteration while waiting for the 2nd request");
+    assert_eq!(
+        idle, 1,
+        "one idle iteration while waiting for the 2nd request"
+    );
     // The idle iteration's length shows up as the next line's device time (nvbug 6627789
     // shape); every other device time is the configured 3 ms step.
     let long: Vec<_> = device_times.iter().filter(|t| **t > 50.0).collect();
@@ -318,8 +341,10 @@ fn hugging_face_tokenizer_is_used_when_the_model_dir_has_one() {
     w.process.wait_healthy(&w.addr, Duration::from_secs(20));
     let full: serde_json::Value = http()
         .post(format!("http://{}/v1/completions", w.addr))
-        .json(&json!({"model": "tiny-model", "prompt": "the quick brown fox jumps",
-                      "max_tokens": 4}))
+        .json(
+            &json!({"model": "tiny-model", "prompt": "the quick brown fox jumps",
+                      "max_tokens": 4}),
+        )
         .send()
         .unwrap()
         .json()
@@ -362,7 +387,11 @@ fn sigterm_stops_the_worker_within_one_second_even_mid_stream() {
         .process
         .wait_timeout(Duration::from_secs(5))
         .expect("worker exits after SIGTERM");
-    assert!(sent.elapsed() < Duration::from_secs(1), "{:?}", sent.elapsed());
+    assert!(
+        sent.elapsed() < Duration::from_secs(1),
+        "{:?}",
+        sent.elapsed()
+    );
     assert!(status.success(), "{status}");
     let r = reader.join().unwrap();
     assert!(!r.done(), "the long stream was cut, not completed");
@@ -391,7 +420,13 @@ fn command_line_errors_are_clear() {
     let out = run(&["sim", "trtllm-serve", "m", "--port", "0"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--report_addr"));
-    let out = run(&["sim", "trtllm-serve", "m", "--metadata_server_config_file", "x"]);
+    let out = run(&[
+        "sim",
+        "trtllm-serve",
+        "m",
+        "--metadata_server_config_file",
+        "x",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not supported by the simulator"));
     let out = run(&["sim", "--role", "WORKER", "trtllm-serve", "m"]);
@@ -402,11 +437,23 @@ fn command_line_errors_are_clear() {
     std::fs::write(&bad, "max_batch_size: many\n").unwrap();
     let report = dir.path().join("a.txt");
     let out = run(&[
-        "sim", "trtllm-serve", "m", "--config", bad.to_str().unwrap(), "--host", "127.0.0.1",
-        "--port", "0", "--report_addr", report.to_str().unwrap(),
+        "sim",
+        "trtllm-serve",
+        "m",
+        "--config",
+        bad.to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--report_addr",
+        report.to_str().unwrap(),
     ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("engine.yml") && stderr.contains("max_batch_size"), "{stderr}");
+    assert!(
+        stderr.contains("engine.yml") && stderr.contains("max_batch_size"),
+        "{stderr}"
+    );
     assert!(!report.exists());
 }

@@ -51,9 +51,11 @@ pub fn verify(
         return Ok(());
     }
     let Some(key) = key else {
-        return Err("Protected disaggregated request fields require authenticated \
+        return Err(
+            "Protected disaggregated request fields require authenticated \
                     disaggregated request forwarding"
-            .into());
+                .into(),
+        );
     };
     let expected = sign(key, encoded_opaque_state, ctx_info_endpoint);
     match header {

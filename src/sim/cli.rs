@@ -83,7 +83,11 @@ pub struct ServeCli {
     #[arg(long = "tensor_parallel_size", alias = "tp_size", default_value_t = 1)]
     pub tensor_parallel_size: u64,
     /// Pipeline parallel size.
-    #[arg(long = "pipeline_parallel_size", alias = "pp_size", default_value_t = 1)]
+    #[arg(
+        long = "pipeline_parallel_size",
+        alias = "pp_size",
+        default_value_t = 1
+    )]
     pub pipeline_parallel_size: u64,
     /// Context parallel size.
     #[arg(long = "context_parallel_size", alias = "cp_size", default_value_t = 1)]
@@ -156,7 +160,10 @@ pub struct ServeCli {
 
 /// `trtllm-serve disaggregated …` (the router).
 #[derive(Debug, Clone, Parser)]
-#[command(name = "trtllm-serve disaggregated", about = "Simulated disaggregated router")]
+#[command(
+    name = "trtllm-serve disaggregated",
+    about = "Simulated disaggregated router"
+)]
 pub struct DisaggCli {
     /// The router's server_config YAML.
     #[arg(short = 'c', long = "config_file", alias = "config")]
@@ -239,7 +246,8 @@ pub fn parse_command(words: &[String]) -> Result<Command, CliError> {
         ))),
         _ => {
             let skip = usize::from(rest.first().is_some_and(|w| w == "serve"));
-            let argv = std::iter::once("trtllm-serve".to_string()).chain(rest[skip..].iter().cloned());
+            let argv =
+                std::iter::once("trtllm-serve".to_string()).chain(rest[skip..].iter().cloned());
             let cli = ServeCli::try_parse_from(argv).map_err(CliError::Clap)?;
             check_worker(&cli)?;
             Ok(Command::Serve(Box::new(cli)))
@@ -337,7 +345,9 @@ mod tests {
              --report_addr /tod/hostnames-local-0/DISAGG_SERVER.0.addr",
         ))
         .unwrap();
-        let Command::Disaggregated(d) = c else { panic!() };
+        let Command::Disaggregated(d) = c else {
+            panic!()
+        };
         assert_eq!(d.server_start_timeout, 10800);
         assert_eq!(d.request_timeout, 10800);
     }

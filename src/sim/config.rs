@@ -269,7 +269,10 @@ mod tests {
         let e = SimConfig::from_json_value(&json!({"latency": {"step_bas_ms": 2}})).unwrap_err();
         assert_eq!(e.path, "sim.latency.step_bas_ms");
         assert!(e.message.contains("unknown field `step_bas_ms`"), "{e}");
-        assert!(e.message.contains("step_base_ms"), "the message lists valid keys: {e}");
+        assert!(
+            e.message.contains("step_base_ms"),
+            "the message lists valid keys: {e}"
+        );
         let e = SimConfig::from_json_value(&json!({"faults": {"GEN_0": {"stall_after": 1}}}))
             .unwrap_err();
         assert_eq!(e.path, "sim.faults.GEN_0.stall_after");
@@ -279,8 +282,8 @@ mod tests {
 
     #[test]
     fn wrong_types_and_values_are_rejected() {
-        let e = SimConfig::from_json_value(&json!({"latency": {"step_base_ms": "fast"}}))
-            .unwrap_err();
+        let e =
+            SimConfig::from_json_value(&json!({"latency": {"step_base_ms": "fast"}})).unwrap_err();
         assert_eq!(e.path, "sim.latency.step_base_ms");
         let e = SimConfig::from_json_value(&json!({"latency": {"jitter": 1.5}})).unwrap_err();
         assert_eq!(e.path, "sim.latency.jitter");
@@ -299,7 +302,10 @@ mod tests {
         )
         .unwrap_err();
         assert_eq!(e.path, "sim.faults.DISAGG_SERVER.stall_after_tokens");
-        assert!(e.to_string().starts_with("sim.faults.DISAGG_SERVER.stall_after_tokens: "));
+        assert!(
+            e.to_string()
+                .starts_with("sim.faults.DISAGG_SERVER.stall_after_tokens: ")
+        );
     }
 
     #[test]

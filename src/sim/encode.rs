@@ -265,16 +265,28 @@ mod tests {
         assert_eq!(ev.len(), 2);
         assert_eq!(ev[0]["choices"][0]["delta"]["role"], "assistant");
         assert_eq!(ev[0]["object"], "chat.completion.chunk");
-        assert!(ev[1]["choices"][0]["delta"]["content"].as_str().unwrap().starts_with(" t7 t"));
+        assert!(
+            ev[1]["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap()
+                .starts_with(" t7 t")
+        );
         assert_eq!(ev[1]["choices"][0]["finish_reason"], "length");
     }
 
     #[test]
     fn full_responses() {
         let e = encoder(Endpoint::Completions, false);
-        let r = e.full_response(3, Some(json!({"request_type": "context_only"})), Some(vec![1]));
+        let r = e.full_response(
+            3,
+            Some(json!({"request_type": "context_only"})),
+            Some(vec![1]),
+        );
         assert_eq!(r["usage"]["completion_tokens"], 3);
-        assert_eq!(r["choices"][0]["disaggregated_params"]["request_type"], "context_only");
+        assert_eq!(
+            r["choices"][0]["disaggregated_params"]["request_type"],
+            "context_only"
+        );
         assert_eq!(r["prompt_token_ids"], json!([1]));
         let e = encoder(Endpoint::Chat, false);
         let r = e.full_response(1, None, None);

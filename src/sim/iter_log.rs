@@ -94,8 +94,8 @@ mod tests {
     #[test]
     fn matches_upstream_regexes() {
         let line = format_line(&record(), "2026-01-02 03:04:05");
-        let row = Regex::new(r"iter\s*=\s*(\d+),.*?prev_device_step_time\s*=\s*([\d.]+)\s*ms")
-            .unwrap();
+        let row =
+            Regex::new(r"iter\s*=\s*(\d+),.*?prev_device_step_time\s*=\s*([\d.]+)\s*ms").unwrap();
         let ngen = Regex::new(r"'num_generation_tokens':\s*(\d+)").unwrap();
         let sched = Regex::new(r"iter\s*=\s*(\d+),.*?num_scheduled_requests\s*=\s*(\d+)").unwrap();
         let rank = Regex::new(r"global_rank\s*=\s*(\d+)").unwrap();
@@ -113,8 +113,8 @@ mod tests {
         r.prev_device_step_time_ms = None;
         let line = format_line(&r, "2026-01-02 03:04:05");
         assert!(line.contains("prev_device_step_time = N/A, "), "{line}");
-        let row = Regex::new(r"iter\s*=\s*(\d+),.*?prev_device_step_time\s*=\s*([\d.]+)\s*ms")
-            .unwrap();
+        let row =
+            Regex::new(r"iter\s*=\s*(\d+),.*?prev_device_step_time\s*=\s*([\d.]+)\s*ms").unwrap();
         assert!(row.captures(&line).is_none());
     }
 

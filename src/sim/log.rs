@@ -18,12 +18,16 @@ pub enum Level {
 }
 
 fn timestamp() -> String {
-    jiff::ZonedDateTime::now().strftime("%m/%d/%Y-%H:%M:%S").to_string()
+    jiff::ZonedDateTime::now()
+        .strftime("%m/%d/%Y-%H:%M:%S")
+        .to_string()
 }
 
 /// Current local time as `YYYY-MM-DD HH:MM:SS` (the iteration log's `timestamp =` field).
 pub fn iso_timestamp() -> String {
-    jiff::ZonedDateTime::now().strftime("%Y-%m-%d %H:%M:%S").to_string()
+    jiff::ZonedDateTime::now()
+        .strftime("%Y-%m-%d %H:%M:%S")
+        .to_string()
 }
 
 /// Writes one line; errors (closed stdout) are ignored: logging must never kill a server.

@@ -18,6 +18,7 @@ pub mod config;
 mod encode;
 mod engine;
 pub mod engine_config;
+mod faults;
 pub mod iter_log;
 pub mod latency;
 mod log;
@@ -30,7 +31,6 @@ mod signals;
 mod tokens;
 mod worker;
 mod yaml_json;
-mod faults;
 
 use std::process::ExitCode;
 
@@ -77,7 +77,11 @@ pub fn run(args: SimArgs) -> ExitCode {
         if role_is_router != is_router {
             log::error(&format!(
                 "[sim] --role {role} does not match `trtllm-serve{}`",
-                if is_router { " disaggregated" } else { " <model>" }
+                if is_router {
+                    " disaggregated"
+                } else {
+                    " <model>"
+                }
             ));
             return ExitCode::from(2);
         }

@@ -248,11 +248,15 @@ pub fn parse_request(endpoint: Endpoint, body: &[u8]) -> Result<ParsedRequest, P
             }
             for k in opts.keys() {
                 if k != "include_usage" && k != "continuous_usage_stats" {
-                    return err(format!("stream_options.{k}: extra inputs are not permitted"));
+                    return err(format!(
+                        "stream_options.{k}: extra inputs are not permitted"
+                    ));
                 }
             }
             if as_bool(opts, "continuous_usage_stats")?.unwrap_or(false) {
-                return err("stream_options.continuous_usage_stats is not supported by the simulator");
+                return err(
+                    "stream_options.continuous_usage_stats is not supported by the simulator",
+                );
             }
             as_bool(opts, "include_usage")?.unwrap_or(true)
         }
@@ -455,7 +459,11 @@ fn parse_disagg(v: &Value) -> Result<DisaggParams, ProtocolError> {
     let ctx_prompt_tokens = match field(obj, "ctx_usage") {
         None => None,
         Some(Value::Object(u)) => opt_uint(u, "prompt_tokens")?,
-        Some(v) => return err(format!("disaggregated_params.ctx_usage: expected an object, got {v}")),
+        Some(v) => {
+            return err(format!(
+                "disaggregated_params.ctx_usage: expected an object, got {v}"
+            ));
+        }
     };
     Ok(DisaggParams {
         request_type,
@@ -463,7 +471,10 @@ fn parse_disagg(v: &Value) -> Result<DisaggParams, ProtocolError> {
         ctx_request_id,
         disagg_request_id: field(obj, "disagg_request_id").cloned(),
         ctx_prompt_tokens,
-        encoded_opaque_state: obj.get("encoded_opaque_state").cloned().unwrap_or(Value::Null),
+        encoded_opaque_state: obj
+            .get("encoded_opaque_state")
+            .cloned()
+            .unwrap_or(Value::Null),
         ctx_info_endpoint: obj.get("ctx_info_endpoint").cloned().unwrap_or(Value::Null),
     })
 }
@@ -505,7 +516,12 @@ mod tests {
     fn malformed_and_unknown_fields_are_rejected() {
         assert!(completions("{not json").is_err());
         assert!(completions("[1]").is_err());
-        assert!(completions(r#"{"prompt":"x"}"#).unwrap_err().0.contains("model"));
+        assert!(
+            completions(r#"{"prompt":"x"}"#)
+                .unwrap_err()
+                .0
+                .contains("model")
+        );
         let e = completions(r#"{"model":"m","prompt":"x","bogus":1}"#).unwrap_err();
         assert!(e.0.contains("bogus"), "{e}");
         let e = completions(r#"{"model":"m","prompt":"x","stream_options":{}}"#).unwrap_err();
@@ -563,8 +579,10 @@ mod tests {
         .unwrap_err();
         assert!(e.0.contains("first_gen_tokens"), "{e}");
         assert!(
-            completions(r#"{"model":"m","prompt":[1],"disaggregated_params":{"request_type":"x"}}"#)
-                .is_err()
+            completions(
+                r#"{"model":"m","prompt":[1],"disaggregated_params":{"request_type":"x"}}"#
+            )
+            .is_err()
         );
         assert!(
             completions(

@@ -10,10 +10,10 @@
 //! (before the stream starts) or an error event followed by an aborted stream (after), never a
 //! hung response.
 
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::future::Future;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -137,14 +137,14 @@ async fn serve(options: RouterOptions, config: DisaggServerConfig) -> u8 {
         .local_addr()
         .map(|a| a.port())
         .unwrap_or(config.port);
-    if let Some(path) = &options.cli.report_addr {
-        if let Err(e) = report_addr::write_atomic(path, &config.hostname, port) {
-            log::error(&format!(
-                "[sim] cannot write --report_addr {}: {e}",
-                path.display()
-            ));
-            return 1;
-        }
+    if let Some(path) = &options.cli.report_addr
+        && let Err(e) = report_addr::write_atomic(path, &config.hostname, port)
+    {
+        log::error(&format!(
+            "[sim] cannot write --report_addr {}: {e}",
+            path.display()
+        ));
+        return 1;
     }
     let client = match reqwest::Client::builder()
         .pool_idle_timeout(Duration::from_secs(60))
@@ -385,9 +385,11 @@ fn normalize_prompt(request: &mut Value) -> Result<(), String> {
             Ok(())
         }
         Some(Value::Array(items)) if items.iter().all(Value::is_i64) => Ok(()),
-        Some(_) => Err("Disaggregated server currently only supports single string prompt or \
+        Some(_) => Err(
+            "Disaggregated server currently only supports single string prompt or \
                         list of integers in request"
-            .into()),
+                .into(),
+        ),
         None => Err("prompt: field required".into()),
     }
 }

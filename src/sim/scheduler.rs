@@ -441,7 +441,10 @@ mod tests {
             assert_eq!(batch.shape.gen_requests, 1);
         }
         let events = log.0.borrow().clone();
-        let counts: Vec<_> = events.iter().map(|e| (e.start, e.count, e.finished)).collect();
+        let counts: Vec<_> = events
+            .iter()
+            .map(|e| (e.start, e.count, e.finished))
+            .collect();
         assert_eq!(
             counts,
             vec![(0, 1, false), (1, 3, false), (4, 4, false), (8, 1, true)]
@@ -460,11 +463,20 @@ mod tests {
         let first = run(&mut b, now);
         assert_eq!(first.shape.ctx_requests, 2);
         let second = run(&mut b, now);
-        assert_eq!((second.shape.gen_requests, second.shape.ctx_requests), (2, 0));
+        assert_eq!(
+            (second.shape.gen_requests, second.shape.ctx_requests),
+            (2, 0)
+        );
         let long = Log::default();
         let mut b = Batcher::new(limits(4, 8, 10), None);
         b.push(req(&long, 20, 2, RequestKind::Full), now, Duration::ZERO);
-        assert!(matches!(b.plan(now), Step::Run(Batch { num_scheduled: 0, .. })));
+        assert!(matches!(
+            b.plan(now),
+            Step::Run(Batch {
+                num_scheduled: 0,
+                ..
+            })
+        ));
     }
 
     #[test]
@@ -490,7 +502,11 @@ mod tests {
         let log = Log::default();
         let mut b = Batcher::new(limits(4, 100, 10), None);
         let now = Instant::now();
-        b.push(req(&log, 10, 50, RequestKind::ContextOnly), now, Duration::ZERO);
+        b.push(
+            req(&log, 10, 50, RequestKind::ContextOnly),
+            now,
+            Duration::ZERO,
+        );
         run(&mut b, now);
         assert!(b.is_empty());
         assert_eq!(
@@ -529,7 +545,11 @@ mod tests {
         let mut b = Batcher::new(limits(8, 100, 10), Some(3));
         let now = Instant::now();
         for _ in 0..2 {
-            b.push(req(&log, 4, 5, RequestKind::GenerationOnly), now, Duration::ZERO);
+            b.push(
+                req(&log, 4, 5, RequestKind::GenerationOnly),
+                now,
+                Duration::ZERO,
+            );
         }
         assert_eq!(
             b.plan(now),
@@ -539,7 +559,11 @@ mod tests {
             }
         );
         assert!(log.0.borrow().is_empty());
-        b.push(req(&log, 4, 5, RequestKind::GenerationOnly), now, Duration::ZERO);
+        b.push(
+            req(&log, 4, 5, RequestKind::GenerationOnly),
+            now,
+            Duration::ZERO,
+        );
         assert_eq!(run(&mut b, now).shape.gen_requests, 3);
         b.push(req(&log, 4, 5, RequestKind::Full), now, Duration::ZERO);
         assert!(matches!(b.plan(now), Step::Run(_)));
@@ -551,7 +575,11 @@ mod tests {
         let mut b = Batcher::new(limits(2, 100, 10), Some(64));
         let now = Instant::now();
         for _ in 0..2 {
-            b.push(req(&log, 4, 5, RequestKind::GenerationOnly), now, Duration::ZERO);
+            b.push(
+                req(&log, 4, 5, RequestKind::GenerationOnly),
+                now,
+                Duration::ZERO,
+            );
         }
         assert!(matches!(b.plan(now), Step::Run(_)));
     }

@@ -67,8 +67,11 @@ impl DisaggServerConfig {
             return Err(format!("expected a mapping at the top level, got {v}"));
         }
         let k = Keys::new(v, "");
-        for unsupported in ["disagg_cluster", "conditional_disagg_config", "disagg_coordinator_url"]
-        {
+        for unsupported in [
+            "disagg_cluster",
+            "conditional_disagg_config",
+            "disagg_coordinator_url",
+        ] {
             if v.get(unsupported).is_some_and(|x| !x.is_null()) {
                 return Err(format!("{unsupported}: not supported by the simulator"));
             }
@@ -88,7 +91,8 @@ impl DisaggServerConfig {
             ));
         }
         let port = k.uint("port")?.unwrap_or(8000);
-        let port = u16::try_from(port).map_err(|_| format!("port: expected 0..=65535, got {port}"))?;
+        let port =
+            u16::try_from(port).map_err(|_| format!("port: expected 0..=65535, got {port}"))?;
         Ok(Self {
             hostname: k.string("hostname")?.unwrap_or_else(|| "localhost".into()),
             port,
@@ -160,7 +164,11 @@ mod tests {
         let e = DisaggServerConfig::from_value(&v).unwrap_err();
         assert!(e.contains("num_instances (2)"), "{e}");
         let v = load_str("disagg_cluster: {cluster_uri: x}\n").unwrap();
-        assert!(DisaggServerConfig::from_value(&v).unwrap_err().starts_with("disagg_cluster"));
+        assert!(
+            DisaggServerConfig::from_value(&v)
+                .unwrap_err()
+                .starts_with("disagg_cluster")
+        );
         let v = load_str("generation_servers:\n  num_instances: 1\n  urls: [nohost]\n").unwrap();
         assert!(DisaggServerConfig::from_value(&v).is_err());
         let v = load_str("schedule_style: generation_first\n").unwrap();

@@ -20,7 +20,12 @@ pub struct OutputVocab {
 
 impl std::fmt::Debug for OutputVocab {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "OutputVocab({:?}, pool {})", self.tokenizer, self.pool.len())
+        write!(
+            f,
+            "OutputVocab({:?}, pool {})",
+            self.tokenizer,
+            self.pool.len()
+        )
     }
 }
 

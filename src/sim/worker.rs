@@ -238,7 +238,10 @@ async fn load_model(worker: Arc<Worker>, tokenizer_source: String, load_delay: D
             tokenizer.describe()
         ));
     } else {
-        log::info(&format!("[sim] loaded {} from {source}", tokenizer.describe()));
+        log::info(&format!(
+            "[sim] loaded {} from {source}",
+            tokenizer.describe()
+        ));
     }
     let vocab = Arc::new(OutputVocab::new(tokenizer));
     tokio::time::sleep_until((started + load_delay).into()).await;
@@ -361,9 +364,7 @@ async fn handle(w: Arc<Worker>, endpoint: Endpoint, headers: HeaderMap, body: By
         Err(e) => return bad(&e.0),
     };
     if let Some(d) = &req.disagg {
-        let given = headers
-            .get(auth::AUTH_HEADER)
-            .and_then(|v| v.to_str().ok());
+        let given = headers.get(auth::AUTH_HEADER).and_then(|v| v.to_str().ok());
         if let Err(m) = auth::verify(
             w.config.internal_request_auth_key.as_deref(),
             &d.encoded_opaque_state,

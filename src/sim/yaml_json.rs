@@ -174,7 +174,8 @@ mod tests {
 
     #[test]
     fn converts_scalars_sequences_and_aliases() {
-        let v = load_str("a: 1\nb: 2.5\nc: true\nd: null\ne: [x, 3]\nf: &x {g: h}\ni: *x\n").unwrap();
+        let v =
+            load_str("a: 1\nb: 2.5\nc: true\nd: null\ne: [x, 3]\nf: &x {g: h}\ni: *x\n").unwrap();
         assert_eq!(v["a"], 1);
         assert_eq!(v["b"], 2.5);
         assert_eq!(v["c"], true);

@@ -224,7 +224,10 @@ pub fn write_server_config(dir: &Path, ctx: &[&str], gen_urls: &[&str], key: &st
     if ctx.is_empty() {
         yaml = yaml.replace("  urls:\n", "  urls: []\n");
     }
-    yaml += &format!("generation_servers:\n  num_instances: {}\n  urls:\n", gen_urls.len());
+    yaml += &format!(
+        "generation_servers:\n  num_instances: {}\n  urls:\n",
+        gen_urls.len()
+    );
     for u in gen_urls {
         yaml += &format!("  - {u}\n");
     }
@@ -276,8 +279,7 @@ pub struct SseEvent {
 
 impl SseEvent {
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.data)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.data))
+        serde_json::from_str(&self.data).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.data))
     }
 }
 
