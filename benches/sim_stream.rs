@@ -39,7 +39,10 @@ fn parse_options() -> Options {
         let value = args.get(i + 1).cloned().unwrap_or_default();
         match args[i].as_str() {
             "--streams" => {
-                o.streams = value.split(',').map(|v| v.parse().expect("--streams")).collect()
+                o.streams = value
+                    .split(',')
+                    .map(|v| v.parse().expect("--streams"))
+                    .collect()
             }
             "--step-ms" => o.step_ms = value.parse().expect("--step-ms"),
             "--tokens" => o.tokens = value.parse().expect("--tokens"),
@@ -109,7 +112,10 @@ fn start_worker(dir: &Path, streams: usize, o: &Options) -> Worker {
         {
             break text.trim().to_string();
         }
-        assert!(Instant::now() < deadline, "worker did not report its address");
+        assert!(
+            Instant::now() < deadline,
+            "worker did not report its address"
+        );
         std::thread::sleep(Duration::from_millis(10));
     };
     let client = reqwest::blocking::Client::new();
@@ -214,10 +220,11 @@ fn run_scenario(dir: &Path, streams: usize, o: &Options) -> Report {
     let wall = started.elapsed().as_secs_f64();
     let sim_cpu = process_cpu_seconds(pid) - cpu0;
     let client_cpu = self_cpu_seconds() - self0;
-    let metrics: serde_json::Value = reqwest::blocking::get(format!("http://{}/metrics", worker.addr))
-        .unwrap()
-        .json()
-        .unwrap();
+    let metrics: serde_json::Value =
+        reqwest::blocking::get(format!("http://{}/metrics", worker.addr))
+            .unwrap()
+            .json()
+            .unwrap();
     drop(worker);
 
     let step = o.step_ms / 1000.0;
@@ -264,12 +271,24 @@ fn main() {
         o.step_ms,
         o.stream_interval,
         o.tokens,
-        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
     );
     println!(
         "{:>7} {:>8} {:>10} {:>9} {:>12} {:>10} {:>9} {:>9} {:>9} {:>10} {:>10} {:>5}",
-        "streams", "wall s", "tok/s", "sim CPU", "tok/s/core", "client CPU", "drift %",
-        "gap p50", "gap p99", "|err| p50%", "|err| p99%", "late"
+        "streams",
+        "wall s",
+        "tok/s",
+        "sim CPU",
+        "tok/s/core",
+        "client CPU",
+        "drift %",
+        "gap p50",
+        "gap p99",
+        "|err| p50%",
+        "|err| p99%",
+        "late"
     );
     for &streams in &o.streams {
         let r = run_scenario(dir.path(), streams, &o);

@@ -197,7 +197,7 @@ async fn serve(options: RouterOptions, config: DisaggServerConfig) -> u8 {
         .route("/v1/chat/completions", post(chat_completions))
         .layer(DefaultBodyLimit::max(256 << 20))
         .with_state(state);
-    signals::serve_until_signal(listener, app, signal).await
+    signals::serve_until_signal(listener, app, signal, || {}).await
 }
 
 impl RouterState {

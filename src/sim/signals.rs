@@ -34,11 +34,13 @@ impl ShutdownSignals {
 /// How long in-flight responses get after a stop signal before the process exits.
 const GRACE: Duration = Duration::from_millis(500);
 
-/// Serves `app` on `listener` until a signal arrives; returns the exit code (0).
+/// Serves `app` on `listener` until a signal arrives; `on_signal` runs first (e.g. stopping the
+/// engine so open streams end now instead of at the grace deadline). Returns the exit code (0).
 pub async fn serve_until_signal(
     listener: std::net::TcpListener,
     app: Router,
     mut signals: ShutdownSignals,
+    on_signal: impl FnOnce(),
 ) -> u8 {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(l) => l,
@@ -57,6 +59,7 @@ pub async fn serve_until_signal(
     );
     let name = signals.recv().await;
     log::info(&format!("[sim] received {name}; shutting down"));
+    on_signal();
     let _ = stop_tx.send(());
     let _ = tokio::time::timeout(GRACE, server).await;
     log::info("[sim] shutdown complete");

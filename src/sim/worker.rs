@@ -198,9 +198,7 @@ async fn serve(options: WorkerOptions, config: EngineConfig) -> u8 {
         .route("/v1/chat/completions", post(chat_completions))
         .layer(DefaultBodyLimit::max(256 << 20))
         .with_state(worker);
-    let code = signals::serve_until_signal(listener, app, signal).await;
-    engine.shutdown();
-    code
+    signals::serve_until_signal(listener, app, signal, move || engine.shutdown()).await
 }
 
 /// `self.model` of TensorRT-LLM's server: a directory's base name, else the string given.
