@@ -1,0 +1,67 @@
+//! SIGTERM/SIGINT handling: stop accepting, give in-flight responses a moment, exit within 1 s.
+
+use std::time::Duration;
+
+use axum::Router;
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+use super::log;
+
+/// Installed handlers for SIGTERM and SIGINT.
+pub struct ShutdownSignals {
+    term: Signal,
+    int: Signal,
+}
+
+/// Installs the handlers (do this before publishing the address, so an early SIGTERM is caught).
+pub fn listen() -> std::io::Result<ShutdownSignals> {
+    Ok(ShutdownSignals {
+        term: signal(SignalKind::terminate())?,
+        int: signal(SignalKind::interrupt())?,
+    })
+}
+
+impl ShutdownSignals {
+    /// Resolves with the signal's name when one arrives.
+    pub async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
+}
+
+/// How long in-flight responses get after a stop signal before the process exits.
+const GRACE: Duration = Duration::from_millis(500);
+
+/// Serves `app` on `listener` until a signal arrives; `on_signal` runs first (e.g. stopping the
+/// engine so open streams end now instead of at the grace deadline). Returns the exit code (0).
+pub async fn serve_until_signal(
+    listener: std::net::TcpListener,
+    app: Router,
+    mut signals: ShutdownSignals,
+    on_signal: impl FnOnce(),
+) -> u8 {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            log::error(&format!("[sim] cannot listen: {e}"));
+            return 1;
+        }
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stop_rx.await;
+            })
+            .into_future(),
+    );
+    let name = signals.recv().await;
+    log::info(&format!("[sim] received {name}; shutting down"));
+    on_signal();
+    let _ = stop_tx.send(());
+    let _ = tokio::time::timeout(GRACE, server).await;
+    log::info("[sim] shutdown complete");
+    0
+}

@@ -1,0 +1,202 @@
+//! YAML files (engine config, router `server_config`) read with saphyr into `serde_json::Value`.
+//!
+//! The simulator only reads a handful of keys from files written by upstream-shaped tooling, so a
+//! plain JSON tree (aliases already resolved by saphyr) is the simplest thing to look keys up in.
+
+use std::path::Path;
+
+use saphyr::{LoadableYamlNode, Scalar, Yaml};
+use serde_json::{Map, Number, Value};
+
+/// Why a YAML file could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum YamlFileError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid YAML.
+    #[error("{path} is not valid YAML: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What the parser said (with line and column).
+        message: String,
+    },
+}
+
+/// Loads the first document of a YAML file; an empty file is an empty mapping.
+pub fn load_file(path: &Path) -> Result<Value, YamlFileError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|source| YamlFileError::Read {
+        path: shown.clone(),
+        source,
+    })?;
+    load_str(&text).map_err(|message| YamlFileError::Parse {
+        path: shown,
+        message,
+    })
+}
+
+/// Loads the first document of a YAML string; an empty string is an empty mapping.
+pub fn load_str(text: &str) -> Result<Value, String> {
+    let docs = Yaml::load_from_str(text).map_err(|e| e.to_string())?;
+    Ok(docs
+        .first()
+        .map(to_json)
+        .filter(|v| !v.is_null())
+        .unwrap_or_else(|| Value::Object(Map::new())))
+}
+
+fn to_json(node: &Yaml<'_>) -> Value {
+    match node {
+        Yaml::Value(scalar) => scalar_to_json(scalar),
+        Yaml::Representation(text, _, _) => Value::String(text.to_string()),
+        Yaml::Sequence(items) => Value::Array(items.iter().map(to_json).collect()),
+        Yaml::Mapping(map) => {
+            let mut out = Map::new();
+            for (k, v) in map {
+                let key = match to_json(k) {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                out.insert(key, to_json(v));
+            }
+            Value::Object(out)
+        }
+        Yaml::Tagged(_, inner) => to_json(inner),
+        Yaml::Alias(_) | Yaml::BadValue => Value::Null,
+    }
+}
+
+fn scalar_to_json(scalar: &Scalar<'_>) -> Value {
+    match scalar {
+        Scalar::Null => Value::Null,
+        Scalar::Boolean(b) => Value::Bool(*b),
+        Scalar::Integer(i) => Value::Number((*i).into()),
+        Scalar::FloatingPoint(f) => Number::from_f64(f.into_inner())
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        Scalar::String(s) => Value::String(s.to_string()),
+    }
+}
+
+/// Typed look-ups of optional keys with errors that name the key and the expected type.
+pub struct Keys<'a> {
+    /// The mapping being read.
+    pub map: &'a Value,
+    /// Prefix used in error messages (`"context_servers."`, or `""` at top level).
+    pub prefix: String,
+}
+
+impl<'a> Keys<'a> {
+    /// Wraps a mapping.
+    pub fn new(map: &'a Value, prefix: impl Into<String>) -> Self {
+        Self {
+            map,
+            prefix: prefix.into(),
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<&'a Value> {
+        self.map.get(key).filter(|v| !v.is_null())
+    }
+
+    fn expected(&self, key: &str, what: &str, got: &Value) -> String {
+        format!("{}{key}: expected {what}, got {got}", self.prefix)
+    }
+
+    /// An optional non-negative integer.
+    pub fn uint(&self, key: &str) -> Result<Option<u64>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| self.expected(key, "a non-negative integer", v)),
+        }
+    }
+
+    /// An optional boolean.
+    pub fn boolean(&self, key: &str) -> Result<Option<bool>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .as_bool()
+                .map(Some)
+                .ok_or_else(|| self.expected(key, "true or false", v)),
+        }
+    }
+
+    /// An optional string (numbers are accepted and rendered, as PyYAML users expect).
+    pub fn string(&self, key: &str) -> Result<Option<String>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(v) => Err(self.expected(key, "a string", v)),
+        }
+    }
+
+    /// An optional mapping.
+    pub fn mapping(&self, key: &str) -> Result<Option<&'a Value>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(v) if v.is_object() => Ok(Some(v)),
+            Some(v) => Err(self.expected(key, "a mapping", v)),
+        }
+    }
+
+    /// An optional list of strings.
+    pub fn strings(&self, key: &str) -> Result<Option<Vec<String>>, String> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|i| match i {
+                    Value::String(s) => Ok(s.clone()),
+                    other => Err(self.expected(key, "a list of strings", other)),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(v) => Err(self.expected(key, "a list of strings", v)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_scalars_sequences_and_aliases() {
+        let v =
+            load_str("a: 1\nb: 2.5\nc: true\nd: null\ne: [x, 3]\nf: &x {g: h}\ni: *x\n").unwrap();
+        assert_eq!(v["a"], 1);
+        assert_eq!(v["b"], 2.5);
+        assert_eq!(v["c"], true);
+        assert!(v["d"].is_null());
+        assert_eq!(v["e"][0], "x");
+        assert_eq!(v["i"]["g"], "h");
+        assert_eq!(load_str("").unwrap(), serde_json::json!({}));
+        assert!(load_str("a: [1, 2").is_err());
+    }
+
+    #[test]
+    fn keys_report_wrong_types() {
+        let v = load_str("n: abc\nb: 3\nl: [1]\n").unwrap();
+        let k = Keys::new(&v, "ctx.");
+        assert_eq!(k.uint("missing").unwrap(), None);
+        assert_eq!(
+            k.uint("n").unwrap_err(),
+            "ctx.n: expected a non-negative integer, got \"abc\""
+        );
+        assert!(k.boolean("b").is_err());
+        assert!(k.strings("l").is_err());
+        assert_eq!(k.string("b").unwrap().as_deref(), Some("3"));
+    }
+}
