@@ -14,7 +14,4 @@ pub mod reader;
 pub use aggregated::{AggregatedConfig, AggregatedServer, parse_aggregated_config};
 pub use error::{ConfigError, Problem, Problems};
 pub use model::*;
-pub use parse::{
-    SimValidator, install_sim_validator, load_perf_config, parse_concurrency_list,
-    parse_perf_config,
-};
+pub use parse::{load_perf_config, parse_concurrency_list, parse_perf_config};

@@ -102,10 +102,6 @@ const ACCURACY_KEYS: &[&str] = &[
 const SEQUENCE_KEYS: &[&str] = &["input_length", "output_length"];
 const WORKER_CONFIG_KEYS: &[&str] = &["ctx", "gen", "eplb_num_slots"];
 
-/// A hook that validates the `sim:` section (installed by the simulator module); returns
-/// `(key path, message)` on error.
-pub type SimValidator = fn(&serde_json::Value) -> Result<(), (String, String)>;
-
 /// Reads and parses a config file.
 pub fn load_perf_config(path: &Path) -> Result<PerfConfig, ConfigError> {
     let text = std::fs::read_to_string(path)
@@ -233,16 +229,16 @@ pub fn parse_perf_config(text: &str, path: &Path) -> Result<PerfConfig, ConfigEr
     }
     let server_config_extra = read_server_config_extra(top.node("server_config_extra"), &mut p);
     let sim = top.node("sim").filter(|n| !n.is_null()).cloned();
-    if let (Some(node), Some(validate)) = (&sim, sim_validator())
-        && let Err((key, message)) = validate(&node.to_json())
+    if let Some(node) = &sim
+        && let Err(e) = crate::sim::SimConfig::from_json_value(&node.to_json())
     {
-        let line = line_of_path(node, &key).unwrap_or(node.line);
-        let key_path = if key.is_empty() {
-            "sim".to_string()
-        } else {
-            format!("sim.{key}")
-        };
-        p.push(&key_path, line, message);
+        let inner = e
+            .path
+            .strip_prefix("sim")
+            .unwrap_or(&e.path)
+            .trim_start_matches('.');
+        let line = line_of_path(node, inner).unwrap_or(node.line);
+        p.push(&e.path, line, e.message);
     }
 
     p.into_result(path)?;
@@ -282,17 +278,6 @@ fn unreachable_problem<T>(path: &Path) -> Result<T, ConfigError> {
         0,
         "internal error: a required section was missing but no problem was recorded",
     ))
-}
-
-static SIM_VALIDATOR: std::sync::OnceLock<SimValidator> = std::sync::OnceLock::new();
-
-/// Installs the `sim:` section validator (done once by the simulator module at start-up).
-pub fn install_sim_validator(validator: SimValidator) {
-    let _ = SIM_VALIDATOR.set(validator);
-}
-
-fn sim_validator() -> Option<SimValidator> {
-    SIM_VALIDATOR.get().copied()
 }
 
 /// Line of a dotted path (e.g. `faults.CTX_0.exit_at_start`) inside `node`.
