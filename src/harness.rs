@@ -13,9 +13,14 @@ use std::sync::Arc;
 use libtest_mimic::{Arguments, Failed, Trial};
 
 use crate::commands::selected_trials;
+use crate::config::{BenchmarkMode, load_perf_config};
+use crate::launch::gpus::{GpuPool, visible_gpus};
+use crate::launch::{RunContext, run_plan, signals};
+use crate::plan::Topology;
 use crate::selection::TrialSpec;
 use crate::settings::{ProcessEnv, Settings, target_dir};
-use crate::trial::{KeyMode, plan_trial, write_plan_files};
+use crate::toolchain::Toolchain;
+use crate::trial::{KeyMode, plan_trial};
 
 /// Everything a trial body needs, shared by all trials.
 pub struct HarnessContext {
@@ -23,6 +28,10 @@ pub struct HarnessContext {
     pub settings: Settings,
     /// Path of the `perfsanity` executable (runs the simulator and native client).
     pub self_exe: PathBuf,
+    /// This host's GPUs (trtllm toolchain only).
+    pub gpus: Option<GpuPool>,
+    /// Copy client output to the terminal (`--nocapture`).
+    pub tee: bool,
 }
 
 /// Entry point of `tests/perf.rs`: `manifest_dir` is the crate root (`CARGO_MANIFEST_DIR`) and
@@ -44,10 +53,18 @@ pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let gpus = (settings.toolchain == Toolchain::Trtllm).then(|| {
+        GpuPool::new(visible_gpus(std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref()))
+    });
     let ctx = Arc::new(HarnessContext {
         settings,
         self_exe: PathBuf::from(self_exe),
+        gpus,
+        tee: args.nocapture,
     });
+    if !args.list {
+        signals::install();
+    }
     let trials = build_trials(&ctx, specs, &args);
     libtest_mimic::run(&args, trials).exit_code()
 }

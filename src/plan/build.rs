@@ -214,7 +214,8 @@ pub fn build_plan(
                 num_prompts: max_prompts,
                 input_len: isl,
                 output_len: osl,
-                range_ratio: ratio,
+                // Generated stand-ins have fixed lengths, like upstream's `ratio-1` files.
+                range_ratio: 1.0,
                 seed: 0,
             },
         },
@@ -534,6 +535,8 @@ pub fn build_plan(
             trial_s: request.time_limit_s,
         },
         gen_logs,
+        spec_decoding: config.gen_worker.spec_decoding_type.is_some()
+            || (topology.ctx.count > 0 && config.ctx_worker.spec_decoding_type.is_some()),
         warnings,
     })
 }

@@ -84,6 +84,8 @@ pub struct Plan {
     pub timeouts: Timeouts,
     /// Per-generation-worker logs the gen_only metric is read from (`gen_server_<i>.log`).
     pub gen_logs: Vec<PathBuf>,
+    /// Speculative decoding is configured (the client must report `al`).
+    pub spec_decoding: bool,
     /// `benchmark_status.<s>.txt`.
     pub status_file: PathBuf,
     /// Things a perf engineer should read before spending GPU hours.
