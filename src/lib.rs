@@ -11,6 +11,8 @@ pub mod commands;
 pub mod config;
 pub mod outcome;
 pub mod plan;
+pub mod report;
+pub mod results;
 pub mod selection;
 pub mod settings;
 pub mod sim;

@@ -1,0 +1,1 @@
+//! Reports: JUnit XML for Jenkins and an HTML page with SVG plots from the results history.
