@@ -273,3 +273,28 @@ pub fn day_ms(date: &str) -> i64 {
         .timestamp()
         .as_millisecond()
 }
+
+/// Results for our own config's plan (NV SA client: no user throughput; MTP: `al`), throughput
+/// scaled by `throughput_k`.
+pub fn own_results(plan: &Plan, throughput_k: f64) -> Vec<ClientResult> {
+    let mut out = results_for(plan, throughput_k, 1.0);
+    for r in &mut out {
+        r.metrics.shift_remove("user_throughput");
+        r.metrics.insert("al".into(), Some(2.5));
+    }
+    out
+}
+
+/// Gateway settings for a stand-in at `base_url` with its credentials and short timeouts.
+pub fn fast_gateway(base_url: &str, user: &str, password: &str) -> GatewaySettings {
+    let mut g = GatewaySettings::new(base_url, perfsanity::results::context::PROD_PROJECT);
+    g.credentials = Some(perfsanity::results::Credentials {
+        user: perfsanity::results::Secret::new(user),
+        password: perfsanity::results::Secret::new(password),
+    });
+    g.post_timeout = std::time::Duration::from_millis(400);
+    g.query_timeout = std::time::Duration::from_millis(400);
+    g.attempts = 2;
+    g.retry_pause = std::time::Duration::ZERO;
+    g
+}
