@@ -11,8 +11,8 @@ use perfsanity::outcome::FailureClass;
 use perfsanity::plan::{Plan, Scale};
 use perfsanity::results::store::STALE_AFTER_MS;
 use perfsanity::results::{
-    ClientResult, HistorySource, ResultsContext, ResultsError, Store, TrialResults,
-    UploadOutcome, UploadState, record_trial_at,
+    ClientResult, HistorySource, ResultsContext, ResultsError, Store, TrialResults, UploadOutcome,
+    UploadState, record_trial_at,
 };
 use perfsanity::toolchain::Toolchain;
 use support::gateway::StandIn;
@@ -28,7 +28,14 @@ fn plan_for(root: &Path, toolchain: Toolchain, scale: Scale, upload: bool) -> Pl
 }
 
 fn run(ctx: &ResultsContext, plan: &Plan, k: f64, date: &str) -> TrialResults {
-    record_trial_at(ctx, plan, &own_config(), &own_results(plan, k), day_ms(date)).unwrap()
+    record_trial_at(
+        ctx,
+        plan,
+        &own_config(),
+        &own_results(plan, k),
+        day_ms(date),
+    )
+    .unwrap()
 }
 
 #[test]
@@ -45,7 +52,10 @@ fn local_history_gives_real_runs_a_verdict() {
         }
     );
     assert!(first.verdict.cases.iter().all(|c| c.history_docs == 0));
-    assert!(matches!(first.verdict.source, HistorySource::Embedded { .. }));
+    assert!(matches!(
+        first.verdict.source,
+        HistorySource::Embedded { .. }
+    ));
     run(&ctx, &real, 1.02, "2025-05-02");
     run(&ctx, &real, 0.98, "2025-05-03");
     // Within 10 %: passes, each case compared against three local runs.
@@ -57,14 +67,27 @@ fn local_history_gives_real_runs_a_verdict() {
     assert!(bad.verdict.fails_trial, "{}", bad.lines().join("\n"));
     let failure = bad.regression_failure().unwrap();
     assert_eq!(failure.class, FailureClass::Regression);
-    assert!(failure.message.contains("d_token_throughput"), "{}", failure.message);
+    assert!(
+        failure.message.contains("d_token_throughput"),
+        "{}",
+        failure.message
+    );
     // The stored record carries the verdict.
     let store = Store::open(&db).unwrap();
     let rows = store.batch_rows(&bad.batch).unwrap();
     assert_eq!(rows.len(), 2);
-    assert!(rows.iter().all(|r| r.record.bool("b_is_regression") == Some(true)));
+    assert!(
+        rows.iter()
+            .all(|r| r.record.bool("b_is_regression") == Some(true))
+    );
     assert!(rows.iter().all(|r| r.state == UploadState::NotRequested));
-    assert!(store.verdict(&bad.batch).unwrap().unwrap().contains("FAILS"));
+    assert!(
+        store
+            .verdict(&bad.batch)
+            .unwrap()
+            .unwrap()
+            .contains("FAILS")
+    );
     // Older than 90 days: out of the window.
     let later = run(&ctx, &real, 0.6, "2025-12-01");
     assert!(later.verdict.cases.iter().all(|c| c.history_docs == 0));
@@ -87,7 +110,11 @@ fn simulator_smoke_and_real_histories_never_mix() {
     }
     // A real run has no history at all: nothing simulated or smoke-scale counts.
     let r = run(&real_ctx, &real, 1.0, "2025-05-04");
-    assert!(r.verdict.cases.iter().all(|c| c.history_docs == 0), "{:#?}", r.verdict.cases);
+    assert!(
+        r.verdict.cases.iter().all(|c| c.history_docs == 0),
+        "{:#?}",
+        r.verdict.cases
+    );
     assert!(!r.verdict.fails_trial);
     // A real history entry does not feed a simulator verdict either: sim history only.
     let s = run(&sim_ctx, &sim, 100.0, "2025-05-05");
@@ -146,7 +173,9 @@ fn non_upload_trials_and_missing_metrics() {
     );
     let plain = plan_for(dir.path(), Toolchain::Trtllm, Scale::Full, false);
     let r = run(&ctx, &plain, 1.0, "2025-05-01");
-    assert!(matches!(&r.upload, UploadOutcome::NotRequested { reason } if reason.contains("not an _upload trial")));
+    assert!(
+        matches!(&r.upload, UploadOutcome::NotRequested { reason } if reason.contains("not an _upload trial"))
+    );
     // Regression is still checked for non-upload ids when the gateway is configured (gotcha 21).
     assert!(matches!(r.verdict.source, HistorySource::Gateway { .. }));
     assert!(gw.seen().iter().all(|s| s.method == "GET"));
@@ -155,10 +184,14 @@ fn non_upload_trials_and_missing_metrics() {
     // Missing metrics: upstream's message, class MissingMetric, nothing stored.
     let mut results: Vec<ClientResult> = own_results(&plain, 1.0);
     results[1].metrics.shift_remove("mean_ttft");
-    let err = record_trial_at(&ctx, &plain, &own_config(), &results, day_ms("2025-05-02"))
-        .unwrap_err();
+    let err =
+        record_trial_at(&ctx, &plain, &own_config(), &results, day_ms("2025-05-02")).unwrap_err();
     assert_eq!(err.class(), FailureClass::MissingMetric);
-    assert!(err.to_string().contains("Client 1 are missing: ['mean_ttft']"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("Client 1 are missing: ['mean_ttft']"),
+        "{err}"
+    );
     assert_eq!(Store::open(&db).unwrap().all(None).unwrap().len(), 2);
 }
 
@@ -170,12 +203,14 @@ fn a_broken_database_still_keeps_the_records() {
     std::fs::create_dir_all(&db).unwrap();
     let ctx = context(&db, None, pr_ci(), "gb200");
     let plan = plan_for(dir.path(), Toolchain::Trtllm, Scale::Full, true);
-    let err = record_trial_at(&ctx, &plan, &own_config(), &own_results(&plan, 1.0), 0)
-        .unwrap_err();
+    let err = record_trial_at(&ctx, &plan, &own_config(), &own_results(&plan, 1.0), 0).unwrap_err();
     assert!(matches!(err, ResultsError::Store(_)));
     assert_eq!(err.class(), FailureClass::Results);
     let artifact = plan.output_dir.join("perf_records.json");
-    assert!(err.to_string().contains(&artifact.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&artifact.display().to_string()),
+        "{err}"
+    );
     let saved: Vec<serde_json::Value> =
         serde_json::from_str(&std::fs::read_to_string(&artifact).unwrap()).unwrap();
     assert_eq!(saved.len(), 2);
@@ -195,13 +230,17 @@ fn schema_version_is_checked() {
     conn.execute_batch("PRAGMA user_version = 99").unwrap();
     drop(conn);
     let err = Store::open(&db).err().unwrap().to_string();
-    assert!(err.contains("schema version 99") && err.contains("perf.sqlite"), "{err}");
+    assert!(
+        err.contains("schema version 99") && err.contains("perf.sqlite"),
+        "{err}"
+    );
 }
 
 #[test]
 fn context_from_env() {
     let target = Path::new("/repo/target");
-    let ctx = ResultsContext::from_env_with_gpu(&[("BUILD_ID", "9")], target, "h200".into()).unwrap();
+    let ctx =
+        ResultsContext::from_env_with_gpu(&[("BUILD_ID", "9")], target, "h200".into()).unwrap();
     assert_eq!(ctx.db_path, target.join("perf-results.sqlite"));
     assert!(ctx.gateway.is_none());
     assert_eq!(ctx.ci.build_id, "9");
@@ -296,7 +335,10 @@ fn cli_show_and_push() {
         .collect();
     assert_eq!(lines.len(), 1);
     assert_eq!(lines[0]["upload_state"], "pending");
-    assert_eq!(lines[0]["record"]["s_test_case_name"], r.records[1].test_case_name);
+    assert_eq!(
+        lines[0]["record"]["s_test_case_name"],
+        r.records[1].test_case_name
+    );
 
     // Push without a gateway: a clear error.
     let out = cli()
@@ -319,7 +361,11 @@ fn cli_show_and_push() {
             .unwrap()
     };
     let out = push();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "pushed 2 record(s)\n");
     let out = push();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "nothing pending\n");
@@ -377,7 +423,9 @@ fn abandoned_holds_and_claims_are_pushed_later() {
     store
         .insert_batch("b2", &rows[1..], UploadState::Pending, "", "", long_ago)
         .unwrap();
-    let claimed = store.claim_uploadable("dead-process", Some("b2"), long_ago).unwrap();
+    let claimed = store
+        .claim_uploadable("dead-process", Some("b2"), long_ago)
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     // A fresh held row (a trial in progress right now) is left alone.
     store
@@ -403,5 +451,8 @@ fn abandoned_holds_and_claims_are_pushed_later() {
         .into_iter()
         .map(|r| (r.batch, r.state))
         .collect();
-    assert!(states.contains(&("b3".into(), UploadState::Held)), "{states:?}");
+    assert!(
+        states.contains(&("b3".into(), UploadState::Held)),
+        "{states:?}"
+    );
 }

@@ -16,8 +16,8 @@ use perfsanity::config::PerfConfig;
 use perfsanity::plan::{Plan, Scale};
 use perfsanity::results::context::{POC_PROJECT, gateway_from_env};
 use perfsanity::results::{
-    GatewaySettings, ResultsContext, Store, TrialResults, UploadOutcome, UploadState,
-    push_pending, record_trial,
+    GatewaySettings, ResultsContext, Store, TrialResults, UploadOutcome, UploadState, push_pending,
+    record_trial,
 };
 use perfsanity::toolchain::Toolchain;
 use serde_json::{Value, json};
@@ -100,20 +100,22 @@ impl Fixture {
 
 /// Asserts no secret appears in the results, the database files, the artifacts or the logs.
 fn assert_no_leak(f: &Fixture, results: &TrialResults, gw: &StandIn, extra: &[String]) {
-    let secrets = [
-        gw.password.clone(),
-        gw.user.clone(),
-        {
-            use base64::Engine;
-            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", gw.user, gw.password))
-        },
-    ];
+    let secrets = [gw.password.clone(), gw.user.clone(), {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", gw.user, gw.password))
+    }];
     let captured = String::from_utf8_lossy(&logs().lock().unwrap()).to_string();
-    assert!(captured.contains("record(s)") || captured.contains("attempt"), "logs are captured");
+    assert!(
+        captured.contains("record(s)") || captured.contains("attempt"),
+        "logs are captured"
+    );
     let mut texts = vec![
         format!("{results:?}"),
         results.lines().join("\n"),
-        format!("{:?}", f.ctx(Some(fast_gateway(&gw.base_url, &gw.user, &gw.password)))),
+        format!(
+            "{:?}",
+            f.ctx(Some(fast_gateway(&gw.base_url, &gw.user, &gw.password)))
+        ),
         String::from_utf8_lossy(&logs().lock().unwrap()).to_string(),
     ];
     texts.extend(extra.iter().cloned());
@@ -132,7 +134,11 @@ fn assert_no_leak(f: &Fixture, results: &TrialResults, gw: &StandIn, extra: &[St
 }
 
 fn ids(results: &TrialResults) -> Vec<String> {
-    results.records.iter().map(|r| r.record_id.clone()).collect()
+    results
+        .records
+        .iter()
+        .map(|r| r.record_id.clone())
+        .collect()
 }
 
 fn sorted(mut v: Vec<String>) -> Vec<String> {
@@ -177,7 +183,10 @@ fn successful_post_delivers_each_record_once() {
     // The stand-in refuses integers in d_ fields, so acceptance proves floats on the wire; and
     // the uploaded documents are exactly the stored records (with the verdict fields).
     let rows = f.rows();
-    assert!(rows.iter().all(|r| r.state == UploadState::Uploaded && r.attempts == 1));
+    assert!(
+        rows.iter()
+            .all(|r| r.state == UploadState::Uploaded && r.attempts == 1)
+    );
     for doc in gw.docs() {
         let row = rows
             .iter()
@@ -191,8 +200,11 @@ fn successful_post_delivers_each_record_once() {
     }
     // Nothing is pending: a push sends nothing.
     let mut store = Store::open(&f.db()).unwrap();
-    let report = push_pending(&mut store, &fast_gateway(&gw.base_url, &gw.user, &gw.password))
-        .unwrap();
+    let report = push_pending(
+        &mut store,
+        &fast_gateway(&gw.base_url, &gw.user, &gw.password),
+    )
+    .unwrap();
     assert_eq!(report.uploaded, 0);
     assert_eq!(gw.accepted_ids().len(), 2);
     assert_no_leak(&f, &results, &gw, &[]);
@@ -209,7 +221,10 @@ fn fails_then_push_delivers_once(
     let f = fixture(Toolchain::Trtllm, Scale::Full);
     let started = Instant::now();
     let results = f.record(Some(failing.clone()));
-    assert!(started.elapsed().as_secs() < 30, "bounded by timeouts × attempts");
+    assert!(
+        started.elapsed().as_secs() < 30,
+        "bounded by timeouts × attempts"
+    );
     let UploadOutcome::Pending { reason } = &results.upload else {
         panic!("expected pending, got {:?}", results.upload);
     };
@@ -240,17 +255,14 @@ fn fails_then_push_delivers_once(
     assert_eq!(again.uploaded, 0);
     assert_eq!(healthy.accepted_ids().len(), 2, "each record exactly once");
     assert!(f.rows().iter().all(|r| r.state == UploadState::Uploaded));
-    assert_no_leak(&f, &results, &healthy, &[reason.clone()]);
+    assert_no_leak(&f, &results, &healthy, std::slice::from_ref(reason));
 }
 
 #[test]
 fn connection_refused_keeps_records_pending() {
     let gw = StandIn::start(); // only for its credentials
     // User info in the URL must not leak either.
-    let url = refused_url().replace(
-        "http://",
-        &format!("http://{}:{}@", gw.user, gw.password),
-    );
+    let url = refused_url().replace("http://", &format!("http://{}:{}@", gw.user, gw.password));
     let settings = fast_gateway(&url, &gw.user, &gw.password);
     fails_then_push_delivers_once(&settings, "cannot connect", None);
 }
@@ -282,14 +294,18 @@ fn wrong_credentials_are_a_pending_upload_without_leaks() {
     let _ = logs();
     let gw = StandIn::start();
     let f = fixture(Toolchain::Trtllm, Scale::Full);
-    let results = f.record(Some(fast_gateway(&gw.base_url, &gw.user, "not-the-password")));
+    let results = f.record(Some(fast_gateway(
+        &gw.base_url,
+        &gw.user,
+        "not-the-password",
+    )));
     let UploadOutcome::Pending { reason } = &results.upload else {
         panic!("{:?}", results.upload)
     };
     assert!(reason.contains("407"), "{reason}");
     assert!(!reason.contains("not-the-password"));
     assert!(gw.accepted_ids().is_empty());
-    assert_no_leak(&f, &results, &gw, &[reason.clone()]);
+    assert_no_leak(&f, &results, &gw, std::slice::from_ref(reason));
 }
 
 #[test]
@@ -302,7 +318,10 @@ fn missing_credentials_leave_records_pending() {
     let UploadOutcome::Pending { reason } = &results.upload else {
         panic!("{:?}", results.upload)
     };
-    assert!(reason.contains("OPEN_SEARCH_DB_CREDENTIALS_USR"), "{reason}");
+    assert!(
+        reason.contains("OPEN_SEARCH_DB_CREDENTIALS_USR"),
+        "{reason}"
+    );
     assert!(gw.seen().iter().all(|s| s.method != "POST"));
     assert!(f.rows().iter().all(|r| r.state == UploadState::Pending));
 }
@@ -319,7 +338,11 @@ fn sandbox_project_posts_without_auth() {
     settings.retry_pause = std::time::Duration::ZERO;
     let f = fixture(Toolchain::Trtllm, Scale::Full);
     let results = f.record(Some(settings));
-    assert!(matches!(results.upload, UploadOutcome::Uploaded { .. }), "{:?}", results.upload);
+    assert!(
+        matches!(results.upload, UploadOutcome::Uploaded { .. }),
+        "{:?}",
+        results.upload
+    );
     let post = gw.seen().into_iter().find(|s| s.method == "POST").unwrap();
     assert_eq!(post.path, format!("/dataflow2/{POC_PROJECT}/posting"));
     assert!(post.proxy_authorization.is_none() && post.authorization.is_none());
@@ -349,12 +372,18 @@ fn simulator_and_smoke_records_never_reach_the_gateway() {
             perfsanity::results::HistorySource::Embedded { .. }
         ));
         let rows = f.rows();
-        assert!(rows.iter().all(|r| r.state == UploadState::Skipped && r.note == reason));
+        assert!(
+            rows.iter()
+                .all(|r| r.state == UploadState::Skipped && r.note == reason)
+        );
         assert!(rows.iter().all(|r| r.toolchain == toolchain.as_str()
             && r.scale == scale.as_str()
             && r.record.get("s_perf_toolchain").is_none()));
         if toolchain == Toolchain::Sim {
-            assert!(rows.iter().all(|r| r.record.str("s_gpu_type") == Some("sim")));
+            assert!(
+                rows.iter()
+                    .all(|r| r.record.str("s_gpu_type") == Some("sim"))
+            );
         }
         // A push never sends them.
         let mut store = Store::open(&f.db()).unwrap();
@@ -384,8 +413,15 @@ fn type_check_refusal_keeps_records_and_sends_nothing() {
     let UploadOutcome::Refused { reason } = &results.upload else {
         panic!("{:?}", results.upload)
     };
-    assert!(reason.contains("s_gen_attn_backend: expected str, found int (5)"), "{reason}");
-    assert!(results.notes.iter().any(|n| n.contains("attn_backend")), "{:?}", results.notes);
+    assert!(
+        reason.contains("s_gen_attn_backend: expected str, found int (5)"),
+        "{reason}"
+    );
+    assert!(
+        results.notes.iter().any(|n| n.contains("attn_backend")),
+        "{:?}",
+        results.notes
+    );
     assert!(gw.seen().iter().all(|s| s.method != "POST"));
     let store = Store::open(&ctx.db_path).unwrap();
     let rows = store.all(None).unwrap();
@@ -418,10 +454,24 @@ fn gateway_history_drives_a_failing_pre_merge_verdict() {
     // Far-future timestamps stay inside the 90-day window of "now".
     gw.seed(docs);
     let results = f.record(Some(fast_gateway(&gw.base_url, &gw.user, &gw.password)));
-    assert_eq!(results.verdict.cases.iter().map(|c| c.history_docs).sum::<usize>(), 6);
-    let failure = results.regression_failure().expect("token throughput halved");
+    assert_eq!(
+        results
+            .verdict
+            .cases
+            .iter()
+            .map(|c| c.history_docs)
+            .sum::<usize>(),
+        6
+    );
+    let failure = results
+        .regression_failure()
+        .expect("token throughput halved");
     assert_eq!(failure.class, perfsanity::outcome::FailureClass::Regression);
-    assert!(failure.message.contains("d_token_throughput: value=2560.0000 baseline=5120.0000"));
+    assert!(
+        failure
+            .message
+            .contains("d_token_throughput: value=2560.0000 baseline=5120.0000")
+    );
     // Uploaded anyway, with the verdict inside.
     assert!(matches!(results.upload, UploadOutcome::Uploaded { .. }));
     let uploaded: Vec<Value> = gw

@@ -139,10 +139,22 @@ fn expected_qwen_record() -> Vec<(String, FieldValue)> {
     }
     for role in ["ctx", "gen"] {
         e.extend([
-            (format!("l_{role}_startup_metrics_expected_server_count"), L(1)),
-            (format!("l_{role}_startup_metrics_discovered_server_count"), L(0)),
-            (format!("l_{role}_startup_metrics_failed_server_count"), L(0)),
-            (format!("b_{role}_startup_metrics_collection_complete"), B(false)),
+            (
+                format!("l_{role}_startup_metrics_expected_server_count"),
+                L(1),
+            ),
+            (
+                format!("l_{role}_startup_metrics_discovered_server_count"),
+                L(0),
+            ),
+            (
+                format!("l_{role}_startup_metrics_failed_server_count"),
+                L(0),
+            ),
+            (
+                format!("b_{role}_startup_metrics_collection_complete"),
+                B(false),
+            ),
         ]);
     }
     e.extend([
@@ -283,7 +295,10 @@ fn python_json_text_and_digests() {
     );
     assert_eq!(md5_of_record(&r), "ff9f3ca4db58d4ca39596c4a27583429");
     assert_eq!(dumps_sorted_indent2(&Record::new()), "{}");
-    assert_eq!(md5_of_record(&Record::new()), "99914b932bd37a50b983c5e7c90ae93b");
+    assert_eq!(
+        md5_of_record(&Record::new()),
+        "99914b932bd37a50b983c5e7c90ae93b"
+    );
 }
 
 fn own(
@@ -354,7 +369,10 @@ fn own_config_record_decisions() {
     let r = &records[0];
     // SA client: user throughput omitted (never null), noted.
     assert!(r.get("d_user_throughput").is_none());
-    assert!(notes.iter().any(|n| n.contains("user_throughput")), "{notes:?}");
+    assert!(
+        notes.iter().any(|n| n.contains("user_throughput")),
+        "{notes:?}"
+    );
     assert_eq!(r.bool("b_use_nv_sa_benchmark"), Some(true));
     assert_eq!(r.bool("b_warmup"), Some(false), "SA never warms up");
     // Spec decoding: b_eos and d_al.
@@ -391,7 +409,9 @@ fn own_config_record_decisions() {
     // Env strings as upstream joins them.
     assert_eq!(
         r.str("s_gen_server_env_var"),
-        Some("TLLM_LOG_LEVEL=INFO TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS=2.9 MIMALLOC_PURGE_DELAY=0")
+        Some(
+            "TLLM_LOG_LEVEL=INFO TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS=2.9 MIMALLOC_PURGE_DELAY=0"
+        )
     );
     assert_eq!(r.str("s_client_env_vars"), Some("A=1"));
     // gpus_per_node 4; gpus = tp × cp × pp; model name lower-cased.
@@ -450,8 +470,14 @@ fn gen_only_records_device_step_statistics() {
     let r = &records[0];
     assert_eq!(r.str("s_benchmark_mode"), Some("gen_only"));
     assert_eq!(r.get("l_num_ctx_servers"), Some(&L(0)));
-    assert!(r.get("s_ctx_server_name").is_none(), "no ctx fields without ctx servers");
-    assert!(r.get("l_ctx_startup_metrics_expected_server_count").is_none());
+    assert!(
+        r.get("s_ctx_server_name").is_none(),
+        "no ctx fields without ctx servers"
+    );
+    assert!(
+        r.get("l_ctx_startup_metrics_expected_server_count")
+            .is_none()
+    );
 }
 
 #[test]
@@ -488,12 +514,17 @@ fn failure_check_messages_follow_upstream() {
         }],
     )
     .unwrap_err();
-    assert!(err.contains("Client 7 is not a client of this plan"), "{err}");
+    assert!(
+        err.contains("Client 7 is not a client of this plan"),
+        "{err}"
+    );
 }
 
 #[test]
 fn type_check_refuses_what_upstream_refuses() {
-    let Some(mut record) = qwen_record() else { return };
+    let Some(mut record) = qwen_record() else {
+        return;
+    };
     record.set("d_mean_ttft", 250i64);
     record.set("d_p99_ttft", FieldValue::Null);
     record.set("mystery", "x");

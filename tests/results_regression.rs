@@ -58,11 +58,31 @@ fn doc(case: &str, date: &str, extra: Value) -> Doc {
 /// (k = 0.15) = 190 + 0.15 × 10 = 191.5.
 fn history() -> Vec<Doc> {
     vec![
-        doc(CASE, "2025-03-01", json!({"d_token_throughput": 100.0, "d_mean_ttft": 190.0})),
-        doc(CASE, "2025-03-01", json!({"d_token_throughput": 110.0, "d_mean_ttft": 210.0})),
-        doc(CASE, "2025-03-02", json!({"d_token_throughput": 90.0, "d_mean_ttft": 180.0})),
-        doc(CASE, "2025-03-03", json!({"d_token_throughput": 120.0, "d_mean_ttft": 260.0})),
-        doc(CASE, "2025-03-04", json!({"d_token_throughput": 100.0, "d_mean_ttft": 220.0})),
+        doc(
+            CASE,
+            "2025-03-01",
+            json!({"d_token_throughput": 100.0, "d_mean_ttft": 190.0}),
+        ),
+        doc(
+            CASE,
+            "2025-03-01",
+            json!({"d_token_throughput": 110.0, "d_mean_ttft": 210.0}),
+        ),
+        doc(
+            CASE,
+            "2025-03-02",
+            json!({"d_token_throughput": 90.0, "d_mean_ttft": 180.0}),
+        ),
+        doc(
+            CASE,
+            "2025-03-03",
+            json!({"d_token_throughput": 120.0, "d_mean_ttft": 260.0}),
+        ),
+        doc(
+            CASE,
+            "2025-03-04",
+            json!({"d_token_throughput": 100.0, "d_mean_ttft": 220.0}),
+        ),
         doc(CASE, "2025-03-05", json!({"d_token_throughput": 130.0})),
     ]
 }
@@ -86,7 +106,10 @@ fn daily_rolling_percentile_baselines() {
         vec![105.0, 90.0, 120.0, 100.0, 130.0]
     );
     let r = rolling_mean(&[105.0, 90.0, 120.0, 100.0, 130.0], 3);
-    assert!(close(r[3], 310.0 / 3.0) && close(r[4], 350.0 / 3.0), "{r:?}");
+    assert!(
+        close(r[3], 310.0 / 3.0) && close(r[4], 350.0 / 3.0),
+        "{r:?}"
+    );
     let (b, days) = computed_baseline(&h, "d_token_throughput").unwrap();
     assert!(close(b, 105.0 + 0.8 * (350.0 / 3.0 - 105.0)), "{b}");
     assert_eq!(days, 5);
@@ -116,7 +139,11 @@ fn pre_merge_gate_with_computed_baseline() {
     let h = history();
     let base = 105.0 + 0.8 * (350.0 / 3.0 - 105.0);
     // Gate = base × 0.9 = 102.9.
-    let bad = record(CASE, false, &[("d_token_throughput", 102.0), ("d_mean_ttft", 300.0)]);
+    let bad = record(
+        CASE,
+        false,
+        &[("d_token_throughput", 102.0), ("d_mean_ttft", 300.0)],
+    );
     let v = evaluate_case(&bad, &h, &settings(&["d_token_throughput"]));
     assert!(v.is_regression);
     let c = &v.checks[0];
@@ -164,27 +191,46 @@ fn stored_baselines_thresholds_and_overrides() {
                "d_threshold_pre_merge_token_throughput": 0.2,
                "d_baseline_mean_ttft": -1.0}),
     ));
-    h.push(doc(CASE, "2025-03-07", json!({"d_token_throughput": 141.0})));
+    h.push(doc(
+        CASE,
+        "2025-03-07",
+        json!({"d_token_throughput": 141.0}),
+    ));
     let gated = settings(&["d_token_throughput"]);
     // Gate 150 × 0.8 = 120.
-    let v = evaluate_case(&record(CASE, false, &[("d_token_throughput", 119.0)]), &h, &gated);
+    let v = evaluate_case(
+        &record(CASE, false, &[("d_token_throughput", 119.0)]),
+        &h,
+        &gated,
+    );
     assert!(v.is_regression);
     assert_eq!(v.checks[0].baseline, 150.0);
     assert_eq!(v.checks[0].baseline_source, BaselineSource::Stored);
     assert_eq!(v.checks[0].threshold, 0.2);
     assert_eq!(v.checks[0].threshold_source, ThresholdSource::Stored);
     let v = evaluate_case(
-        &record(CASE, false, &[("d_token_throughput", 121.0), ("d_mean_ttft", 200.0)]),
+        &record(
+            CASE,
+            false,
+            &[("d_token_throughput", 121.0), ("d_mean_ttft", 200.0)],
+        ),
         &h,
         &gated,
     );
     assert!(!v.is_regression);
     let ttft = v.checks.iter().find(|c| c.metric == "d_mean_ttft").unwrap();
-    assert!(matches!(ttft.baseline_source, BaselineSource::Computed { .. }));
+    assert!(matches!(
+        ttft.baseline_source,
+        BaselineSource::Computed { .. }
+    ));
     // The per-metric override wins: 2 % of 150 ⇒ gate 147.
     let mut o = gated.clone();
     o.overrides = parse_threshold_overrides("token_throughput=0.02").unwrap();
-    let v = evaluate_case(&record(CASE, false, &[("d_token_throughput", 146.0)]), &h, &o);
+    let v = evaluate_case(
+        &record(CASE, false, &[("d_token_throughput", 146.0)]),
+        &h,
+        &o,
+    );
     assert!(v.is_regression);
     assert_eq!(v.checks[0].threshold_source, ThresholdSource::Override);
     assert!(parse_threshold_overrides("bogus=0.1").is_err());
@@ -262,9 +308,18 @@ fn trial_verdicts() {
     let mut recs = vec![record(CASE, false, &[("d_token_throughput", 90.0)])];
     let v = verdict(&mut recs, Ok(history()), "");
     assert!(v.fails_trial);
-    assert!(v.failure_message().unwrap().starts_with(&format!("Regression in {CASE}:")));
+    assert!(
+        v.failure_message()
+            .unwrap()
+            .starts_with(&format!("Regression in {CASE}:"))
+    );
     assert_eq!(recs[0].bool("b_is_regression"), Some(true));
-    assert!(recs[0].str("s_regression_info").unwrap().contains("d_token_throughput: value=90.0000"));
+    assert!(
+        recs[0]
+            .str("s_regression_info")
+            .unwrap()
+            .contains("d_token_throughput: value=90.0000")
+    );
     let text = v.lines().join("\n");
     assert!(text.contains("REGRESSION"), "{text}");
     assert!(text.contains("the trial FAILS"), "{text}");
@@ -282,7 +337,11 @@ fn trial_verdicts() {
 
     // No history: nothing compared, empty info, no failure.
     let mut recs = vec![record(CASE, false, &[("d_token_throughput", 1.0)])];
-    let other = vec![doc("another-case", "2025-03-01", json!({"d_token_throughput": 100.0}))];
+    let other = vec![doc(
+        "another-case",
+        "2025-03-01",
+        json!({"d_token_throughput": 100.0}),
+    )];
     let v = verdict(&mut recs, Ok(other), "");
     assert!(!v.fails_trial);
     assert_eq!(v.cases[0].history_docs, 0);
@@ -297,7 +356,10 @@ fn trial_verdicts() {
     assert!(v.query_error.is_some());
     assert!(recs[0].get("s_regression_info").is_none());
     let text = v.lines().join("\n");
-    assert!(text.contains("NOT performed") && text.contains("HTTP 503"), "{text}");
+    assert!(
+        text.contains("NOT performed") && text.contains("HTTP 503"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -314,7 +376,11 @@ fn history_is_matched_per_case_gpu_runtime_branch() {
         h.push(d);
     }
     let other_case = "e2e-stem-con64_iter1_isl1024_osl128";
-    h.push(doc(other_case, "2025-03-01", json!({"d_token_throughput": 1000.0})));
+    h.push(doc(
+        other_case,
+        "2025-03-01",
+        json!({"d_token_throughput": 1000.0}),
+    ));
     let mut recs = vec![
         record(CASE, false, &[("d_token_throughput", 104.0)]),
         record(other_case, false, &[("d_token_throughput", 1000.0)]),

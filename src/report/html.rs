@@ -11,9 +11,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use crate::results::history::{Doc, latest_baseline_threshold};
-use crate::results::regression::{
-    PRE_MERGE_THRESHOLD, computed_baseline, is_maximize,
-};
+use crate::results::regression::{PRE_MERGE_THRESHOLD, computed_baseline, is_maximize};
 use crate::results::store::{Row, Store};
 
 use super::plots::{HistoryPoint, LoadPoint, metric_history, throughput_vs_latency};
@@ -87,7 +85,8 @@ fn fmt_time(ms: i64) -> String {
 }
 
 fn num(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "–".to_string())
+    v.map(|v| format!("{v:.2}"))
+        .unwrap_or_else(|| "–".to_string())
 }
 
 fn row_doc(row: &Row) -> Doc {
@@ -299,9 +298,10 @@ pub fn write_html_report(
                         b * (1.0 + threshold)
                     }
                 });
-                let svg = metric_history(&format!("{case}: {metric}"), label, &points, baseline, gate)
-                    .map_err(ReportError)?;
-                let src = w.svg(&format!("{case}-{toolchain}-{scale}-{metric}"), &svg)?;
+                let svg =
+                    metric_history(&format!("{case}: {metric}"), label, &points, baseline, gate)
+                        .map_err(ReportError)?;
+                let src = w.svg(&format!("{metric}-{toolchain}-{scale}-{case}"), &svg)?;
                 let baseline_text = match (stored_baseline, baseline) {
                     (Some(b), _) => format!("stored baseline {b:.2}"),
                     (None, Some(b)) => format!(

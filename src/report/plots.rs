@@ -122,11 +122,7 @@ pub fn metric_history(
             ts.clone().fold(f64::INFINITY, f64::min),
             ts.fold(f64::NEG_INFINITY, f64::max),
         );
-        let ys = points
-            .iter()
-            .map(|p| p.value)
-            .chain(baseline)
-            .chain(gate);
+        let ys = points.iter().map(|p| p.value).chain(baseline).chain(gate);
         let (y0, y1) = padded(
             ys.clone().fold(f64::INFINITY, f64::min),
             ys.fold(f64::NEG_INFINITY, f64::max),

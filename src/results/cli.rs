@@ -82,7 +82,8 @@ pub fn run_with_env(cmd: &ResultsCommand, env: &dyn EnvSource) -> Outcome {
 }
 
 fn fmt_num(v: Option<f64>) -> String {
-    v.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".to_string())
+    v.map(|v| format!("{v:.2}"))
+        .unwrap_or_else(|| "-".to_string())
 }
 
 fn fmt_time(ms: i64) -> String {
@@ -146,7 +147,13 @@ fn table(rows: &[Row]) -> String {
         ]);
     }
     let widths: Vec<usize> = (0..header.len())
-        .map(|i| cells.iter().map(|c| c[i].chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            cells
+                .iter()
+                .map(|c| c[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     let mut out = String::new();
     for row in &cells {
@@ -210,7 +217,11 @@ fn show(store: &Store, args: &ShowArgs) -> Outcome {
             if let Ok(Some(v)) = store.verdict(&r.batch)
                 && !v.is_empty()
             {
-                out.push_str(&format!("\n{} ({}):\n{v}\n", r.trial, fmt_time(r.created_ms)));
+                out.push_str(&format!(
+                    "\n{} ({}):\n{v}\n",
+                    r.trial,
+                    fmt_time(r.created_ms)
+                ));
             }
         }
     }
@@ -241,7 +252,10 @@ fn push(env: &dyn EnvSource, path: &std::path::Path) -> Outcome {
     };
     if !path.exists() {
         return Outcome {
-            stdout: format!("no results database at {}: nothing to push\n", path.display()),
+            stdout: format!(
+                "no results database at {}: nothing to push\n",
+                path.display()
+            ),
             stderr: String::new(),
             ok: true,
         };
@@ -263,7 +277,9 @@ fn push(env: &dyn EnvSource, path: &std::path::Path) -> Outcome {
         ));
     }
     for (batch, n, reason) in &report.failed {
-        err.push_str(&format!("{n} record(s) of {batch} still pending: {reason}\n"));
+        err.push_str(&format!(
+            "{n} record(s) of {batch} still pending: {reason}\n"
+        ));
     }
     if report.uploaded == 0 && report.failed.is_empty() && report.refused == 0 {
         out = "nothing pending\n".to_string();

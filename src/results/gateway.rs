@@ -241,7 +241,10 @@ pub fn post_records(settings: &GatewaySettings, project: &str, records: &[Record
 
 /// Queries history: `GET {base}/opensearch/df-{project}-*/_search` with `body`, retrying
 /// non-2xx answers and transport errors up to `settings.attempts` times.
-pub fn query_history(settings: &GatewaySettings, body: &serde_json::Value) -> Result<Vec<Doc>, String> {
+pub fn query_history(
+    settings: &GatewaySettings,
+    body: &serde_json::Value,
+) -> Result<Vec<Doc>, String> {
     let secrets = settings.secrets();
     let url = search_url(settings);
     let shown = redact_url(&url);
@@ -258,9 +261,9 @@ pub fn query_history(settings: &GatewaySettings, body: &serde_json::Value) -> Re
                 .body(body.clone());
             match req.send() {
                 Ok(resp) if matches!(resp.status().as_u16(), 200..=202) => {
-                    let text = resp
-                        .text()
-                        .map_err(|e| format!("GET {shown}: {}", describe(e, settings.query_timeout)))?;
+                    let text = resp.text().map_err(|e| {
+                        format!("GET {shown}: {}", describe(e, settings.query_timeout))
+                    })?;
                     return parse_search_response(&text).map_err(|e| format!("GET {shown}: {e}"));
                 }
                 Ok(resp) => {
@@ -307,7 +310,10 @@ mod tests {
         };
         assert_eq!(basic_token(&c), "Ym9iOmh1bnRlcjI=");
         assert_eq!(
-            redact("hunter2 and Ym9iOmh1bnRlcjI=", &["hunter2".into(), basic_token(&c)]),
+            redact(
+                "hunter2 and Ym9iOmh1bnRlcjI=",
+                &["hunter2".into(), basic_token(&c)]
+            ),
             "*** and ***"
         );
         assert!(is_loopback("http://127.0.0.1:9/"));

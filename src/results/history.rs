@@ -154,7 +154,11 @@ pub fn timestamp_ms(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => {
             let f = n.as_f64()?;
-            Some(if f > 1e12 { f as i64 } else { (f * 1000.0) as i64 })
+            Some(if f > 1e12 {
+                f as i64
+            } else {
+                (f * 1000.0) as i64
+            })
         }
         Value::String(s) => parse_time_string(s),
         _ => None,
@@ -281,7 +285,10 @@ mod tests {
     #[test]
     fn timestamps_and_latest() {
         assert_eq!(timestamp_ms(&json!(1_700_000_000)), Some(1_700_000_000_000));
-        assert_eq!(timestamp_ms(&json!(1_700_000_000_123i64)), Some(1_700_000_000_123));
+        assert_eq!(
+            timestamp_ms(&json!(1_700_000_000_123i64)),
+            Some(1_700_000_000_123)
+        );
         assert_eq!(
             timestamp_ms(&json!("2025-12-11T06:25:25.338Z")),
             Some(1_765_434_325_338)
@@ -310,6 +317,10 @@ mod tests {
         assert_eq!(docs[0]["_id"], "x");
         assert!(parse_search_response(r#"{"hits": {"hits": [{"_source": {}}]}}"#).is_err());
         assert!(parse_search_response("<html>").is_err());
-        assert!(parse_search_response(r#"{"hits": {"hits": []}}"#).unwrap().is_empty());
+        assert!(
+            parse_search_response(r#"{"hits": {"hits": []}}"#)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

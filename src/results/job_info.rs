@@ -8,7 +8,8 @@ use serde_json::Value;
 use super::context::CiEnv;
 use super::value::Record;
 
-const ARTIFACT_BASE: &str = "https://urm.nvidia.com/artifactory/sw-tensorrt-generic/llm-artifacts/LLM/main";
+const ARTIFACT_BASE: &str =
+    "https://urm.nvidia.com/artifactory/sw-tensorrt-generic/llm-artifacts/LLM/main";
 
 fn string_of(v: &Value) -> String {
     // Python's str() of a JSON scalar.
@@ -61,7 +62,10 @@ pub fn job_info(ci: &CiEnv) -> (Record, Vec<String>) {
     let (job_url, job_id) = match last_parent {
         Some(parent) => (
             parent.get("url").map(string_of).unwrap_or_default(),
-            parent.get("build_number").map(string_of).unwrap_or_default(),
+            parent
+                .get("build_number")
+                .map(string_of)
+                .unwrap_or_default(),
         ),
         None => (String::new(), String::new()),
     };
@@ -202,7 +206,11 @@ mod tests {
         assert_eq!(r.bool("b_is_post_merge"), Some(true));
         assert_eq!(r.str("s_branch"), Some("release/1.3"));
         assert_eq!(r.str("s_trigger_mr_commit"), Some(""));
-        assert!(r.str("s_artifact_url").unwrap().ends_with("/L0_PostMerge/77"));
+        assert!(
+            r.str("s_artifact_url")
+                .unwrap()
+                .ends_with("/L0_PostMerge/77")
+        );
 
         let (_, notes) = job_info(&CiEnv {
             global_vars: Some("{not json".to_string()),

@@ -33,8 +33,8 @@ pub use context::{CiEnv, Credentials, GatewaySettings, ResultsContext, Secret};
 pub use record::{ClientResult, build_records, check_metrics};
 pub use store::{Store, StoreError, UploadState};
 pub use trial::{
-    PushReport, StoredRecord, TrialResults, UploadIntent, UploadOutcome, push_pending, record_trial,
-    record_trial_at, upload_intent,
+    PushReport, StoredRecord, TrialResults, UploadIntent, UploadOutcome, push_pending,
+    record_trial, record_trial_at, upload_intent,
 };
 pub use value::{FieldValue, Record};
 pub use verdict::{HistorySource, RegressionVerdict, evaluate_verdict};

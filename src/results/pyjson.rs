@@ -81,7 +81,13 @@ pub fn dumps_sorted_indent2(record: &Record) -> String {
     keys.sort();
     let body: Vec<String> = keys
         .iter()
-        .map(|k| format!("  {}: {}", py_string_literal(k), py_value(&record.fields[*k])))
+        .map(|k| {
+            format!(
+                "  {}: {}",
+                py_string_literal(k),
+                py_value(&record.fields[*k])
+            )
+        })
         .collect();
     format!("{{\n{}\n}}", body.join(",\n"))
 }
@@ -135,7 +141,10 @@ mod tests {
     #[test]
     fn strings_are_ascii_escaped() {
         assert_eq!(py_string_literal("a\"b\\c"), r#""a\"b\\c""#);
-        assert_eq!(py_string_literal("\n\t\u{1}\u{7f}"), r#""\n\t\u0001\u007f""#);
+        assert_eq!(
+            py_string_literal("\n\t\u{1}\u{7f}"),
+            r#""\n\t\u0001\u007f""#
+        );
         assert_eq!(py_string_literal("é😀"), r#""\u00e9\ud83d\ude00""#);
     }
 }

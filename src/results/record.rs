@@ -93,7 +93,11 @@ fn metric_of(result: &ClientResult, name: &str, sa: bool) -> Option<Option<f64>>
 
 /// Upstream's pre-upload failure check (§5.4), one message with every problem, in upstream's
 /// wording. Results for client indices the plan does not have are problems too.
-pub fn check_metrics(plan: &Plan, config: &PerfConfig, clients: &[ClientResult]) -> Result<(), String> {
+pub fn check_metrics(
+    plan: &Plan,
+    config: &PerfConfig,
+    clients: &[ClientResult],
+) -> Result<(), String> {
     let s = plan.server_index;
     let sa = plan.client_kind == ClientKind::NvSa;
     let spec = spec_decoding(config);
@@ -215,12 +219,18 @@ fn client_fields(plan: &Plan, config: &PerfConfig, client: &ClientSpec, spec: bo
     r.set("b_use_chat_template", false);
     r.set("b_streaming", config.benchmark.streaming);
     r.set("b_trust_remote_code", true);
-    r.set("b_use_nv_sa_benchmark", plan.client_kind == ClientKind::NvSa);
+    r.set(
+        "b_use_nv_sa_benchmark",
+        plan.client_kind == ClientKind::NvSa,
+    );
     r.set("b_warmup", client.warmup);
     r.set("s_benchmark_client", "");
     r.set("b_eos", spec);
     r.set("s_client_log_link", "");
-    r.set("s_client_env_vars", config.environment.client_env_var.clone());
+    r.set(
+        "s_client_env_vars",
+        config.environment.client_env_var.clone(),
+    );
     r
 }
 

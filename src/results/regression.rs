@@ -112,7 +112,11 @@ fn day_key(d: &Doc) -> Option<String> {
         Value::Number(_) => {
             let ms = timestamp_ms(ts)?;
             let t = jiff::Timestamp::from_millisecond(ms).ok()?;
-            Some(t.to_zoned_datetime(jiff::tz::TimeZone::UTC).date().to_string())
+            Some(
+                t.to_zoned_datetime(jiff::tz::TimeZone::UTC)
+                    .date()
+                    .to_string(),
+            )
         }
         _ => None,
     }
@@ -317,14 +321,14 @@ pub fn evaluate_case(record: &Record, docs: &[Doc], settings: &RegressionSetting
             continue;
         };
         let suffix = &metric[2..];
-        let (baseline, baseline_source) =
-            match number(stored.get(&format!("d_baseline_{suffix}"))) {
-                Some(b) if b > 0.0 => (b, BaselineSource::Stored),
-                _ => match computed_baseline(docs, metric) {
-                    Some((b, days)) if b > 0.0 => (b, BaselineSource::Computed { days }),
-                    _ => continue,
-                },
-            };
+        let (baseline, baseline_source) = match number(stored.get(&format!("d_baseline_{suffix}")))
+        {
+            Some(b) if b > 0.0 => (b, BaselineSource::Stored),
+            _ => match computed_baseline(docs, metric) {
+                Some((b, days)) if b > 0.0 => (b, BaselineSource::Computed { days }),
+                _ => continue,
+            },
+        };
         let (threshold, threshold_source) = threshold_for(metric, post_merge, &stored, settings);
         let gated = settings.gated.iter().any(|g| g == metric);
         verdict.checks.push(MetricCheck {
@@ -412,9 +416,7 @@ pub fn failing_policy(
     if let Some(kind) = local_only_run {
         return (
             false,
-            format!(
-                "{kind}: the verdict is informational (set PERF_FAIL_ON_REGRESSION=1 to gate)"
-            ),
+            format!("{kind}: the verdict is informational (set PERF_FAIL_ON_REGRESSION=1 to gate)"),
         );
     }
     if post_merge {

@@ -317,7 +317,11 @@ pub fn server_fields(
         Some(Value::Float(f)) => *f != 0.0,
     };
     b.record.set("b_enable_cuda_graph", cg_on);
-    let cg_map = if cg_on { cg.and_then(Node::as_map) } else { None };
+    let cg_map = if cg_on {
+        cg.and_then(Node::as_map)
+    } else {
+        None
+    };
     b.from(
         "b_enable_padding",
         cg_map,
@@ -335,14 +339,23 @@ pub fn server_fields(
     let sizes = match joined_list(cg_map.and_then(|m| m.get("batch_sizes")), false) {
         Ok(s) => s,
         Err(e) => {
-            b.note("cuda_graph_config.batch_sizes", format!("{e}; recorded as \"\""));
+            b.note(
+                "cuda_graph_config.batch_sizes",
+                format!("{e}; recorded as \"\""),
+            );
             String::new()
         }
     };
     b.record.set("s_cuda_graph_batch_sizes", sizes);
 
     let kv = sub(o, "kv_cache_config");
-    b.from("s_kv_cache_dtype", kv, "kv_cache_config", "dtype", "fp8".into());
+    b.from(
+        "s_kv_cache_dtype",
+        kv,
+        "kv_cache_config",
+        "dtype",
+        "fp8".into(),
+    );
     b.from(
         "b_enable_block_reuse",
         kv,
@@ -400,18 +413,17 @@ pub fn server_fields(
         .get("l_num_nextn_predict_layers")
         .cloned()
         .unwrap_or(FieldValue::Int(0));
-    let layers = match joined_list(spec.and_then(|s| s.get("eagle3_layers_to_capture")), true) {
-        Ok(s) => s,
-        // Upstream treats any other type as [].
-        Err(_) => String::new(),
-    };
+    // Upstream treats any type other than a list or an integer as [].
+    let layers =
+        joined_list(spec.and_then(|s| s.get("eagle3_layers_to_capture")), true).unwrap_or_default();
     b.record.set("s_eagle3_layers_to_capture", layers);
     b.record.set("l_max_draft_len", draft);
     let force = match force_num_accepted_tokens(env) {
         Ok(v) => v,
         Err(e) => {
-            b.notes
-                .push(format!("{role} worker env: {e}; l_force_num_accepted_tokens is 0"));
+            b.notes.push(format!(
+                "{role} worker env: {e}; l_force_num_accepted_tokens is 0"
+            ));
             0
         }
     };

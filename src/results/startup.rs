@@ -78,7 +78,9 @@ pub fn startup_fields(observations: &[Value], role: Option<&str>, expected: u64)
             .iter()
             .filter_map(|o| o.get("metrics").and_then(|m| m.get(&name)))
             .filter_map(is_number)
-            .fold(None, |acc: Option<f64>, v| Some(acc.map_or(v, |a| a.max(v))));
+            .fold(None, |acc: Option<f64>, v| {
+                Some(acc.map_or(v, |a| a.max(v)))
+            });
         if let Some(max) = max {
             r.set(format!("d_{p}{name}"), max);
         }
@@ -140,7 +142,10 @@ mod tests {
             ctx.get("d_ctx_total_model_loading_seconds"),
             Some(&FieldValue::Float(12.5))
         );
-        assert_eq!(ctx.bool("b_ctx_startup_metrics_collection_complete"), Some(true));
+        assert_eq!(
+            ctx.bool("b_ctx_startup_metrics_collection_complete"),
+            Some(true)
+        );
         assert_eq!(ctx.str("s_ctx_checkpoint_io_policy_selected"), Some("mmap"));
         assert_eq!(
             ctx.get("l_ctx_checkpoint_io_policy_activated_status_count"),

@@ -386,8 +386,8 @@ impl Store {
                 state,
                 (note, attempts, uploaded_ms, project, artifacts),
             ) = item.map_err(|e| self.err(e))?;
-            let record = Record::from_json_str(&json)
-                .map_err(|e| self.err(format!("row {row_id}: {e}")))?;
+            let record =
+                Record::from_json_str(&json).map_err(|e| self.err(format!("row {row_id}: {e}")))?;
             let state = UploadState::parse(&state)
                 .ok_or_else(|| self.err(format!("row {row_id}: unknown upload state {state:?}")))?;
             out.push(Row {

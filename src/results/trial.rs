@@ -13,17 +13,19 @@ use crate::outcome::{FailureClass, TrialFailure};
 use crate::plan::{Plan, Role, Scale};
 use crate::toolchain::Toolchain;
 
+use super::ResultsError;
 use super::context::{GatewaySettings, ResultsContext};
 use super::gateway::{post_records, precheck, query_history};
-use super::history::{LOOKBACK_DAYS, MATCH_KEYS, common_values, lookback_start_ms, query_body, record_doc};
-use super::record::{RecordInputs, build_records, check_metrics, spec_decoding, ClientResult};
+use super::history::{
+    LOOKBACK_DAYS, MATCH_KEYS, common_values, lookback_start_ms, query_body, record_doc,
+};
+use super::record::{ClientResult, RecordInputs, build_records, check_metrics, spec_decoding};
 use super::regression::{RegressionSettings, failing_policy, gated_metrics};
 use super::startup::read_observations;
 use super::store::{NewRow, Store, UploadState, now_ms};
 use super::typecheck::check_batch;
 use super::value::Record;
 use super::verdict::{HistorySource, RegressionVerdict, evaluate_verdict};
-use super::ResultsError;
 
 /// Whether a trial's records go to the gateway, and if not, why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,10 +44,7 @@ pub enum UploadIntent {
 /// Decides the upload intent of a trial.
 pub fn upload_intent(plan: &Plan, gateway: Option<&GatewaySettings>) -> UploadIntent {
     if !plan.upload {
-        return UploadIntent::NotRequested(format!(
-            "{} is not an _upload trial",
-            plan.trial
-        ));
+        return UploadIntent::NotRequested(format!("{} is not an _upload trial", plan.trial));
     }
     if plan.toolchain == Toolchain::Sim {
         return UploadIntent::Skip("skipped: simulator run".to_string());
@@ -106,7 +105,10 @@ impl fmt::Display for UploadOutcome {
             UploadOutcome::NotRequested { reason } => write!(f, "not uploaded: {reason}"),
             UploadOutcome::Skipped { reason } => write!(f, "not uploaded: {reason}"),
             UploadOutcome::Refused { reason } => {
-                write!(f, "upload refused by the type check (records kept): {reason}")
+                write!(
+                    f,
+                    "upload refused by the type check (records kept): {reason}"
+                )
             }
         }
     }
@@ -337,7 +339,9 @@ pub fn record_trial_at(
         (UploadIntent::NotRequested(reason), _) => UploadOutcome::NotRequested {
             reason: reason.clone(),
         },
-        (UploadIntent::Upload { .. }, UploadState::Refused) => UploadOutcome::Refused { reason: note },
+        (UploadIntent::Upload { .. }, UploadState::Refused) => {
+            UploadOutcome::Refused { reason: note }
+        }
         (UploadIntent::Upload { .. }, _) if !note.is_empty() => {
             UploadOutcome::Pending { reason: note }
         }
@@ -390,7 +394,12 @@ fn upload_batch(
     let ids: Vec<i64> = rows.iter().map(|r| r.row_id).collect();
     let recs: Vec<Record> = rows.into_iter().map(|r| r.record).collect();
     let outcome = post_records(gateway, project, &recs);
-    store.finish_upload(&ids, outcome.result.as_ref().map(|_| ()).map_err(String::as_str), outcome.attempts, now_ms())?;
+    store.finish_upload(
+        &ids,
+        outcome.result.as_ref().map(|_| ()).map_err(String::as_str),
+        outcome.attempts,
+        now_ms(),
+    )?;
     Ok(match outcome.result {
         Ok(()) => UploadOutcome::Uploaded {
             records: ids.len(),
@@ -413,7 +422,10 @@ pub struct PushReport {
 
 /// Sends every pending record (and abandoned held / uploading ones) of real full-scale runs,
 /// one request per batch, to the project recorded with it.
-pub fn push_pending(store: &mut Store, gateway: &GatewaySettings) -> Result<PushReport, ResultsError> {
+pub fn push_pending(
+    store: &mut Store,
+    gateway: &GatewaySettings,
+) -> Result<PushReport, ResultsError> {
     let now = now_ms();
     let rows = store.claim_uploadable(&claim_tag(now), None, now)?;
     let mut report = PushReport::default();
@@ -450,7 +462,12 @@ pub fn push_pending(store: &mut Store, gateway: &GatewaySettings) -> Result<Push
             continue;
         }
         let outcome = post_records(gateway, &project, &recs);
-        store.finish_upload(&ids, outcome.result.as_ref().map(|_| ()).map_err(String::as_str), outcome.attempts, now_ms())?;
+        store.finish_upload(
+            &ids,
+            outcome.result.as_ref().map(|_| ()).map_err(String::as_str),
+            outcome.attempts,
+            now_ms(),
+        )?;
         match outcome.result {
             Ok(()) => report.uploaded += ids.len(),
             Err(reason) => report.failed.push((batch, ids.len(), reason)),

@@ -172,9 +172,14 @@ mod tests {
         let keys: Vec<String> = check_record(&bad).into_iter().map(|p| p.key).collect();
         assert_eq!(
             keys,
-            ["d_int", "d_none", "d_nan", "l_float", "s_int", "b_str", "mystery"]
+            [
+                "d_int", "d_none", "d_nan", "l_float", "s_int", "b_str", "mystery"
+            ]
         );
         let msg = check_batch(&[bad]).unwrap_err().join("\n");
-        assert!(msg.contains("d_int: expected float, found int (1)"), "{msg}");
+        assert!(
+            msg.contains("d_int: expected float, found int (1)"),
+            "{msg}"
+        );
     }
 }

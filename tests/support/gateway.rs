@@ -131,10 +131,20 @@ async fn posting(
     };
     for item in &items {
         let Some(obj) = item.as_object() else {
-            return (StatusCode::BAD_REQUEST, "array items must be objects".into());
+            return (
+                StatusCode::BAD_REQUEST,
+                "array items must be objects".into(),
+            );
         };
-        if obj.get("_id").and_then(Value::as_str).is_none_or(str::is_empty) {
-            return (StatusCode::BAD_REQUEST, "every document needs an _id".into());
+        if obj
+            .get("_id")
+            .and_then(Value::as_str)
+            .is_none_or(str::is_empty)
+        {
+            return (
+                StatusCode::BAD_REQUEST,
+                "every document needs an _id".into(),
+            );
         }
         for (k, v) in obj {
             if k.starts_with("d_") && !v.as_number().is_some_and(|n| n.is_f64()) {
