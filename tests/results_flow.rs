@@ -152,7 +152,7 @@ fn simulator_regressions_are_informational_unless_asked() {
     assert_eq!(
         r.upload,
         UploadOutcome::Skipped {
-            reason: "skipped: simulator run".into()
+            reason: "simulator run".into()
         }
     );
     let (_dir, ctx, sim) = history(Some(true));

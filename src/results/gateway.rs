@@ -115,6 +115,13 @@ fn is_loopback(url: &str) -> bool {
 }
 
 fn client(settings: &GatewaySettings, timeout: Duration) -> Result<Client, String> {
+    if settings.base_url.starts_with("https://") {
+        return Err(format!(
+            "{}: https:// gateway URLs need TLS support, which this build of perfsanity does \
+             not include (upstream's gateway is plain http://)",
+            redact_url(&settings.base_url)
+        ));
+    }
     let mut b = Client::builder().timeout(timeout).connect_timeout(timeout);
     if is_loopback(&settings.base_url) {
         b = b.no_proxy();
@@ -320,6 +327,20 @@ mod tests {
         assert!(is_loopback("http://localhost:9/"));
         assert!(is_loopback("http://[::1]:9/"));
         assert!(!is_loopback("http://gpuwa.nvidia.com"));
+    }
+
+    #[test]
+    fn https_is_refused_clearly() {
+        let s = GatewaySettings::new("https://u:p@gw.example", "sandbox-x");
+        let out = post_records(&s, "sandbox-x", &[]);
+        let e = out.result.unwrap_err();
+        assert!(e.contains("TLS support") && !e.contains("u:p"), "{e}");
+        assert_eq!(out.attempts, 0);
+        assert!(
+            query_history(&s, &serde_json::json!({}))
+                .unwrap_err()
+                .contains("TLS")
+        );
     }
 
     #[test]

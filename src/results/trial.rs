@@ -1,9 +1,10 @@
 //! [`record_trial`]: the one call a runner makes after a trial's clients finished, and
 //! [`push_pending`], which `perfsanity results push` uses to deliver what a failed upload left.
 //!
-//! Order matters for "never lose data": records are stored first (state `held`), then history is
-//! read and the verdict added, then the final state is set, then the upload is attempted. A copy
-//! of the records also goes to `<output_dir>/perf_records.json`.
+//! Order matters for "never lose data": records are stored first (state `held` when they are
+//! meant for the gateway), then history is read and the verdict added, then the final state is
+//! set, then the upload is attempted. A copy of the records also goes to
+//! `<output_dir>/perf_records.json`.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -47,10 +48,10 @@ pub fn upload_intent(plan: &Plan, gateway: Option<&GatewaySettings>) -> UploadIn
         return UploadIntent::NotRequested(format!("{} is not an _upload trial", plan.trial));
     }
     if plan.toolchain == Toolchain::Sim {
-        return UploadIntent::Skip("skipped: simulator run".to_string());
+        return UploadIntent::Skip("simulator run".to_string());
     }
     if plan.scale == Scale::Smoke {
-        return UploadIntent::Skip("skipped: smoke scale".to_string());
+        return UploadIntent::Skip("smoke scale".to_string());
     }
     match gateway {
         None => UploadIntent::NotRequested("OPEN_SEARCH_DB_BASE_URL is not set".to_string()),
@@ -103,7 +104,10 @@ impl fmt::Display for UploadOutcome {
                 "upload failed, records kept as pending (run `perfsanity results push` later): {reason}"
             ),
             UploadOutcome::NotRequested { reason } => write!(f, "not uploaded: {reason}"),
-            UploadOutcome::Skipped { reason } => write!(f, "not uploaded: {reason}"),
+            UploadOutcome::Skipped { reason } => write!(
+                f,
+                "skipped: {reason} (simulator and smoke-scale numbers never go to the shared database)"
+            ),
             UploadOutcome::Refused { reason } => {
                 write!(
                     f,
@@ -239,7 +243,14 @@ pub fn record_trial_at(
                 artifacts: &plan.output_dir,
             })
             .collect();
-        let ids = store.insert_batch(&batch, &rows, UploadState::Held, "", &project, now)?;
+        // Only records meant for the gateway are `held`: a crash before the final state must
+        // never make a later push send a simulator, smoke or non-upload record.
+        let (initial, note) = match &intent {
+            UploadIntent::Upload { .. } => (UploadState::Held, ""),
+            UploadIntent::Skip(reason) => (UploadState::Skipped, reason.as_str()),
+            UploadIntent::NotRequested(reason) => (UploadState::NotRequested, reason.as_str()),
+        };
+        let ids = store.insert_batch(&batch, &rows, initial, note, &project, now)?;
         Ok((store, ids))
     })();
     let (mut store, row_ids) = match stored {
