@@ -344,6 +344,9 @@ pub fn record_trial_at(
 
     // 4. Upload.
     let upload = match (&intent, state) {
+        _ if row_ids.is_empty() => UploadOutcome::NotRequested {
+            reason: "no client results to record".to_string(),
+        },
         (UploadIntent::Skip(reason), _) => UploadOutcome::Skipped {
             reason: reason.clone(),
         },
