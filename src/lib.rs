@@ -13,6 +13,8 @@ pub mod harness;
 pub mod launch;
 pub mod outcome;
 pub mod plan;
+pub mod report;
+pub mod results;
 pub mod selection;
 pub mod settings;
 pub mod measure;

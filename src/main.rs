@@ -43,6 +43,11 @@ enum Command {
     /// Dataset tools.
     #[command(subcommand)]
     Dataset(DatasetCommand),
+    /// Results history (PERF_DB): show stored records, push pending uploads.
+    #[command(subcommand)]
+    Results(perfsanity::results::cli::ResultsCommand),
+    /// Write an HTML report with SVG plots from the results history.
+    Report(perfsanity::report::ReportArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -91,5 +96,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => perfsanity::sim::run(args),
         Command::Bench(args) => perfsanity::bench::run(args),
         Command::Dataset(DatasetCommand::Gen(args)) => perfsanity::bench::run_dataset_gen(args),
+        Command::Results(cmd) => emit(perfsanity::results::cli::run(&cmd)),
+        Command::Report(args) => emit(perfsanity::report::run(&args)),
     }
 }

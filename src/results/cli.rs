@@ -1,0 +1,292 @@
+//! `perfsanity results show` and `perfsanity results push`: read the embedded history, and
+//! deliver what failed uploads left pending.
+
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+
+use crate::commands::Outcome;
+use crate::settings::{EnvSource, ProcessEnv, find_project_root, target_dir};
+
+use super::context::{default_db_path, gateway_from_env};
+use super::store::{Row, Store, UploadState};
+use super::trial::push_pending;
+
+/// `perfsanity results …`.
+#[derive(Debug, Subcommand)]
+pub enum ResultsCommand {
+    /// Print stored records as a table (newest last).
+    Show(ShowArgs),
+    /// Upload every pending record (failed or interrupted uploads) to the gateway, once each.
+    Push,
+}
+
+/// `perfsanity results show` options.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Only records of this trial (e.g. disagg_upload-<stem>).
+    #[arg(long)]
+    pub trial: Option<String>,
+    /// Show the newest N records.
+    #[arg(long, default_value_t = 20)]
+    pub last: usize,
+    /// Print one JSON object per record (row metadata + the record) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Also print the regression verdict of each batch shown.
+    #[arg(long)]
+    pub verdict: bool,
+}
+
+/// The history database of the CLI: `PERF_DB`, else `<target>/perf-results.sqlite`.
+pub fn db_path(env: &dyn EnvSource) -> PathBuf {
+    if let Some(p) = env.var("PERF_DB").filter(|p| !p.trim().is_empty()) {
+        return PathBuf::from(p);
+    }
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+    let root = find_project_root(&cwd);
+    default_db_path(&target_dir(env, &root))
+}
+
+fn fail(message: String) -> Outcome {
+    Outcome {
+        stdout: String::new(),
+        stderr: message,
+        ok: false,
+    }
+}
+
+/// Runs a `results` command against the process environment.
+pub fn run(cmd: &ResultsCommand) -> Outcome {
+    run_with_env(cmd, &ProcessEnv)
+}
+
+/// Runs a `results` command against `env`.
+pub fn run_with_env(cmd: &ResultsCommand, env: &dyn EnvSource) -> Outcome {
+    let path = db_path(env);
+    match cmd {
+        ResultsCommand::Show(args) => {
+            if !path.exists() {
+                return fail(format!(
+                    "no results database at {} (set PERF_DB, or run a trial first)",
+                    path.display()
+                ));
+            }
+            match Store::open(&path) {
+                Ok(store) => show(&store, args),
+                Err(e) => fail(e.to_string()),
+            }
+        }
+        ResultsCommand::Push => push(env, &path),
+    }
+}
+
+fn fmt_num(v: Option<f64>) -> String {
+    v.map(|v| format!("{v:.2}"))
+        .unwrap_or_else(|| "-".to_string())
+}
+
+fn fmt_time(ms: i64) -> String {
+    jiff::Timestamp::from_millisecond(ms)
+        .map(|t| t.strftime("%Y-%m-%d %H:%M:%S").to_string())
+        .unwrap_or_else(|_| ms.to_string())
+}
+
+fn state_text(row: &Row) -> String {
+    let mut s = row.state.as_str().to_string();
+    if !row.note.is_empty() && row.state != UploadState::Uploaded {
+        let note: String = row.note.chars().take(60).collect();
+        s.push_str(": ");
+        s.push_str(&note);
+        if row.note.chars().count() > 60 {
+            s.push('…');
+        }
+    }
+    s
+}
+
+fn table(rows: &[Row]) -> String {
+    let header = [
+        "row",
+        "created (UTC)",
+        "trial",
+        "client",
+        "run",
+        "tok/s",
+        "total tok/s",
+        "mean TTFT ms",
+        "mean TPOT ms",
+        "regr",
+        "upload",
+    ];
+    let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for r in rows {
+        let regression = match (
+            r.record.bool("b_is_regression"),
+            r.record.str("s_regression_info"),
+        ) {
+            (Some(true), _) => "YES".to_string(),
+            (_, Some(info)) if !info.is_empty() => "no".to_string(),
+            _ => "-".to_string(),
+        };
+        cells.push(vec![
+            r.row_id.to_string(),
+            fmt_time(r.created_ms),
+            r.trial.clone(),
+            r.record
+                .str("s_client_name")
+                .unwrap_or(&r.test_case_name)
+                .to_string(),
+            format!("{}/{}", r.toolchain, r.scale),
+            fmt_num(r.record.f64("d_token_throughput")),
+            fmt_num(r.record.f64("d_total_token_throughput")),
+            fmt_num(r.record.f64("d_mean_ttft")),
+            fmt_num(r.record.f64("d_mean_tpot")),
+            regression,
+            state_text(r),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|i| {
+            cells
+                .iter()
+                .map(|c| c[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in &cells {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn show(store: &Store, args: &ShowArgs) -> Outcome {
+    let rows = match store.recent(args.trial.as_deref(), args.last) {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    let mut out = String::new();
+    if args.json {
+        for r in &rows {
+            let v = serde_json::json!({
+                "row_id": r.row_id,
+                "batch": r.batch,
+                "trial": r.trial,
+                "created_ms": r.created_ms,
+                "toolchain": r.toolchain,
+                "scale": r.scale,
+                "upload_state": r.state.as_str(),
+                "upload_note": r.note,
+                "upload_attempts": r.attempts,
+                "artifacts": r.artifacts,
+                "record": r.record,
+            });
+            out.push_str(&v.to_string());
+            out.push('\n');
+        }
+        return Outcome {
+            stdout: out,
+            stderr: String::new(),
+            ok: true,
+        };
+    }
+    if rows.is_empty() {
+        out.push_str("no records");
+        if let Some(t) = &args.trial {
+            out.push_str(&format!(" for trial {t}"));
+        }
+        out.push('\n');
+    } else {
+        out.push_str(&table(&rows));
+    }
+    if args.verdict {
+        let mut seen = Vec::new();
+        for r in &rows {
+            if seen.contains(&r.batch) {
+                continue;
+            }
+            seen.push(r.batch.clone());
+            if let Ok(Some(v)) = store.verdict(&r.batch)
+                && !v.is_empty()
+            {
+                out.push_str(&format!(
+                    "\n{} ({}):\n{v}\n",
+                    r.trial,
+                    fmt_time(r.created_ms)
+                ));
+            }
+        }
+    }
+    if let Ok(counts) = store.state_counts() {
+        let counts: Vec<String> = counts.iter().map(|(s, n)| format!("{n} {s}")).collect();
+        out.push_str(&format!(
+            "\n{}: {}\n",
+            store.path().display(),
+            counts.join(", ")
+        ));
+    }
+    Outcome {
+        stdout: out,
+        stderr: String::new(),
+        ok: true,
+    }
+}
+
+fn push(env: &dyn EnvSource, path: &std::path::Path) -> Outcome {
+    let gateway = match gateway_from_env(env) {
+        Ok(Some(g)) => g,
+        Ok(None) => {
+            return fail(
+                "OPEN_SEARCH_DB_BASE_URL is not set: there is no gateway to push to".to_string(),
+            );
+        }
+        Err(e) => return fail(e.to_string()),
+    };
+    if !path.exists() {
+        return Outcome {
+            stdout: format!(
+                "no results database at {}: nothing to push\n",
+                path.display()
+            ),
+            stderr: String::new(),
+            ok: true,
+        };
+    }
+    let mut store = match Store::open(path) {
+        Ok(s) => s,
+        Err(e) => return fail(e.to_string()),
+    };
+    let report = match push_pending(&mut store, &gateway) {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    let mut out = format!("pushed {} record(s)\n", report.uploaded);
+    let mut err = String::new();
+    if report.refused > 0 {
+        err.push_str(&format!(
+            "{} record(s) refused by the type check (kept, never sent; see `perfsanity results show`)\n",
+            report.refused
+        ));
+    }
+    for (batch, n, reason) in &report.failed {
+        err.push_str(&format!(
+            "{n} record(s) of {batch} still pending: {reason}\n"
+        ));
+    }
+    if report.uploaded == 0 && report.failed.is_empty() && report.refused == 0 {
+        out = "nothing pending\n".to_string();
+    }
+    Outcome {
+        stdout: out,
+        stderr: err,
+        ok: report.failed.is_empty() && report.refused == 0,
+    }
+}

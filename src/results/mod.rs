@@ -1,0 +1,73 @@
+//! Results: upstream-schema records, the embedded SQLite history, uploads that never lose data,
+//! and regression verdicts (upstream-perf-sanity.md §6).
+//!
+//! The runner calls one function, [`record_trial`], after a trial's clients finished and their
+//! metrics were parsed. It builds one record per client run ([`record`]), stores every record in
+//! the history database before anything else ([`store`]), reads history (the gateway's search
+//! endpoint when configured for a real full-scale run, else the embedded history of the same
+//! toolchain and scale — [`history`]), adds the regression verdict ([`regression`]), type-checks
+//! ([`typecheck`]) and uploads ([`gateway`]). A failed upload leaves the records `pending` for
+//! `perfsanity results push`. Simulator and smoke-scale records are stored but never uploaded.
+//!
+//! Every part is a separate, testable function; `record_trial` only sequences them.
+
+pub mod cli;
+pub mod context;
+pub mod gateway;
+pub mod gpu;
+pub mod history;
+pub mod job_info;
+pub mod pyjson;
+pub mod record;
+pub mod regression;
+pub mod server_fields;
+pub mod startup;
+pub mod store;
+pub mod typecheck;
+pub mod value;
+
+mod trial;
+mod verdict;
+
+pub use context::{CiEnv, Credentials, GatewaySettings, ResultsContext, Secret};
+pub use record::{ClientResult, build_records, check_metrics};
+pub use store::{Store, StoreError, UploadState};
+pub use trial::{
+    PushReport, StoredRecord, TrialResults, UploadIntent, UploadOutcome, push_pending,
+    record_trial, record_trial_at, upload_intent,
+};
+pub use value::{FieldValue, Record};
+pub use verdict::{HistorySource, RegressionVerdict, evaluate_verdict};
+
+use crate::outcome::FailureClass;
+
+/// Why the results stage failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ResultsError {
+    /// Upstream's pre-upload check failed (§5.4): results missing or incomplete.
+    #[error("{0}")]
+    Metrics(String),
+    /// The history database failed (the records were written to the artifacts directory).
+    #[error("{0}")]
+    Store(String),
+    /// An environment knob is invalid.
+    #[error("{0}")]
+    Env(String),
+}
+
+impl ResultsError {
+    /// The failure class a runner should report.
+    pub fn class(&self) -> FailureClass {
+        match self {
+            ResultsError::Metrics(_) => FailureClass::MissingMetric,
+            ResultsError::Store(_) => FailureClass::Results,
+            ResultsError::Env(_) => FailureClass::Config,
+        }
+    }
+}
+
+impl From<StoreError> for ResultsError {
+    fn from(e: StoreError) -> Self {
+        ResultsError::Store(e.to_string())
+    }
+}

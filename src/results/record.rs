@@ -1,0 +1,342 @@
+//! Building upstream's disagg record (upstream-perf-sanity.md §6.2–6.3): one record per client
+//! run, in upstream's field order — runtime fields, `ctx_`/`gen_` server fields, client fields,
+//! `s_test_case_name`, metrics, startup fields, job info, `s_stage_name`, `s_test_list` — then
+//! `_id`.
+//!
+//! Metric decisions: every one of the 16 base metrics becomes `d_<name>` as a float. A metric the
+//! client legitimately does not report (upstream's "None", e.g. the NV SA client's user
+//! throughput) is **omitted** from the record: upstream would send `null`, which the gateway's
+//! type check rejects for the whole batch (gotcha 3). `d_al` appears only for spec-decoding runs
+//! that reported it (gotcha 14); the device-step statistics only for gen_only runs.
+
+use indexmap::IndexMap;
+
+use crate::config::{BenchmarkMode, PerfConfig};
+use crate::plan::{ClientSpec, Plan};
+use crate::toolchain::ClientKind;
+
+use super::context::CiEnv;
+use super::job_info::job_info;
+use super::pyjson::assign_id;
+use super::server_fields::{WorkerDefaults, infixed, server_fields};
+use super::startup::startup_fields;
+use super::value::Record;
+
+/// Upstream's 16 base metrics, in parse order (`d_<name>` in the record).
+pub const BASE_METRICS: [&str; 16] = [
+    "seq_throughput",
+    "token_throughput",
+    "total_token_throughput",
+    "user_throughput",
+    "mean_ttft",
+    "median_ttft",
+    "p99_ttft",
+    "mean_itl",
+    "median_itl",
+    "p99_itl",
+    "mean_tpot",
+    "median_tpot",
+    "p99_tpot",
+    "mean_e2el",
+    "median_e2el",
+    "p99_e2el",
+];
+
+/// The spec-decoding metric (mean accepted length).
+pub const SPEC_DECODING_METRIC: &str = "al";
+
+/// The gen_only device-step statistics, in log-line order.
+pub const GEN_ONLY_METRICS: [&str; 5] = [
+    "mean_gen_worker_per_iter_device_step_time",
+    "median_gen_worker_per_iter_device_step_time",
+    "std_gen_worker_per_iter_device_step_time",
+    "p75_gen_worker_per_iter_device_step_time",
+    "p99_gen_worker_per_iter_device_step_time",
+];
+
+/// Upstream's runtime label of every disagg record.
+pub const DISAGG_RUNTIME: &str = "multi_node_disagg_server";
+
+/// One client run's parsed metrics, keyed by upstream's metric names (`seq_throughput`, …,
+/// `al`, `mean_gen_worker_per_iter_device_step_time`, …). `None` is upstream's "None": known to
+/// be absent (the SA client's user throughput).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ClientResult {
+    /// The plan's client index `c`.
+    pub client_index: u32,
+    /// Metric name → value.
+    pub metrics: IndexMap<String, Option<f64>>,
+}
+
+/// Whether any worker of the plan runs speculative decoding (upstream's `spec_decoding`, which
+/// becomes `b_eos` and gates `d_al`).
+pub fn spec_decoding(config: &PerfConfig) -> bool {
+    config.ctx_worker.spec_decoding_type.is_some() || config.gen_worker.spec_decoding_type.is_some()
+}
+
+/// `e2e` or `gen_only` (gen_only_no_context is upstream's gen_only with zero context servers).
+pub fn benchmark_mode_label(mode: BenchmarkMode) -> &'static str {
+    match mode {
+        BenchmarkMode::E2e => "e2e",
+        BenchmarkMode::GenOnly | BenchmarkMode::GenOnlyNoContext => "gen_only",
+    }
+}
+
+fn metric_of(result: &ClientResult, name: &str, sa: bool) -> Option<Option<f64>> {
+    match result.metrics.get(name) {
+        Some(v) => Some(*v),
+        // The SA client prints no user throughput: upstream records it as "None".
+        None if sa && name == "user_throughput" && !result.metrics.is_empty() => Some(None),
+        None => None,
+    }
+}
+
+/// Upstream's pre-upload failure check (§5.4), one message with every problem, in upstream's
+/// wording. Results for client indices the plan does not have are problems too.
+pub fn check_metrics(
+    plan: &Plan,
+    config: &PerfConfig,
+    clients: &[ClientResult],
+) -> Result<(), String> {
+    let s = plan.server_index;
+    let sa = plan.client_kind == ClientKind::NvSa;
+    let spec = spec_decoding(config);
+    let mut msg = String::new();
+    let mut seen = std::collections::BTreeSet::new();
+    for r in clients {
+        if !plan.clients.iter().any(|c| c.index == r.client_index) {
+            msg += &format!(
+                "Server {s} Client {} is not a client of this plan ({} clients). ",
+                r.client_index,
+                plan.clients.len()
+            );
+        }
+        if !seen.insert(r.client_index) {
+            msg += &format!("Server {s} Client {} has two results. ", r.client_index);
+        }
+    }
+    if clients.len() != plan.clients.len() {
+        msg += &format!(
+            "Server {s}'s perf results number: {} is not equal to client number: {}. ",
+            clients.len(),
+            plan.clients.len()
+        );
+    }
+    for r in clients {
+        let c = r.client_index;
+        let missing: Vec<&str> = BASE_METRICS
+            .iter()
+            .copied()
+            .filter(|m| metric_of(r, m, sa).is_none())
+            .collect();
+        if !missing.is_empty() {
+            let parsed: Vec<String> = r
+                .metrics
+                .iter()
+                .map(|(k, v)| match v {
+                    Some(v) => format!("'{k}': {}", super::pyjson::py_float_repr(*v)),
+                    None => format!("'{k}': None"),
+                })
+                .collect();
+            msg += &format!(
+                "Some metrics in Server {s} Client {c} are missing: [{}]. The parsed metrics is {{{}}}. ",
+                missing
+                    .iter()
+                    .map(|m| format!("'{m}'"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                parsed.join(", ")
+            );
+        }
+        if spec && !matches!(r.metrics.get(SPEC_DECODING_METRIC), Some(Some(_))) {
+            msg += &format!(
+                "Speculative decoding test Server {s} Client {c} is missing 'Mean Avg Decoded Tokens per Iter' in benchmark output. "
+            );
+        }
+        if plan.mode.is_gen_only() && !matches!(r.metrics.get(GEN_ONLY_METRICS[0]), Some(Some(_))) {
+            msg += &format!(
+                "gen_only test Server {s} Client {c} is missing 'prev_device_step_time' in gen_server_*.log under {}. ",
+                plan.output_dir.display()
+            );
+        }
+    }
+    if msg.is_empty() {
+        Ok(())
+    } else {
+        Err(msg.trim_end().to_string())
+    }
+}
+
+/// What a record needs besides the plan, the config and the metrics.
+#[derive(Debug, Clone)]
+pub struct RecordInputs<'a> {
+    /// `s_gpu_type`.
+    pub gpu_type: &'a str,
+    /// CI job variables and `stageName`.
+    pub ci: &'a CiEnv,
+    /// Startup observations (`startup_metrics.<s>.json`), possibly empty.
+    pub startup: &'a [serde_json::Value],
+}
+
+/// Records of one trial, plus notes about values that needed attention.
+#[derive(Debug, Clone)]
+pub struct BuiltRecords {
+    /// One record per client result, in client order, `_id` set.
+    pub records: Vec<Record>,
+    /// Test case name of each record's client (same order).
+    pub client_indices: Vec<u32>,
+    /// Anything worth telling the user (odd YAML values, unparsable globalVars, …).
+    pub notes: Vec<String>,
+}
+
+fn env_join(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .filter(|p| !p.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn client_fields(plan: &Plan, config: &PerfConfig, client: &ClientSpec, spec: bool) -> Record {
+    let mut r = Record::new();
+    r.set("s_client_name", client.name.clone());
+    r.set("l_concurrency", client.concurrency);
+    r.set("l_iterations", client.iterations);
+    r.set("l_isl", client.isl);
+    r.set("l_osl", client.osl);
+    r.set("d_random_range_ratio", config.benchmark.benchmark_ratio);
+    r.set(
+        "s_dataset_file",
+        config
+            .benchmark
+            .dataset_file
+            .as_ref()
+            .map(|d| d.value.clone())
+            .unwrap_or_default(),
+    );
+    r.set("s_backend", "openai");
+    r.set("b_use_chat_template", false);
+    r.set("b_streaming", config.benchmark.streaming);
+    r.set("b_trust_remote_code", true);
+    r.set(
+        "b_use_nv_sa_benchmark",
+        plan.client_kind == ClientKind::NvSa,
+    );
+    r.set("b_warmup", client.warmup);
+    r.set("s_benchmark_client", "");
+    r.set("b_eos", spec);
+    r.set("s_client_log_link", "");
+    r.set(
+        "s_client_env_vars",
+        config.environment.client_env_var.clone(),
+    );
+    r
+}
+
+/// Builds the records of a trial. Call [`check_metrics`] first: a base metric that is absent
+/// (not `None`) is skipped here with a note.
+pub fn build_records(
+    plan: &Plan,
+    config: &PerfConfig,
+    clients: &[ClientResult],
+    inputs: &RecordInputs<'_>,
+) -> BuiltRecords {
+    let mut notes = Vec::new();
+    let spec = spec_decoding(config);
+    let sa = plan.client_kind == ClientKind::NvSa;
+    let num_ctx = plan.topology.ctx.count;
+    let num_gen = plan.topology.gen_workers.count;
+    let defaults = WorkerDefaults {
+        name: &plan.server_name,
+        model_name: &config.metadata.model_name,
+        gpus_per_node: config.hardware.gpus_per_node,
+    };
+    let env = &config.environment;
+    let ctx = server_fields(
+        &config.ctx_worker,
+        "ctx",
+        &defaults,
+        &env_join(&[&env.worker_env_var, &env.ctx_worker_env_var]),
+        &env.ctx_env,
+        &mut notes,
+    );
+    let gen_fields = server_fields(
+        &config.gen_worker,
+        "gen",
+        &defaults,
+        &env_join(&[&env.worker_env_var, &env.gen_worker_env_var]),
+        &env.gen_env,
+        &mut notes,
+    );
+    let (job, job_notes) = job_info(inputs.ci);
+    notes.extend(job_notes);
+
+    let mut ordered: Vec<&ClientResult> = clients.iter().collect();
+    ordered.sort_by_key(|r| r.client_index);
+    let mut records = Vec::new();
+    let mut client_indices = Vec::new();
+    for result in ordered {
+        let Some(client) = plan.clients.iter().find(|c| c.index == result.client_index) else {
+            notes.push(format!(
+                "client {} is not in the plan; its metrics were not recorded",
+                result.client_index
+            ));
+            continue;
+        };
+        let mut r = Record::new();
+        r.set("s_gpu_type", inputs.gpu_type);
+        r.set("s_runtime", DISAGG_RUNTIME);
+        r.set("s_benchmark_mode", benchmark_mode_label(plan.mode));
+        r.set("s_server_env_var", env.server_env_var.clone());
+        r.set("l_num_ctx_servers", num_ctx);
+        r.set("l_num_gen_servers", num_gen);
+        if num_ctx > 0 {
+            r.extend(&infixed(&ctx, "ctx"));
+        }
+        if num_gen > 0 {
+            r.extend(&infixed(&gen_fields, "gen"));
+        }
+        r.extend(&client_fields(plan, config, client, spec));
+        r.set("s_test_case_name", client.test_case_name.clone());
+
+        for name in BASE_METRICS {
+            match metric_of(result, name, sa) {
+                Some(Some(v)) => r.set(format!("d_{name}"), v),
+                Some(None) => notes.push(format!(
+                    "{}: {name} was not reported by the client; d_{name} is omitted from the \
+                     record (upstream would send null, which the gateway refuses)",
+                    client.test_case_name
+                )),
+                None => notes.push(format!(
+                    "{}: {name} is missing; d_{name} is not recorded",
+                    client.test_case_name
+                )),
+            }
+        }
+        if spec && let Some(Some(al)) = result.metrics.get(SPEC_DECODING_METRIC) {
+            r.set("d_al", *al);
+        }
+        if plan.mode.is_gen_only() {
+            for name in GEN_ONLY_METRICS {
+                if let Some(Some(v)) = result.metrics.get(name) {
+                    r.set(format!("d_{name}"), *v);
+                }
+            }
+        }
+        r.extend(&startup_fields(inputs.startup, Some("ctx"), num_ctx));
+        r.extend(&startup_fields(inputs.startup, Some("gen"), num_gen));
+
+        r.extend(&job);
+        r.set("s_stage_name", inputs.ci.stage_name.clone());
+        r.set("s_test_list", plan.test_list_id.clone());
+        assign_id(&mut r);
+        records.push(r);
+        client_indices.push(client.index);
+    }
+    BuiltRecords {
+        records,
+        client_indices,
+        notes,
+    }
+}
