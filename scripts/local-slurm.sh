@@ -108,7 +108,8 @@ pid_alive() {
     [[ -s $1 ]] || return 1
     pid=$(<"$1")
     [[ $pid =~ ^[0-9]+$ ]] || return 1
-    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2"* ]]
+    [[ $(cat "/proc/$pid/comm" 2>/dev/null) == "$2"* ]] || return 1
+    [[ $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]] # a zombie is not running
 }
 
 # stop_pidfile PIDFILE COMM — SIGTERM, wait up to 15 s, then SIGKILL.
@@ -624,11 +625,11 @@ main() {
     case $cmd in
         up) cmd_up "$@" ;;
         down) cmd_down "$@" ;;
-        status) cmd_status "$@" ;;
+        status) cmd_status "$@" || exit 1 ;;
         selftest)
             # shellcheck source=scripts/local-slurm-selftest.sh
             source "$(dirname "$(readlink -f "$0")")/local-slurm-selftest.sh"
-            cmd_selftest "$@"
+            cmd_selftest "$@" || exit 1
             ;;
         -h | --help | help) usage ;;
         *) usage ;;
