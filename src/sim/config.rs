@@ -54,6 +54,11 @@ pub struct LatencyConfig {
     pub step_per_gen_request_us: f64,
     /// Added per context (prefill) token in the iteration's batch (µs).
     pub step_per_ctx_token_us: f64,
+    /// Added per draft token verified in the iteration's batch (µs); speculative decoding only.
+    pub step_per_draft_token_us: f64,
+    /// Probability that a draft token is accepted (given that the ones before it were), when
+    /// `TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS` does not force the count.
+    pub spec_acceptance_rate: f64,
     /// Fixed KV-cache transfer delay of a `generation_only` request (ms).
     pub kv_transfer_base_ms: f64,
     /// Added per prompt token of a `generation_only` request (µs).
@@ -76,6 +81,8 @@ impl Default for LatencyConfig {
             step_base_ms: 4.0,
             step_per_gen_request_us: 8.0,
             step_per_ctx_token_us: 4.0,
+            step_per_draft_token_us: 2.0,
+            spec_acceptance_rate: 0.7,
             kv_transfer_base_ms: 1.0,
             kv_transfer_per_token_us: 0.2,
             jitter: 0.0,
@@ -181,6 +188,7 @@ impl SimConfig {
             ("step_base_ms", l.step_base_ms),
             ("step_per_gen_request_us", l.step_per_gen_request_us),
             ("step_per_ctx_token_us", l.step_per_ctx_token_us),
+            ("step_per_draft_token_us", l.step_per_draft_token_us),
             ("kv_transfer_base_ms", l.kv_transfer_base_ms),
             ("kv_transfer_per_token_us", l.kv_transfer_per_token_us),
             ("req_queue_max_wait_ms", l.req_queue_max_wait_ms),
@@ -197,6 +205,15 @@ impl SimConfig {
             return Err(SimConfigError::at(
                 "sim.latency.req_queue_poll_ms",
                 format!("expected a finite number > 0, got {}", l.req_queue_poll_ms),
+            ));
+        }
+        if !(l.spec_acceptance_rate.is_finite() && (0.0..=1.0).contains(&l.spec_acceptance_rate)) {
+            return Err(SimConfigError::at(
+                "sim.latency.spec_acceptance_rate",
+                format!(
+                    "expected a probability in [0, 1], got {}",
+                    l.spec_acceptance_rate
+                ),
             ));
         }
         if !(l.jitter.is_finite() && (0.0..1.0).contains(&l.jitter)) {
@@ -289,6 +306,12 @@ mod tests {
         assert_eq!(e.path, "sim.latency.jitter");
         let e = SimConfig::from_json_value(&json!({"latency": {"step_base_ms": -1}})).unwrap_err();
         assert_eq!(e.path, "sim.latency.step_base_ms");
+        let e = SimConfig::from_json_value(&json!({"latency": {"spec_acceptance_rate": 1.2}}))
+            .unwrap_err();
+        assert_eq!(e.path, "sim.latency.spec_acceptance_rate");
+        let e = SimConfig::from_json_value(&json!({"latency": {"step_per_draft_token_us": -3}}))
+            .unwrap_err();
+        assert_eq!(e.path, "sim.latency.step_per_draft_token_us");
         let e = SimConfig::from_json_value(&json!({"faults": {"GEN_0": {"exit_at_start": 300}}}))
             .unwrap_err();
         assert_eq!(e.path, "sim.faults.GEN_0.exit_at_start");

@@ -3,7 +3,11 @@
 //!
 //! * completions chunks dump every field (`exclude_unset=False`): `token_ids`, `logprobs`,
 //!   `finish_reason`, `stop_reason`, `avg_decoded_tokens_per_iter` and `usage` appear as `null`;
-//! * chat chunks drop `None` fields; the first carries `delta.role` and ends with `" \n\n"`;
+//! * with speculative decoding every choice (completions and chat, streamed or not) carries the
+//!   request's `avg_decoded_tokens_per_iter` so far (`spec.rs`); without it the field stays `null`
+//!   (chat chunks: absent);
+//! * chat chunks drop `None` fields; the first carries `delta.role` (and no average, as upstream's
+//!   role chunk) and ends with `" \n\n"`;
 //! * with `stream_options.include_usage` a final chunk with `"choices":[]` carries `usage`;
 //! * the stream ends with `data: [DONE]`.
 //!
@@ -14,7 +18,10 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 
+use super::iter_log::write_py_float;
 use super::protocol::Endpoint;
+use super::scheduler::EngineEvent;
+use super::spec::avg_decoded_tokens_per_iter;
 use super::tokens::{OutputVocab, json_escape};
 
 /// How a request's output is rendered.
@@ -36,6 +43,8 @@ pub struct ResponseShape {
     pub prompt_tokens: u64,
     /// Append a usage chunk before `[DONE]`.
     pub include_usage: bool,
+    /// Speculative decoding is on: choices carry `avg_decoded_tokens_per_iter`.
+    pub report_avg_decoded: bool,
 }
 
 /// Builds SSE chunks and final responses for one request.
@@ -83,10 +92,25 @@ impl Encoder {
         }
     }
 
-    /// Appends the SSE event(s) for tokens `start..start+count`; when `finished`, also the
-    /// usage chunk (if asked for) and `data: [DONE]`.
-    pub fn push_chunk(&mut self, start: u64, count: u64, finished: bool, out: &mut String) {
+    /// The request's `avg_decoded_tokens_per_iter` after `tokens` tokens in `iterations`
+    /// decoding iterations; `None` without speculative decoding.
+    pub fn avg_decoded(&self, tokens: u64, iterations: u64) -> Option<f64> {
+        self.shape
+            .report_avg_decoded
+            .then(|| avg_decoded_tokens_per_iter(tokens, iterations))
+    }
+
+    /// Appends the SSE event(s) for the tokens of `ev`; when it is the last, also the usage
+    /// chunk (if asked for) and `data: [DONE]`.
+    pub fn push_chunk(&mut self, ev: &EngineEvent, out: &mut String) {
+        let EngineEvent {
+            start,
+            count,
+            iterations,
+            finished,
+        } = *ev;
         let finish = if finished { "\"length\"" } else { "null" };
+        let avg = self.avg_decoded(start + count, iterations);
         match self.shape.endpoint {
             Endpoint::Completions => {
                 out.push_str("data: ");
@@ -95,9 +119,12 @@ impl Encoder {
                 self.text(start, count, out);
                 out.push_str("\",\"token_ids\":null,\"logprobs\":null,\"finish_reason\":");
                 out.push_str(finish);
-                out.push_str(
-                    ",\"stop_reason\":null,\"avg_decoded_tokens_per_iter\":null}],\"usage\":null}\n\n",
-                );
+                out.push_str(",\"stop_reason\":null,\"avg_decoded_tokens_per_iter\":");
+                match avg {
+                    Some(v) => write_py_float(out, v),
+                    None => out.push_str("null"),
+                }
+                out.push_str("}],\"usage\":null}\n\n");
             }
             Endpoint::Chat => {
                 if !self.role_sent {
@@ -113,6 +140,10 @@ impl Encoder {
                 out.push_str("\",\"reasoning_content\":\"\"}");
                 if finished {
                     out.push_str(",\"finish_reason\":\"length\"");
+                }
+                if let Some(v) = avg {
+                    out.push_str(",\"avg_decoded_tokens_per_iter\":");
+                    write_py_float(out, v);
                 }
                 out.push_str("}]}\n\n");
             }
@@ -130,14 +161,17 @@ impl Encoder {
         }
     }
 
-    /// The non-streaming response after `completion_tokens` tokens; `disagg` is the
-    /// `disaggregated_params` of a context-only response and `prompt_token_ids` its prompt.
+    /// The non-streaming response after `completion_tokens` tokens in `iterations` decoding
+    /// iterations; `disagg` is the `disaggregated_params` of a context-only response and
+    /// `prompt_token_ids` its prompt.
     pub fn full_response(
         &self,
         completion_tokens: u64,
+        iterations: u64,
         disagg: Option<Value>,
         prompt_token_ids: Option<Vec<u32>>,
     ) -> Value {
+        let avg = self.avg_decoded(completion_tokens, iterations);
         let mut text = String::new();
         self.text(0, completion_tokens, &mut text);
         let text: String = serde_json::from_str(&format!("\"{text}\"")).expect("escaped text");
@@ -157,7 +191,7 @@ impl Encoder {
                     "finish_reason": "length",
                     "stop_reason": null,
                     "disaggregated_params": disagg,
-                    "avg_decoded_tokens_per_iter": null,
+                    "avg_decoded_tokens_per_iter": avg,
                 }],
                 "usage": usage,
                 "prompt_token_ids": prompt_token_ids,
@@ -181,7 +215,7 @@ impl Encoder {
                     "stop_reason": null,
                     "mm_embedding_handle": null,
                     "disaggregated_params": disagg,
-                    "avg_decoded_tokens_per_iter": null,
+                    "avg_decoded_tokens_per_iter": avg,
                 }],
                 "usage": usage,
                 "prompt_token_ids": prompt_token_ids,
@@ -212,6 +246,10 @@ mod tests {
     use crate::tokenizer::Tokenizer;
 
     fn encoder(endpoint: Endpoint, include_usage: bool) -> Encoder {
+        encoder_with(endpoint, include_usage, false)
+    }
+
+    fn encoder_with(endpoint: Endpoint, include_usage: bool, spec: bool) -> Encoder {
         Encoder::new(
             ResponseShape {
                 endpoint,
@@ -222,9 +260,19 @@ mod tests {
                 first_token: Some(7),
                 prompt_tokens: 4,
                 include_usage,
+                report_avg_decoded: spec,
             },
             Arc::new(OutputVocab::new(Tokenizer::synthetic())),
         )
+    }
+
+    fn ev(start: u64, count: u64, iterations: u64, finished: bool) -> EngineEvent {
+        EngineEvent {
+            start,
+            count,
+            iterations,
+            finished,
+        }
     }
 
     fn events(text: &str) -> Vec<Value> {
@@ -240,9 +288,10 @@ mod tests {
     fn completion_chunks_are_valid_json_with_null_fields() {
         let mut e = encoder(Endpoint::Completions, true);
         let mut out = String::new();
-        e.push_chunk(0, 1, false, &mut out);
-        e.push_chunk(1, 2, true, &mut out);
+        e.push_chunk(&ev(0, 1, 1, false), &mut out);
+        e.push_chunk(&ev(1, 2, 3, true), &mut out);
         assert!(out.ends_with("data: [DONE]\n\n"));
+        assert!(out.contains("\"avg_decoded_tokens_per_iter\":null}"));
         let ev = events(&out);
         assert_eq!(ev.len(), 3);
         assert_eq!(ev[0]["choices"][0]["text"], " t7");
@@ -259,8 +308,9 @@ mod tests {
     fn chat_chunks_start_with_role() {
         let mut e = encoder(Endpoint::Chat, false);
         let mut out = String::new();
-        e.push_chunk(0, 2, true, &mut out);
+        e.push_chunk(&ev(0, 2, 2, true), &mut out);
         assert!(out.starts_with("data: {") && out.contains("]} \n\n"));
+        assert!(!out.contains("avg_decoded_tokens_per_iter"));
         let ev = events(&out);
         assert_eq!(ev.len(), 2);
         assert_eq!(ev[0]["choices"][0]["delta"]["role"], "assistant");
@@ -279,9 +329,11 @@ mod tests {
         let e = encoder(Endpoint::Completions, false);
         let r = e.full_response(
             3,
+            3,
             Some(json!({"request_type": "context_only"})),
             Some(vec![1]),
         );
+        assert!(r["choices"][0]["avg_decoded_tokens_per_iter"].is_null());
         assert_eq!(r["usage"]["completion_tokens"], 3);
         assert_eq!(
             r["choices"][0]["disaggregated_params"]["request_type"],
@@ -289,8 +341,66 @@ mod tests {
         );
         assert_eq!(r["prompt_token_ids"], json!([1]));
         let e = encoder(Endpoint::Chat, false);
-        let r = e.full_response(1, None, None);
+        let r = e.full_response(1, 1, None, None);
         assert_eq!(r["choices"][0]["message"]["content"], " t7");
         assert_eq!(r["object"], "chat.completion");
+    }
+
+    #[test]
+    fn speculative_chunks_carry_the_running_average() {
+        let mut e = encoder_with(Endpoint::Completions, true, true);
+        let mut out = String::new();
+        e.push_chunk(&ev(0, 1, 1, false), &mut out);
+        e.push_chunk(&ev(1, 8, 3, false), &mut out);
+        e.push_chunk(&ev(9, 2, 4, true), &mut out);
+        // Python prints the C++ float: 1.0, 3.0 and 11/4 = 2.75.
+        assert!(out.contains("\"stop_reason\":null,\"avg_decoded_tokens_per_iter\":1.0}"));
+        assert!(out.contains("\"avg_decoded_tokens_per_iter\":3.0}"));
+        assert!(out.contains("\"avg_decoded_tokens_per_iter\":2.75}"));
+        let ev_json = events(&out);
+        assert_eq!(
+            ev_json[2]["choices"][0]["avg_decoded_tokens_per_iter"],
+            2.75
+        );
+        assert!(
+            ev_json[3]["choices"].as_array().unwrap().is_empty(),
+            "usage chunk"
+        );
+
+        let mut e = encoder_with(Endpoint::Chat, false, true);
+        let mut out = String::new();
+        e.push_chunk(&ev(0, 1, 1, false), &mut out);
+        e.push_chunk(&ev(1, 10, 3, true), &mut out);
+        let ev_json = events(&out);
+        assert!(
+            ev_json[0]["choices"][0]
+                .get("avg_decoded_tokens_per_iter")
+                .is_none()
+        );
+        assert_eq!(ev_json[1]["choices"][0]["avg_decoded_tokens_per_iter"], 1.0);
+        assert_eq!(
+            ev_json[2]["choices"][0]["avg_decoded_tokens_per_iter"].as_f64(),
+            Some(f64::from(11.0f32 / 3.0f32))
+        );
+        // Upstream's field order: ..., finish_reason, (stop_reason: None, dropped), average.
+        assert!(
+            out.contains(
+                "\"finish_reason\":\"length\",\"avg_decoded_tokens_per_iter\":3.6666667461395264}]}\n\n"
+            ),
+            "{out}"
+        );
+
+        let e = encoder_with(Endpoint::Chat, false, true);
+        let r = e.full_response(41, 11, None, None);
+        assert_eq!(
+            r["choices"][0]["avg_decoded_tokens_per_iter"]
+                .as_f64()
+                .unwrap(),
+            3.7272727489471436
+        );
+        assert!(
+            r.to_string()
+                .contains("\"avg_decoded_tokens_per_iter\":3.7272727489471436")
+        );
     }
 }

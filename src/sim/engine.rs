@@ -18,6 +18,7 @@ use super::iter_log::{IterationRecord, format_line};
 use super::latency::LatencyModel;
 use super::log;
 use super::scheduler::{Batcher, EngineEvent, EngineRequest, Limits, Step};
+use super::spec::SpecParams;
 
 /// A request as submitted by an HTTP handler.
 pub type Submission = EngineRequest<UnboundedSender<EngineEvent>>;
@@ -53,6 +54,8 @@ pub struct EngineParams {
     pub print_iter_log: bool,
     /// Freeze after this many output tokens (fault injection).
     pub stall_after_tokens: Option<u64>,
+    /// Speculative decoding, when the engine config enables it.
+    pub spec: Option<SpecParams>,
 }
 
 /// Cheap, cloneable handle to the engine thread.
@@ -108,7 +111,7 @@ struct EngineLoop {
 impl EngineLoop {
     fn new(params: EngineParams, rx: Receiver<Msg>, stats: Arc<EngineStats>) -> Self {
         Self {
-            batcher: Batcher::new(params.limits, params.queue_gate),
+            batcher: Batcher::new(params.limits, params.queue_gate).with_speculation(params.spec),
             params,
             rx,
             stats,
@@ -168,7 +171,9 @@ impl EngineLoop {
                         prev_device_step_time_ms: self.prev_device_ms,
                         num_ctx_requests: batch.shape.ctx_requests,
                         num_ctx_tokens: batch.shape.ctx_tokens,
-                        num_generation_tokens: batch.shape.gen_requests,
+                        // As TensorRT-LLM counts them: one per generation request plus its
+                        // draft tokens.
+                        num_generation_tokens: batch.shape.gen_requests + batch.shape.draft_tokens,
                     });
                     self.prev_device_ms = Some(ms(step));
                     self.iter += 1;

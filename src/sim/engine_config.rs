@@ -2,7 +2,8 @@
 //!
 //! Any key may appear (it is the file a real `trtllm-serve` reads); the simulator reads only what
 //! shapes its behaviour and ignores the rest. A key it reads with the wrong type is an error that
-//! names the file and the key.
+//! names the file and the key. `speculative_config` is read for its `decoding_type` and draft
+//! length (see [`SpeculativeConfig`]).
 
 use std::path::Path;
 
@@ -34,6 +35,41 @@ pub struct EngineConfig {
     pub internal_request_auth_key: Option<String>,
     /// `cache_transceiver_config` is present (the worker serves disaggregated requests).
     pub cache_transceiver: bool,
+    /// `speculative_config`, when present.
+    pub speculative: Option<SpeculativeConfig>,
+}
+
+/// The parts of `speculative_config` the simulator uses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpeculativeConfig {
+    /// `decoding_type` (`MTP`, `Eagle`, `Eagle3`, `NGram`, …), as written.
+    pub decoding_type: String,
+    /// Draft tokens per step: `max_draft_len`, else the legacy MTP key
+    /// `num_nextn_predict_layers`, else 1 for MTP (upstream's `MTPDecodingConfig` default) and 0
+    /// for other types (no speculation).
+    pub draft_len: u64,
+}
+
+impl SpeculativeConfig {
+    fn from_value(v: &Value) -> Result<Self, String> {
+        let k = Keys::new(v, "speculative_config.");
+        let decoding_type = k.string("decoding_type")?.ok_or_else(|| {
+            "speculative_config.decoding_type: field required (e.g. MTP, Eagle3, NGram)".to_string()
+        })?;
+        let is_mtp = decoding_type.eq_ignore_ascii_case("mtp");
+        let draft_len = match (
+            k.uint("max_draft_len")?,
+            k.uint("num_nextn_predict_layers")?,
+        ) {
+            (Some(n), _) | (None, Some(n)) => n,
+            (None, None) if is_mtp => 1,
+            (None, None) => 0,
+        };
+        Ok(Self {
+            decoding_type,
+            draft_len,
+        })
+    }
 }
 
 /// CLI values that the engine config may override.
@@ -116,6 +152,10 @@ impl EngineConfig {
             cache_transceiver: v
                 .get("cache_transceiver_config")
                 .is_some_and(|x| !x.is_null()),
+            speculative: k
+                .mapping("speculative_config")?
+                .map(SpeculativeConfig::from_value)
+                .transpose()?,
         };
         for (key, value) in [
             ("max_batch_size", config.max_batch_size),
@@ -157,6 +197,65 @@ mod tests {
         assert_eq!(c.stream_interval, 10);
         assert_eq!(c.max_batch_size, 2048);
         assert!(!c.print_iter_log);
+    }
+
+    #[test]
+    fn speculative_config_draft_length() {
+        let read = |yaml: &str| {
+            let v = load_str(yaml).unwrap();
+            EngineConfig::from_value(&v, EngineCliDefaults::default()).map(|c| c.speculative)
+        };
+        assert_eq!(read("max_batch_size: 4\n").unwrap(), None);
+        assert_eq!(read("speculative_config: null\n").unwrap(), None);
+        let c = read("speculative_config:\n  decoding_type: MTP\n  num_nextn_predict_layers: 3\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.decoding_type.as_str(), c.draft_len), ("MTP", 3));
+        let c = read("speculative_config: {decoding_type: MTP, max_draft_len: 2, num_nextn_predict_layers: 3}\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.draft_len, 2, "max_draft_len wins");
+        let c = read("speculative_config: {decoding_type: MTP}\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.draft_len, 1, "upstream's MTP default");
+        let c = read("speculative_config: {decoding_type: Eagle3}\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(c.draft_len, 0);
+        let c = read(
+            "speculative_config: {decoding_type: Eagle3, max_draft_len: 4, speculative_model: x}\n",
+        )
+        .unwrap()
+        .unwrap();
+        assert_eq!((c.decoding_type.as_str(), c.draft_len), ("Eagle3", 4));
+    }
+
+    #[test]
+    fn bad_speculative_config_names_the_key() {
+        let read = |yaml: &str| {
+            let v = load_str(yaml).unwrap();
+            EngineConfig::from_value(&v, EngineCliDefaults::default()).unwrap_err()
+        };
+        assert!(
+            read("speculative_config: MTP\n").starts_with("speculative_config: expected a mapping")
+        );
+        assert!(
+            read("speculative_config: {max_draft_len: 3}\n")
+                .starts_with("speculative_config.decoding_type: field required")
+        );
+        assert!(
+            read("speculative_config: {decoding_type: MTP, max_draft_len: three}\n")
+                .starts_with("speculative_config.max_draft_len: expected a non-negative integer")
+        );
+        assert!(
+            read("speculative_config: {decoding_type: MTP, num_nextn_predict_layers: -1}\n")
+                .starts_with("speculative_config.num_nextn_predict_layers: expected")
+        );
+        assert!(
+            read("speculative_config: {decoding_type: [MTP]}\n")
+                .starts_with("speculative_config.decoding_type: expected a string")
+        );
     }
 
     #[test]

@@ -38,10 +38,18 @@ pub struct IterationRecord {
 
 /// Formats a float the way Python's `repr(float)` does for ordinary magnitudes.
 pub fn py_float(value: f64) -> String {
+    let mut out = String::new();
+    write_py_float(&mut out, value);
+    out
+}
+
+/// Appends `value` as Python's `repr(float)` prints ordinary magnitudes (shortest round-trip
+/// digits, `4.0` rather than `4`), without allocating.
+pub fn write_py_float(out: &mut String, value: f64) {
     if value.is_finite() && value.fract() == 0.0 && value.abs() < 1e16 {
-        format!("{value:.1}")
+        let _ = write!(out, "{value:.1}");
     } else {
-        format!("{value}")
+        let _ = write!(out, "{value}");
     }
 }
 

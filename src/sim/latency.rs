@@ -3,8 +3,9 @@
 //! Pure arithmetic over [`LatencyConfig`] plus a seeded jitter generator, so the formulas are
 //! unit-tested and documented in one place (`docs/SIMULATOR.md`):
 //!
-//! * iteration = `step_base_ms + step_per_gen_request_us·G/1000 + step_per_ctx_token_us·T/1000`
-//!   where `G` = generation requests and `T` = context tokens in the batch;
+//! * iteration = `step_base_ms + step_per_gen_request_us·G/1000 + step_per_ctx_token_us·T/1000
+//!   + step_per_draft_token_us·D/1000` where `G` = generation requests, `T` = context tokens and
+//!   `D` = draft tokens verified (speculative decoding) in the batch;
 //! * KV transfer = `kv_transfer_base_ms + kv_transfer_per_token_us·P/1000` for a prompt of `P`;
 //! * each iteration is scaled by a uniform factor in `[1 − jitter, 1 + jitter]`.
 
@@ -18,8 +19,10 @@ use super::config::LatencyConfig;
 /// The batch shape that determines an iteration's cost.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct BatchShape {
-    /// Generation (decode) requests, one token each.
+    /// Generation (decode) requests.
     pub gen_requests: u64,
+    /// Draft tokens the generation requests verify (speculative decoding; 0 otherwise).
+    pub draft_tokens: u64,
     /// Context (prefill) requests.
     pub ctx_requests: u64,
     /// Context tokens processed.
@@ -45,6 +48,7 @@ impl LatencyModel {
         self.config.step_base_ms
             + self.config.step_per_gen_request_us * batch.gen_requests as f64 / 1000.0
             + self.config.step_per_ctx_token_us * batch.ctx_tokens as f64 / 1000.0
+            + self.config.step_per_draft_token_us * batch.draft_tokens as f64 / 1000.0
     }
 
     /// Iteration time with jitter applied.
@@ -107,6 +111,12 @@ mod tests {
             ..Default::default()
         });
         assert!((prefill - 8.0).abs() < 1e-9);
+        let speculative = m.nominal_step_ms(BatchShape {
+            gen_requests: 10,
+            draft_tokens: 30,
+            ..Default::default()
+        });
+        assert!((speculative - (4.0 + 0.08 + 0.06)).abs() < 1e-9);
         assert_eq!(m.kv_transfer(1000), Duration::from_secs_f64(0.0012));
     }
 

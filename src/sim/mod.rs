@@ -8,9 +8,9 @@
 //! `trtllm-serve disaggregated` does. See `docs/SIMULATOR.md`.
 //!
 //! Layout: `cli` (argv) → `config` / `engine_config` / `server_config` (inputs) → `worker`
-//! (HTTP) over `engine` (thread, clock) over `scheduler` (batching, pure) and `latency` (pure);
-//! `protocol` / `encode` / `tokens` (bodies), `iter_log`, `auth`, `faults`, `report_addr`,
-//! `signals`, `log`; `router` for the disaggregated server.
+//! (HTTP) over `engine` (thread, clock) over `scheduler` (batching, pure), `latency` and `spec`
+//! (speculative decoding, pure); `protocol` / `encode` / `tokens` (bodies), `iter_log`, `auth`,
+//! `faults`, `report_addr`, `signals`, `log`; `router` for the disaggregated server.
 
 mod auth;
 pub mod cli;
@@ -28,6 +28,7 @@ mod router;
 pub mod scheduler;
 pub mod server_config;
 mod signals;
+pub mod spec;
 mod tokens;
 mod worker;
 mod yaml_json;
@@ -102,11 +103,23 @@ pub fn run(args: SimArgs) -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
+            let force_accepted = match std::env::var(spec::FORCE_ACCEPTED_ENV) {
+                Err(_) => None,
+                Ok(v) if v.trim().is_empty() => None,
+                Ok(v) => match spec::parse_forced_accepted(&v) {
+                    Ok(n) => n,
+                    Err(m) => {
+                        log::error(&format!("[sim] {m}"));
+                        return ExitCode::from(2);
+                    }
+                },
+            };
             worker::run(worker::WorkerOptions {
                 cli: *cli,
                 sim,
                 role: args.role,
                 req_queues_size,
+                force_accepted,
             })
         }
         Command::Disaggregated(cli) => router::run(router::RouterOptions {

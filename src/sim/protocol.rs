@@ -45,6 +45,8 @@ pub struct DisaggParams {
     pub first_gen_tokens: Vec<u32>,
     /// `ctx_request_id` (required for generation_only).
     pub ctx_request_id: Option<u64>,
+    /// `draft_tokens`: drafts a speculative context worker proposed after the first token.
+    pub draft_tokens: Vec<u32>,
     /// `disagg_request_id`, echoed back by a context worker.
     pub disagg_request_id: Option<Value>,
     /// `ctx_usage.prompt_tokens`: the generation server reports this prompt length.
@@ -448,6 +450,10 @@ fn parse_disagg(v: &Value) -> Result<DisaggParams, ProtocolError> {
         None => Vec::new(),
     };
     let ctx_request_id = opt_uint(obj, "ctx_request_id")?;
+    let draft_tokens = match field(obj, "draft_tokens") {
+        Some(t) => token_list("disaggregated_params.draft_tokens", t)?,
+        None => Vec::new(),
+    };
     if request_type == DisaggRequestType::GenerationOnly {
         if first_gen_tokens.is_empty() {
             return err("disaggregated_params.first_gen_tokens: required for generation_only");
@@ -469,6 +475,7 @@ fn parse_disagg(v: &Value) -> Result<DisaggParams, ProtocolError> {
         request_type,
         first_gen_tokens,
         ctx_request_id,
+        draft_tokens,
         disagg_request_id: field(obj, "disagg_request_id").cloned(),
         ctx_prompt_tokens,
         encoded_opaque_state: obj
@@ -573,6 +580,19 @@ mod tests {
         assert_eq!(d.request_type, DisaggRequestType::GenerationOnly);
         assert_eq!(d.first_gen_tokens, vec![7]);
         assert_eq!(d.ctx_prompt_tokens, Some(12));
+        assert!(d.draft_tokens.is_empty());
+        let r = completions(
+            r#"{"model":"m","prompt":[1],"disaggregated_params":{"request_type":"generation_only",
+               "first_gen_tokens":[7],"ctx_request_id":1,"draft_tokens":[8,9,10]}}"#,
+        )
+        .unwrap();
+        assert_eq!(r.disagg.unwrap().draft_tokens, vec![8, 9, 10]);
+        let e = completions(
+            r#"{"model":"m","prompt":[1],"disaggregated_params":{"request_type":"generation_only",
+               "first_gen_tokens":[7],"ctx_request_id":1,"draft_tokens":"x"}}"#,
+        )
+        .unwrap_err();
+        assert!(e.0.contains("draft_tokens"), "{e}");
         let e = completions(
             r#"{"model":"m","prompt":[1],"disaggregated_params":{"request_type":"generation_only"}}"#,
         )

@@ -4,15 +4,20 @@
 //! Pure state machine, driven by the engine thread (`engine.rs`) which owns the clock. Policy,
 //! modelled on TensorRT-LLM's PyTorch executor with `GUARANTEED_NO_EVICT` and FCFS:
 //!
-//! * every admitted request in the decode phase runs each iteration (one token each);
+//! * every admitted request in the decode phase runs each iteration and produces one token, or
+//!   with speculative decoding `1 + a` tokens (capped by what is left of `max_tokens`), where `a`
+//!   of the drafts proposed in its previous iteration are accepted (`spec.rs`); the iteration
+//!   that produces a request's first token counts as its first decoding iteration, as in
+//!   TensorRT-LLM;
 //! * requests are admitted in arrival order while fewer than `max_batch_size` run and their
 //!   context tokens fit in what is left of `max_num_tokens` (prompts are split over iterations
 //!   only with `enable_chunked_prefill`);
 //! * a `generation_only` request first spends its KV-transfer time outside the batch; when it is
 //!   admitted its first token (computed by the context worker) is returned at once and it decodes
-//!   from the next token on;
-//! * tokens are streamed when a request has produced 1 token, every `stream_interval` tokens,
-//!   and when it finishes (TensorRT-LLM's rule), or only at the end when not streaming;
+//!   from the next token on, its first step verifying the draft tokens the context worker sent;
+//! * tokens are streamed when a request has produced 1 token, whenever its count reaches or passes
+//!   the next multiple of `stream_interval`, and when it finishes, or only at the end when not
+//!   streaming;
 //! * with `TLLM_BENCHMARK_REQ_QUEUES_SIZE = N` on a disaggregated worker, no forward pass runs
 //!   until `min(N, max_batch_size)` generation requests are schedulable; after that the gate
 //!   stays open (upstream `can_forward`).
@@ -21,6 +26,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::latency::BatchShape;
+use super::spec::{AcceptanceRng, SpecParams};
 
 /// What kind of work a request asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +46,9 @@ pub struct EngineEvent {
     pub start: u64,
     /// Number of tokens in this report.
     pub count: u64,
+    /// Decoding iterations the request has run so far (the one that produced its first token
+    /// included): `avg_decoded_tokens_per_iter` = `(start + count) / iterations`.
+    pub iterations: u64,
     /// The request is complete.
     pub finished: bool,
 }
@@ -72,6 +81,11 @@ pub struct EngineRequest<S> {
     pub kind: RequestKind,
     /// Stream intermediate tokens (otherwise only the final event is sent).
     pub streaming: bool,
+    /// Draft tokens a `generation_only` request brings from the context worker; its first
+    /// decoding step verifies (at most the draft length of) them.
+    pub draft_tokens: u64,
+    /// Seed of the request's draft-acceptance stream (sampled acceptance only).
+    pub accept_seed: u64,
     /// Event receiver.
     pub sink: S,
 }
@@ -98,10 +112,19 @@ struct Slot<S> {
     decoding: bool,
     sched_decode: bool,
     sched_ctx: u64,
+    /// Decoding iterations so far.
+    iterations: u64,
+    /// Drafts the next decoding step verifies.
+    next_drafts: u64,
+    /// Drafts the scheduled decoding step verifies.
+    sched_drafts: u64,
+    /// Acceptance stream; present when speculative decoding is on.
+    rng: Option<AcceptanceRng>,
 }
 
 impl<S: Sink> Slot<S> {
-    fn new(req: EngineRequest<S>) -> Self {
+    fn new(req: EngineRequest<S>, spec: Option<&SpecParams>) -> Self {
+        let rng = spec.map(|_| AcceptanceRng::new(req.accept_seed));
         Self {
             req,
             produced: 0,
@@ -110,7 +133,34 @@ impl<S: Sink> Slot<S> {
             decoding: false,
             sched_decode: false,
             sched_ctx: 0,
+            iterations: 0,
+            next_drafts: 0,
+            sched_drafts: 0,
+            rng,
         }
+    }
+
+    /// The first token exists (prefill done, or received from a context worker): one decoding
+    /// iteration, and `drafts` drafts for the next step.
+    fn first_token(&mut self, drafts: u64) {
+        self.produced = 1;
+        self.iterations = 1;
+        self.decoding = true;
+        self.next_drafts = drafts;
+    }
+
+    /// Applies the scheduled decoding step; returns the tokens it produced (at least 1).
+    fn decode(&mut self, spec: Option<&SpecParams>) -> u64 {
+        let accepted = match (spec, self.rng.as_mut()) {
+            (Some(p), Some(rng)) => p.accepted(self.sched_drafts, rng),
+            _ => 0,
+        };
+        let left = self.req.max_tokens.saturating_sub(self.produced).max(1);
+        let step = (1 + accepted).min(left);
+        self.produced += step;
+        self.iterations += 1;
+        self.next_drafts = spec.map_or(0, |p| p.draft_len);
+        step
     }
 
     fn finished(&self) -> bool {
@@ -121,15 +171,19 @@ impl<S: Sink> Slot<S> {
     /// Sends pending tokens if the streaming rule says so; false when the client is gone.
     fn emit(&mut self, stream_interval: u64) -> bool {
         let finished = self.finished();
+        // A step may add several tokens (speculative decoding), so "every stream_interval
+        // tokens" means "whenever the count reaches or passes the next multiple".
         let due = finished
             || (self.req.streaming
-                && (self.produced == 1 || self.produced.is_multiple_of(stream_interval)));
+                && (self.produced == 1
+                    || self.produced / stream_interval > self.emitted / stream_interval));
         if !due || self.produced == self.emitted && !finished {
             return true;
         }
         let event = EngineEvent {
             start: self.emitted,
             count: self.produced - self.emitted,
+            iterations: self.iterations,
             finished,
         };
         self.emitted = self.produced;
@@ -184,6 +238,7 @@ pub struct Batcher<S> {
     running: Vec<Slot<S>>,
     gate_threshold: Option<u64>,
     counters: Counters,
+    spec: Option<SpecParams>,
 }
 
 impl<S: Sink> Batcher<S> {
@@ -198,14 +253,25 @@ impl<S: Sink> Batcher<S> {
                 .filter(|&n| n > 0)
                 .map(|n| n.min(limits.max_batch_size)),
             counters: Counters::default(),
+            spec: None,
         }
+    }
+
+    /// Turns speculative decoding on (`None` keeps one token per step).
+    pub fn with_speculation(mut self, spec: Option<SpecParams>) -> Self {
+        self.spec = spec;
+        self
+    }
+
+    fn draft_len(&self) -> u64 {
+        self.spec.map_or(0, |p| p.draft_len)
     }
 
     /// Accepts a request; `kv_transfer` is the transfer time of a `generation_only` request.
     pub fn push(&mut self, req: EngineRequest<S>, now: Instant, kv_transfer: Duration) {
         self.counters.fetched_this_iter += 1;
         self.counters.fetched_total += 1;
-        let slot = Slot::new(req);
+        let slot = Slot::new(req, self.spec.as_ref());
         if slot.req.kind == RequestKind::GenerationOnly {
             self.transferring.push((now + kv_transfer, slot));
         } else {
@@ -260,21 +326,22 @@ impl<S: Sink> Batcher<S> {
     /// Applies the results of the iteration planned last: tokens are produced and reported.
     pub fn complete(&mut self) {
         let si = self.limits.stream_interval;
+        let spec = self.spec;
+        let draft_len = self.draft_len();
         let mut produced = 0;
         self.running.retain_mut(|slot| {
             if slot.sched_decode {
-                slot.produced += 1;
-                produced += 1;
+                produced += slot.decode(spec.as_ref());
             }
             if slot.sched_ctx > 0 {
                 slot.prefilled += slot.sched_ctx;
                 if slot.prefilled >= slot.req.prompt_tokens {
-                    slot.produced = 1;
-                    slot.decoding = true;
+                    slot.first_token(draft_len);
                     produced += 1;
                 }
             }
             slot.sched_decode = false;
+            slot.sched_drafts = 0;
             slot.sched_ctx = 0;
             let alive = slot.emit(si);
             alive && !slot.finished()
@@ -316,8 +383,10 @@ impl<S: Sink> Batcher<S> {
         for slot in &mut self.running {
             if slot.decoding {
                 slot.sched_decode = true;
-                budget = budget.saturating_sub(1);
+                slot.sched_drafts = slot.next_drafts;
+                budget = budget.saturating_sub(1 + slot.next_drafts);
                 shape.gen_requests += 1;
+                shape.draft_tokens += slot.next_drafts;
             }
         }
         for slot in &mut self.running {
@@ -332,6 +401,7 @@ impl<S: Sink> Batcher<S> {
             }
         }
         let si = self.limits.stream_interval;
+        let draft_len = self.draft_len();
         while (self.running.len() as u64) < self.limits.max_batch_size {
             let Some(head) = self.queue.front() else {
                 break;
@@ -341,16 +411,19 @@ impl<S: Sink> Batcher<S> {
                     break;
                 }
                 let mut slot = self.queue.pop_front().expect("head exists");
-                // The context worker computed the first token: return it now.
-                slot.produced = 1;
-                slot.decoding = true;
+                // The context worker computed the first token (and the drafts it verifies
+                // next): return it now.
+                let drafts = draft_len.min(slot.req.draft_tokens);
+                slot.first_token(drafts);
                 self.counters.tokens_total += 1;
                 if !slot.emit(si) || slot.finished() {
                     continue;
                 }
                 slot.sched_decode = true;
-                budget -= 1;
+                slot.sched_drafts = drafts;
+                budget = budget.saturating_sub(1 + drafts);
                 shape.gen_requests += 1;
+                shape.draft_tokens += drafts;
                 self.running.push(slot);
             } else {
                 let remaining = head.req.prompt_tokens;
@@ -413,6 +486,8 @@ mod tests {
             max_tokens,
             kind,
             streaming: true,
+            draft_tokens: 0,
+            accept_seed: 0,
             sink: log.clone(),
         }
     }
@@ -514,6 +589,7 @@ mod tests {
             &[EngineEvent {
                 start: 0,
                 count: 1,
+                iterations: 1,
                 finished: true
             }]
         );
@@ -612,8 +688,140 @@ mod tests {
             &[EngineEvent {
                 start: 0,
                 count: 5,
+                iterations: 5,
                 finished: true
             }]
+        );
+    }
+
+    fn spec(draft_len: u64, forced: Option<u64>, rate: f64) -> Option<SpecParams> {
+        SpecParams::new(draft_len, forced, rate)
+    }
+
+    fn drain(b: &mut Batcher<Log>, now: Instant) -> Vec<Batch> {
+        let mut batches = Vec::new();
+        while !b.is_empty() {
+            batches.push(run(b, now));
+        }
+        batches
+    }
+
+    #[test]
+    fn forced_acceptance_decodes_one_plus_n_per_step() {
+        let log = Log::default();
+        let mut b = Batcher::new(limits(8, 100, 10), None).with_speculation(spec(3, Some(2), 0.0));
+        let now = Instant::now();
+        // 1 (prefill) + 3 × 3 + a last step capped at 1 token = 11 tokens in 5 iterations.
+        b.push(req(&log, 4, 11, RequestKind::Full), now, Duration::ZERO);
+        let batches = drain(&mut b, now);
+        assert_eq!(batches.len(), 5);
+        assert_eq!(batches[0].shape.ctx_tokens, 4);
+        for batch in &batches[1..] {
+            assert_eq!(
+                (batch.shape.gen_requests, batch.shape.draft_tokens),
+                (1, 3),
+                "every decoding step verifies the full draft"
+            );
+        }
+        let events: Vec<_> = log
+            .0
+            .borrow()
+            .iter()
+            .map(|e| (e.start, e.count, e.iterations, e.finished))
+            .collect();
+        // stream_interval 10: token 1, then the step that reaches 10 (1+3+3+3), then the end.
+        assert_eq!(
+            events,
+            vec![(0, 1, 1, false), (1, 9, 4, false), (10, 1, 5, true)]
+        );
+        assert_eq!(b.counters().tokens_total, 11);
+    }
+
+    #[test]
+    fn stream_interval_counts_tokens_even_when_steps_jump() {
+        let log = Log::default();
+        let mut b = Batcher::new(limits(8, 100, 4), None).with_speculation(spec(2, Some(2), 0.0));
+        let now = Instant::now();
+        b.push(req(&log, 4, 12, RequestKind::Full), now, Duration::ZERO);
+        drain(&mut b, now);
+        // Counts after each step: 1, 4, 7, 10, 12. Chunks when 4 and 8 are reached or passed.
+        let ends: Vec<_> = log.0.borrow().iter().map(|e| e.start + e.count).collect();
+        assert_eq!(ends, vec![1, 4, 10, 12]);
+    }
+
+    #[test]
+    fn sampled_acceptance_is_reproducible_per_request() {
+        let outcome = |seed: u64| {
+            let log = Log::default();
+            let mut b = Batcher::new(limits(8, 100, 1), None).with_speculation(spec(3, None, 0.6));
+            let now = Instant::now();
+            let mut r = req(&log, 4, 200, RequestKind::Full);
+            r.accept_seed = seed;
+            b.push(r, now, Duration::ZERO);
+            drain(&mut b, now);
+            log.0.borrow().clone()
+        };
+        let a = outcome(5);
+        assert_eq!(a, outcome(5));
+        assert_ne!(a, outcome(6));
+        let last = a.last().unwrap();
+        assert_eq!(last.start + last.count, 200);
+        for e in &a[1..] {
+            assert!((1..=4).contains(&e.count), "1 + up to 3 accepted: {e:?}");
+        }
+        let avg = 200.0 / last.iterations as f64;
+        assert!(avg > 1.5 && avg < 3.5, "{avg}");
+    }
+
+    #[test]
+    fn generation_only_first_step_verifies_the_context_drafts() {
+        let now = Instant::now();
+        let shapes = |draft_tokens: u64| {
+            let log = Log::default();
+            let mut b =
+                Batcher::new(limits(8, 100, 1), None).with_speculation(spec(3, Some(3), 0.0));
+            let mut r = req(&log, 4, 9, RequestKind::GenerationOnly);
+            r.draft_tokens = draft_tokens;
+            b.push(r, now, Duration::ZERO);
+            let drafts: Vec<_> = drain(&mut b, now)
+                .iter()
+                .map(|b| b.shape.draft_tokens)
+                .collect();
+            let events: Vec<_> = log
+                .0
+                .borrow()
+                .iter()
+                .map(|e| (e.start + e.count, e.iterations))
+                .collect();
+            (drafts, events)
+        };
+        // With the context worker's 3 drafts: 1 → 5 → 9 in iterations 1, 2, 3.
+        assert_eq!(shapes(3), (vec![3, 3], vec![(1, 1), (5, 2), (9, 3)]));
+        // Without drafts the first step can only produce its own token.
+        assert_eq!(
+            shapes(0),
+            (vec![0, 3, 3], vec![(1, 1), (2, 2), (6, 3), (9, 4)])
+        );
+    }
+
+    #[test]
+    fn draft_tokens_use_the_token_budget() {
+        let log = Log::default();
+        let mut b = Batcher::new(limits(8, 10, 10), None).with_speculation(spec(3, Some(0), 0.0));
+        let now = Instant::now();
+        b.push(req(&log, 2, 50, RequestKind::Full), now, Duration::ZERO);
+        b.push(req(&log, 2, 50, RequestKind::Full), now, Duration::ZERO);
+        assert_eq!(run(&mut b, now).shape.ctx_requests, 2);
+        // Two decoding requests take 2 × (1 + 3) of the 10 tokens: a third prompt of 3 waits.
+        b.push(req(&log, 3, 50, RequestKind::Full), now, Duration::ZERO);
+        let batch = run(&mut b, now);
+        assert_eq!(
+            (
+                batch.shape.gen_requests,
+                batch.shape.draft_tokens,
+                batch.shape.ctx_requests
+            ),
+            (2, 6, 0)
         );
     }
 }

@@ -37,6 +37,7 @@ use super::protocol::{DisaggRequestType, Endpoint, Prompt, parse_request};
 use super::report_addr;
 use super::scheduler::{EngineEvent, EngineRequest, Limits, RequestKind};
 use super::signals;
+use super::spec::{FORCE_ACCEPTED_ENV, SpecParams};
 use super::tokens::OutputVocab;
 use crate::tokenizer::Tokenizer;
 
@@ -54,6 +55,9 @@ pub struct WorkerOptions {
     pub role: Option<String>,
     /// `TLLM_BENCHMARK_REQ_QUEUES_SIZE` from the environment.
     pub req_queues_size: Option<u64>,
+    /// `TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS` from the environment (truncated; `None` when
+    /// unset or 0).
+    pub force_accepted: Option<u64>,
 }
 
 struct Worker {
@@ -65,6 +69,8 @@ struct Worker {
     role: Option<String>,
     next_id: AtomicU64,
     seed_base: u64,
+    accept_seed_base: u64,
+    spec: Option<SpecParams>,
     started: Instant,
     load_seconds: OnceLock<f64>,
 }
@@ -152,6 +158,7 @@ async fn serve(options: WorkerOptions, config: EngineConfig) -> u8 {
         ));
     }
     let faults = options.sim.faults_for(role.as_deref());
+    let spec = speculation(&config, &options);
     let engine = engine::spawn(EngineParams {
         limits: Limits {
             max_batch_size: config.max_batch_size,
@@ -163,6 +170,7 @@ async fn serve(options: WorkerOptions, config: EngineConfig) -> u8 {
         latency,
         print_iter_log: config.print_iter_log,
         stall_after_tokens: faults.stall_after_tokens,
+        spec,
     });
     let served_model = served_model_name(&cli.model);
     let worker = Arc::new(Worker {
@@ -173,6 +181,9 @@ async fn serve(options: WorkerOptions, config: EngineConfig) -> u8 {
         role: role.clone(),
         next_id: AtomicU64::new(1),
         seed_base: stable_hash(role.as_deref().unwrap_or("worker")),
+        accept_seed_base: options.sim.latency.seed.rotate_left(29)
+            ^ stable_hash(&format!("accept:{}", role.as_deref().unwrap_or("worker"))),
+        spec,
         started: Instant::now(),
         load_seconds: OnceLock::new(),
         config,
@@ -199,6 +210,44 @@ async fn serve(options: WorkerOptions, config: EngineConfig) -> u8 {
         .layer(DefaultBodyLimit::max(256 << 20))
         .with_state(worker);
     signals::serve_until_signal(listener, app, signal, move || engine.shutdown()).await
+}
+
+/// Speculative decoding from the engine config and the environment (logged once).
+fn speculation(config: &EngineConfig, options: &WorkerOptions) -> Option<SpecParams> {
+    let Some(sc) = &config.speculative else {
+        if let Some(n) = options.force_accepted {
+            log::info(&format!(
+                "[sim] {FORCE_ACCEPTED_ENV}={n} has no effect: the engine config has no \
+                 speculative_config"
+            ));
+        }
+        return None;
+    };
+    let rate = options.sim.latency.spec_acceptance_rate;
+    let Some(spec) = SpecParams::new(sc.draft_len, options.force_accepted, rate) else {
+        log::info(&format!(
+            "[sim] speculative_config.decoding_type {} with draft length 0: speculative \
+             decoding off",
+            sc.decoding_type
+        ));
+        return None;
+    };
+    let acceptance = match options.force_accepted {
+        Some(n) if n > sc.draft_len => format!(
+            "forced by {FORCE_ACCEPTED_ENV}={n}, capped at the draft length: {} per step",
+            sc.draft_len
+        ),
+        Some(n) => format!("forced by {FORCE_ACCEPTED_ENV}: {n} per step"),
+        None => format!(
+            "each draft token accepted with probability {rate} (sim.latency.spec_acceptance_rate), \
+             up to the first rejection"
+        ),
+    };
+    log::info(&format!(
+        "[sim] speculative decoding {}: {} draft tokens per step; {acceptance}",
+        sc.decoding_type, sc.draft_len
+    ));
+    Some(spec)
 }
 
 /// `self.model` of TensorRT-LLM's server: a directory's base name, else the string given.
@@ -312,6 +361,10 @@ async fn server_info(State(w): State<Arc<Worker>>) -> Response {
             "disable_overlap_scheduler": c.disable_overlap_scheduler,
             "enable_chunked_prefill": c.enable_chunked_prefill,
             "tensor_parallel_size": c.tensor_parallel_size,
+            "speculative_config": c.speculative.as_ref().map(|s| json!({
+                "decoding_type": s.decoding_type,
+                "max_draft_len": s.draft_len,
+            })),
         },
         "startup_metrics": {"model_loader": loader},
     }))
@@ -424,15 +477,22 @@ async fn handle(w: Arc<Worker>, endpoint: Endpoint, headers: HeaderMap, body: By
             first_token,
             prompt_tokens: reported_prompt,
             include_usage: req.include_usage,
+            report_avg_decoded: w.spec.is_some(),
         },
         vocab,
     );
+    let draft_tokens = match (&req.disagg, kind) {
+        (Some(d), RequestKind::GenerationOnly) => d.draft_tokens.len() as u64,
+        _ => 0,
+    };
     let (tx, rx) = unbounded_channel();
     let submitted = w.engine.submit(EngineRequest {
         prompt_tokens: prompt_len,
         max_tokens,
         kind,
         streaming: req.stream,
+        draft_tokens,
+        accept_seed: w.accept_seed_base ^ id.wrapping_mul(0xD1B5_4A32_D192_ED03),
         sink: tx,
     });
     if !submitted {
@@ -457,13 +517,14 @@ async fn handle(w: Arc<Worker>, endpoint: Endpoint, headers: HeaderMap, body: By
             .expect("static response parts are valid");
     }
     let mut rx = rx;
-    let produced = loop {
+    let (produced, iterations) = loop {
         match rx.recv().await {
             Some(EngineEvent {
                 start,
                 count,
+                iterations,
                 finished: true,
-            }) => break start + count,
+            }) => break (start + count, iterations),
             Some(_) => {}
             None => {
                 return error_response(
@@ -490,7 +551,11 @@ async fn handle(w: Arc<Worker>, endpoint: Endpoint, headers: HeaderMap, body: By
                 "first_gen_logits": null,
                 "ctx_request_id": id,
                 "encoded_opaque_state": opaque,
-                "draft_tokens": null,
+                // A speculative context worker also proposes the drafts the generation
+                // worker's first step verifies (upstream: MTP's `draft_tokens`).
+                "draft_tokens": w.spec.map(|p| {
+                    (1..=p.draft_len).map(|k| encoder.token_id(k)).collect::<Vec<_>>()
+                }),
                 "disagg_request_id": disagg_request_id,
                 "ctx_dp_rank": null,
                 "ctx_info_endpoint": null,
@@ -504,7 +569,7 @@ async fn handle(w: Arc<Worker>, endpoint: Endpoint, headers: HeaderMap, body: By
     } else {
         (None, None)
     };
-    let body = encoder.full_response(produced, disagg, prompt_token_ids);
+    let body = encoder.full_response(produced, iterations, disagg, prompt_token_ids);
     w.faults.request_finished();
     axum::Json(body).into_response()
 }
@@ -537,8 +602,7 @@ impl Stream for SseStream {
         loop {
             match this.rx.poll_recv(cx) {
                 Poll::Ready(Some(ev)) => {
-                    this.encoder
-                        .push_chunk(ev.start, ev.count, ev.finished, &mut out);
+                    this.encoder.push_chunk(&ev, &mut out);
                     if ev.finished {
                         this.done = true;
                         this.worker.faults.request_finished();

@@ -36,7 +36,8 @@ impl SimProcess {
             .stderr(err)
             .process_group(0)
             .env_remove("TRTLLM_DISAGG_BENCHMARK_GEN_ONLY")
-            .env_remove("TLLM_BENCHMARK_REQ_QUEUES_SIZE");
+            .env_remove("TLLM_BENCHMARK_REQ_QUEUES_SIZE")
+            .env_remove("TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS");
         for (k, v) in envs {
             cmd.env(k, v);
         }
