@@ -5,6 +5,7 @@
 //! `docs/` for benchmarks and examples.
 
 pub mod bench;
+pub mod measure;
 pub mod sim;
 pub mod stats;
 pub mod tokenizer;
