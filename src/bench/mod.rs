@@ -55,6 +55,8 @@ pub struct BenchReport {
     pub cpu_seconds: Option<f64>,
     /// The result file, if written.
     pub result_path: Option<PathBuf>,
+    /// Origin of every `*_ns` time in `raw`.
+    pub epoch: Instant,
 }
 
 /// Runs `perfsanity bench …`.
@@ -370,6 +372,7 @@ pub fn execute(opts: &BenchOptions, out: &mut dyn Write) -> Result<BenchReport, 
         raw: run.requests,
         cpu_seconds,
         result_path,
+        epoch: target.epoch,
     })
 }
 

@@ -109,6 +109,8 @@ pub struct ServedRequest {
     pub chunk_tokens: Vec<u32>,
     /// Injected failure, if any.
     pub failed: bool,
+    /// First prompt token id, when the prompt was a token-id list (identifies the request).
+    pub prompt_head: Option<u64>,
 }
 
 /// Aggregate truth, cheap to keep for any run length.
@@ -314,11 +316,12 @@ async fn handle(
         ));
     };
     let no = state.totals.requests.fetch_add(1, Ordering::Relaxed) + 1;
+    let prompt_head = v.pointer("/prompt/0").and_then(Value::as_u64);
     let script = &state.script;
     let fail = script.fail_every.is_some_and(|n| n > 0 && no % n == 0);
     if fail {
         if let FailMode::Status(code) = script.fail_mode {
-            record(&state, no, arrival, vec![], vec![], true);
+            record(&state, no, arrival, vec![], vec![], true, prompt_head);
             let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return Ok(full(
                 status,
@@ -363,6 +366,7 @@ async fn handle(
         n_chunks,
         fail_after,
         failed: fail,
+        prompt_head,
         prompt_tokens,
         next: 0,
         done: false,
@@ -397,6 +401,7 @@ fn record(
     chunk_sent: Vec<Instant>,
     chunk_tokens: Vec<u32>,
     failed: bool,
+    prompt_head: Option<u64>,
 ) {
     if state.script.record_truth {
         if let Ok(mut v) = state.served.lock() {
@@ -406,6 +411,7 @@ fn record(
                 chunk_sent,
                 chunk_tokens,
                 failed,
+                prompt_head,
             });
         }
     }
@@ -422,6 +428,7 @@ struct ScriptedBody {
     n_chunks: u32,
     fail_after: Option<u32>,
     failed: bool,
+    prompt_head: Option<u64>,
     prompt_tokens: u64,
     next: u32,
     done: bool,
@@ -488,6 +495,7 @@ impl ScriptedBody {
             std::mem::take(&mut self.sent),
             std::mem::take(&mut self.sent_tokens),
             self.failed,
+            self.prompt_head,
         );
     }
 }
@@ -571,4 +579,26 @@ impl Body for ScriptedBody {
     fn is_end_stream(&self) -> bool {
         self.done
     }
+}
+
+/// Writes a Hugging Face `tokenizer.json` (WordLevel, whitespace split, no special tokens)
+/// plus a minimal `tokenizer_config.json` into `dir`, whose vocabulary is the synthetic words
+/// `t0 … t<vocab−1>`. Real tokenizer loaders (the `tokenizers` crate, `transformers`) then count
+/// the scripted server's tokens exactly as the built-in synthetic tokenizer does.
+pub fn write_wordlevel_tokenizer(dir: &std::path::Path, vocab: u32) -> std::io::Result<()> {
+    let words: serde_json::Map<String, Value> =
+        (0..vocab).map(|i| (format!("t{i}"), json!(i))).collect();
+    let tok = json!({
+        "version": "1.0", "truncation": null, "padding": null, "added_tokens": [],
+        "normalizer": null, "pre_tokenizer": {"type": "WhitespaceSplit"},
+        "post_processor": null, "decoder": null,
+        "model": {"type": "WordLevel", "vocab": words, "unk_token": "t0"}
+    });
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join("tokenizer.json"), tok.to_string())?;
+    std::fs::write(
+        dir.join("tokenizer_config.json"),
+        json!({"tokenizer_class": "PreTrainedTokenizerFast", "model_max_length": 1_000_000})
+            .to_string(),
+    )
 }
