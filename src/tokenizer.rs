@@ -156,14 +156,14 @@ impl SyntheticTokenizer {
 }
 
 fn word_id(word: &str) -> u32 {
-    if let Some(digits) = word.strip_prefix('t') {
-        if !digits.is_empty() && digits.len() <= 5 && digits.bytes().all(|b| b.is_ascii_digit()) {
-            if let Ok(id) = digits.parse::<u32>() {
-                if id < SYNTHETIC_VOCAB_SIZE {
-                    return id;
-                }
-            }
-        }
+    if let Some(digits) = word.strip_prefix('t')
+        && !digits.is_empty()
+        && digits.len() <= 5
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && let Ok(id) = digits.parse::<u32>()
+        && id < SYNTHETIC_VOCAB_SIZE
+    {
+        return id;
     }
     // FNV-1a: stable across runs and platforms.
     let mut h: u32 = 0x811c_9dc5;

@@ -25,9 +25,25 @@ pub enum TokenizerFallback {
     Builtin,
 }
 
-/// Command-line arguments of `perfsanity bench …` (upstream's flags plus a few of our own).
+/// Command-line arguments of `perfsanity bench …`; the flags are boxed to keep the CLI's
+/// command enum small, and reachable through `Deref`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct BenchArgs {
+    /// The flags.
+    #[command(flatten)]
+    pub flags: Box<BenchFlags>,
+}
+
+impl std::ops::Deref for BenchArgs {
+    type Target = BenchFlags;
+    fn deref(&self) -> &BenchFlags {
+        &self.flags
+    }
+}
+
+/// The flags of `perfsanity bench …` (upstream's flags plus a few of our own).
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchFlags {
     /// Client to mimic: `standard` (TensorRT-LLM benchmark_serving) or `sa` (NV SA bench_serving).
     #[arg(long, value_enum, default_value = "standard")]
     pub flavor: Flavor,
@@ -285,6 +301,12 @@ const SA_COMPLETION_BACKENDS: [&str; 6] =
 impl BenchArgs {
     /// Validates the flags and applies the flavor's defaults.
     pub fn resolve(&self) -> Result<BenchOptions, BenchError> {
+        self.flags.resolve(self)
+    }
+}
+
+impl BenchFlags {
+    fn resolve(&self, original: &BenchArgs) -> Result<BenchOptions, BenchError> {
         let bad = |flag: &str, msg: String| BenchError::Flag {
             flag: flag.to_string(),
             message: msg,
@@ -452,14 +474,14 @@ impl BenchArgs {
                 "token-id prompts are only supported with the completions backend".into(),
             ));
         }
-        if !(self.client_lag_budget_ms >= 0.0) {
+        if self.client_lag_budget_ms.is_nan() || self.client_lag_budget_ms < 0.0 {
             return Err(bad(
                 "--client-lag-budget-ms",
                 "must be a non-negative number".into(),
             ));
         }
         Ok(BenchOptions {
-            args: self.clone(),
+            args: original.clone(),
             flavor: self.flavor,
             backend_name,
             backend,

@@ -139,10 +139,10 @@ impl Connection {
 async fn drive<F: Future>(driver: &mut Option<Pin<Box<ConnFuture>>>, fut: F) -> F::Output {
     let mut fut = std::pin::pin!(fut);
     poll_fn(|cx| {
-        if let Some(d) = driver.as_mut() {
-            if d.as_mut().poll(cx).is_ready() {
-                *driver = None;
-            }
+        if let Some(d) = driver.as_mut()
+            && d.as_mut().poll(cx).is_ready()
+        {
+            *driver = None;
         }
         fut.as_mut().poll(cx)
     })

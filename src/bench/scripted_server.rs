@@ -318,17 +318,17 @@ async fn handle(
     let no = state.totals.requests.fetch_add(1, Ordering::Relaxed) + 1;
     let prompt_head = v.pointer("/prompt/0").and_then(Value::as_u64);
     let script = &state.script;
-    let fail = script.fail_every.is_some_and(|n| n > 0 && no % n == 0);
-    if fail {
-        if let FailMode::Status(code) = script.fail_mode {
-            record(&state, no, arrival, vec![], vec![], true, prompt_head);
-            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            return Ok(full(
-                status,
-                "application/json",
-                json!({"error": "injected failure"}).to_string(),
-            ));
-        }
+    let fail = script
+        .fail_every
+        .is_some_and(|n| n > 0 && no.is_multiple_of(n));
+    if fail && let FailMode::Status(code) = script.fail_mode {
+        record(&state, no, arrival, vec![], vec![], true, prompt_head);
+        let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        return Ok(full(
+            status,
+            "application/json",
+            json!({"error": "injected failure"}).to_string(),
+        ));
     }
     let max_tokens = v
         .get(if chat {
@@ -403,17 +403,17 @@ fn record(
     failed: bool,
     prompt_head: Option<u64>,
 ) {
-    if state.script.record_truth {
-        if let Ok(mut v) = state.served.lock() {
-            v.push(ServedRequest {
-                arrival_no: no,
-                arrival,
-                chunk_sent,
-                chunk_tokens,
-                failed,
-                prompt_head,
-            });
-        }
+    if state.script.record_truth
+        && let Ok(mut v) = state.served.lock()
+    {
+        v.push(ServedRequest {
+            arrival_no: no,
+            arrival,
+            chunk_sent,
+            chunk_tokens,
+            failed,
+            prompt_head,
+        });
     }
 }
 
