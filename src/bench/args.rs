@@ -25,6 +25,15 @@ pub enum TokenizerFallback {
     Builtin,
 }
 
+/// Where chunk timestamps come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum TimestampSource {
+    /// The kernel's receive timestamp of the bytes (`SO_TIMESTAMPNS`), falling back to `read`.
+    Kernel,
+    /// The moment the client read the bytes from the socket.
+    Read,
+}
+
 /// Command-line arguments of `perfsanity bench …`; the flags are boxed to keep the CLI's
 /// command enum small, and reachable through `Deref`.
 #[derive(Debug, Clone, clap::Args)]
@@ -56,6 +65,9 @@ pub struct BenchFlags {
     /// Tokio worker threads of the client (0 = a single-threaded runtime).
     #[arg(long, default_value_t = 0, hide = true)]
     pub client_threads: usize,
+    /// Chunk timestamps: `kernel` receive time (default) or `read` time.
+    #[arg(long, value_enum, default_value = "kernel")]
+    pub timestamp_source: TimestampSource,
 
     /// Model name sent in requests (and tokenizer directory unless --tokenizer).
     #[arg(long)]

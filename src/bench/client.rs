@@ -1,10 +1,12 @@
 //! One keep-alive HTTP/1.1 connection and one request on it, recording raw timestamps.
 //!
-//! The connection future is polled by the same task that reads the response, so a chunk is
-//! handled in the poll that read it from the socket: no hand-off to another task sits between
-//! the bytes arriving and their timestamp. [`TimedStream`] stamps every socket read; an event's
-//! time is that stamp, and the gap to the moment the event was handled is kept as
-//! `handle_lag_ns` so client-side delay is visible.
+//! An event's time is when its bytes reached this host: [`TimedStream`] reads with `recvmsg`
+//! and takes the kernel's receive timestamp of the data (`SO_TIMESTAMPNS`), so a client that is
+//! busy or wakes late does not shift what it measures; the delay from arrival to the moment
+//! the client handled the event is kept as `lag_ns`, which makes the client's own lag visible.
+//! Without kernel timestamps (or with `--timestamp-source read`) the read time is used. The
+//! connection future is polled by the same task that reads the response, so no hand-off to
+//! another task sits between a read and its event.
 
 use std::future::{Future, poll_fn};
 use std::io;
@@ -32,11 +34,82 @@ pub fn ns_since(epoch: Instant) -> u64 {
     epoch.elapsed().as_nanos() as u64
 }
 
-/// A TCP stream that records when it last read bytes.
+/// Converts the kernel's `CLOCK_REALTIME` receive timestamps to nanoseconds since the run's
+/// monotonic epoch.
+#[derive(Debug, Clone, Copy)]
+pub struct KernelClock {
+    /// `realtime_ns − monotonic_ns_since_epoch`, sampled once.
+    offset_ns: i128,
+}
+
+impl KernelClock {
+    /// Samples the offset between the wall clock and `epoch`.
+    pub fn new(epoch: Instant) -> Self {
+        let real = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        KernelClock {
+            offset_ns: real - ns_since(epoch) as i128,
+        }
+    }
+
+    fn to_epoch_ns(self, ts: nix::sys::time::TimeSpec) -> i128 {
+        i128::from(ts.tv_sec()) * 1_000_000_000 + i128::from(ts.tv_nsec()) - self.offset_ns
+    }
+}
+
+/// When the bytes of the latest read arrived: the kernel's receive timestamp of the last
+/// segment consumed (`SO_TIMESTAMPNS`), or the read time when the kernel gave none.
+#[derive(Debug, Default)]
+pub struct ReadStamps {
+    /// Arrival time (ns since epoch) of the data returned by the latest read.
+    pub arrival_ns: AtomicU64,
+    /// When that read happened (ns since epoch).
+    pub read_ns: AtomicU64,
+}
+
+/// A TCP stream that stamps every read with the kernel's receive time of its bytes.
 pub struct TimedStream {
     inner: TcpStream,
     epoch: Instant,
-    last_read_ns: Arc<AtomicU64>,
+    clock: KernelClock,
+    kernel_stamps: bool,
+    cmsg: Vec<u8>,
+    stamps: Arc<ReadStamps>,
+}
+
+impl TimedStream {
+    fn record(&self, kernel: Option<nix::sys::time::TimeSpec>) {
+        let read = ns_since(self.epoch);
+        let arrival = kernel
+            .map(|ts| self.clock.to_epoch_ns(ts))
+            // A stepped wall clock would give nonsense: keep the read time then.
+            .filter(|&a| a <= read as i128 && a >= read as i128 - 10_000_000_000)
+            .map_or(read, |a| a as u64);
+        self.stamps.read_ns.store(read, Ordering::Relaxed);
+        self.stamps.arrival_ns.store(arrival, Ordering::Relaxed);
+    }
+}
+
+/// One `recvmsg`, returning the byte count and the kernel receive timestamp, if any.
+fn recv_stamped(
+    fd: std::os::fd::RawFd,
+    buf: &mut [u8],
+    cmsg: &mut [u8],
+) -> io::Result<(usize, Option<nix::sys::time::TimeSpec>)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, recvmsg};
+    let mut iov = [io::IoSliceMut::new(buf)];
+    let msg =
+        recvmsg::<()>(fd, &mut iov, Some(cmsg), MsgFlags::empty()).map_err(io::Error::from)?;
+    let mut ts = None;
+    if let Ok(cmsgs) = msg.cmsgs() {
+        for c in cmsgs {
+            if let ControlMessageOwned::ScmTimestampns(t) = c {
+                ts = Some(t);
+            }
+        }
+    }
+    Ok((msg.bytes, ts))
 }
 
 impl AsyncRead for TimedStream {
@@ -46,13 +119,35 @@ impl AsyncRead for TimedStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
-        let before = buf.filled().len();
-        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
-            this.last_read_ns
-                .store(ns_since(this.epoch), Ordering::Relaxed);
+        if !this.kernel_stamps {
+            let before = buf.filled().len();
+            let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+            if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
+                this.record(None);
+            }
+            return r;
         }
-        r
+        loop {
+            std::task::ready!(this.inner.poll_read_ready(cx))?;
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&this.inner);
+            let unfilled = buf.initialize_unfilled();
+            let cmsg = &mut this.cmsg;
+            // `try_io` clears the readiness when the read would block, so the loop re-arms.
+            let res = this.inner.try_io(tokio::io::Interest::READABLE, || {
+                recv_stamped(fd, unfilled, cmsg)
+            });
+            match res {
+                Ok((n, ts)) => {
+                    buf.advance(n);
+                    if n > 0 {
+                        this.record(ts);
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
     }
 }
 
@@ -88,23 +183,34 @@ type ConnFuture = http1::Connection<TokioIo<TimedStream>, Full<Bytes>>;
 pub struct Connection {
     sender: http1::SendRequest<Full<Bytes>>,
     driver: Option<Pin<Box<ConnFuture>>>,
-    last_read_ns: Arc<AtomicU64>,
+    stamps: Arc<ReadStamps>,
 }
 
 impl Connection {
-    /// Opens a connection to `addr`.
-    pub async fn open(addr: SocketAddr, epoch: Instant) -> Result<Self, Failure> {
+    /// Opens a connection to `target`.
+    pub async fn open(target: &Target) -> Result<Self, Failure> {
+        let (addr, epoch) = (target.addr, target.epoch);
         let stream = TcpStream::connect(addr)
             .await
             .map_err(|e| Failure::new("ConnectError", format!("cannot connect to {addr}: {e}")))?;
         stream
             .set_nodelay(true)
             .map_err(|e| Failure::new("ConnectError", e.to_string()))?;
-        let last_read_ns = Arc::new(AtomicU64::new(0));
+        let kernel_stamps = target.kernel_timestamps
+            && nix::sys::socket::setsockopt(
+                &stream,
+                nix::sys::socket::sockopt::ReceiveTimestampns,
+                &true,
+            )
+            .is_ok();
+        let stamps = Arc::new(ReadStamps::default());
         let io = TokioIo::new(TimedStream {
             inner: stream,
             epoch,
-            last_read_ns: last_read_ns.clone(),
+            clock: target.kernel_clock,
+            kernel_stamps,
+            cmsg: nix::cmsg_space!(nix::sys::time::TimeSpec),
+            stamps: stamps.clone(),
         });
         let (sender, driver) = http1::Builder::new()
             .max_buf_size(1 << 20)
@@ -114,7 +220,7 @@ impl Connection {
         Ok(Connection {
             sender,
             driver: Some(Box::pin(driver)),
-            last_read_ns,
+            stamps,
         })
     }
 
@@ -163,6 +269,10 @@ pub struct Target {
     pub streaming: bool,
     /// Clock origin.
     pub epoch: Instant,
+    /// Wall-clock offset for kernel timestamps.
+    pub kernel_clock: KernelClock,
+    /// Stamp chunks with the kernel's receive time (`SO_TIMESTAMPNS`) instead of the read time.
+    pub kernel_timestamps: bool,
 }
 
 /// Sends one request on `conn` (opening or replacing it as needed) and records it into `rec`,
@@ -180,7 +290,7 @@ pub async fn send(
     };
     if !reusable {
         *conn = None;
-        match Connection::open(target.addr, target.epoch).await {
+        match Connection::open(target).await {
             Ok(c) => {
                 rec.connect_ns = Some(ns_since(target.epoch) - rec.sent_ns);
                 *conn = Some(c);
@@ -251,11 +361,11 @@ async fn exchange(
         let Ok(data) = frame.into_data() else {
             continue; // trailers
         };
-        let read = c.last_read_ns.load(Ordering::Relaxed);
-        let t = if read == 0 || read > handled {
+        let arrival = c.stamps.arrival_ns.load(Ordering::Relaxed);
+        let t = if arrival == 0 || arrival > handled {
             handled
         } else {
-            read
+            arrival
         };
         let lag = (handled - t).min(u64::from(u32::MAX)) as u32;
         parser.feed(&data, t, lag, rec)?;

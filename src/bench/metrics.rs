@@ -291,7 +291,7 @@ pub struct ClientHealth {
     pub slot_wait_ms: Stat,
     /// Lateness of the dispatch timer, finite rates only (ms).
     pub dispatch_late_ms: Option<Stat>,
-    /// Socket read → event handled (ms).
+    /// Bytes arrived (kernel) → event handled by the client (ms).
     pub handle_lag_ms: Stat,
     /// Probe: run-queue delay of a ready task (ms).
     pub queue_delay_ms: Stat,
@@ -331,7 +331,7 @@ pub fn client_health(run: &RunOutput, lag_budget_ms: f64) -> ClientHealth {
     let late: Vec<f64> = reqs.iter().map(|r| ms(r.timer_late_ns)).collect();
     let lag: Vec<f64> = reqs
         .iter()
-        .flat_map(|r| r.events.iter().map(|e| e.handle_lag_ns as f64 / 1e6))
+        .flat_map(|r| r.events.iter().map(|e| e.lag_ns as f64 / 1e6))
         .collect();
     let q: Vec<f64> = run.lag.queue_delay_ns.iter().map(|&n| ms(n)).collect();
     let t: Vec<f64> = run.lag.timer_late_ns.iter().map(|&n| ms(n)).collect();
@@ -358,7 +358,7 @@ pub fn client_health(run: &RunOutput, lag_budget_ms: f64) -> ClientHealth {
     }
     if p99(&h.handle_lag_ms) > lag_budget_ms {
         h.over_budget.push(format!(
-            "p99 socket-read-to-handling lag {:.2} ms",
+            "p99 arrival-to-handling lag {:.2} ms",
             p99(&h.handle_lag_ms)
         ));
     }
@@ -380,7 +380,7 @@ mod tests {
     fn ev(t_ms: u64, choices: bool, usage: u32) -> ChunkEvent {
         ChunkEvent {
             t_ns: t_ms * 1_000_000,
-            handle_lag_ns: 0,
+            lag_ns: 0,
             text_end: 0,
             usage_tokens: usage,
             has_choices: choices,

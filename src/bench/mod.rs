@@ -233,6 +233,7 @@ pub fn execute(opts: &BenchOptions, out: &mut dyn Write) -> Result<BenchReport, 
             flag: "--host".into(),
             message: format!("cannot resolve {}", opts.authority),
         })?;
+    let epoch = Instant::now();
     let api_key = std::env::var("OPENAI_API_KEY").unwrap_or_else(|_| "None".into());
     let target = Arc::new(Target {
         addr,
@@ -244,7 +245,9 @@ pub fn execute(opts: &BenchOptions, out: &mut dyn Write) -> Result<BenchReport, 
         auth: HeaderValue::from_str(&format!("Bearer {api_key}"))
             .unwrap_or(HeaderValue::from_static("Bearer None")),
         streaming: opts.streaming,
-        epoch: Instant::now(),
+        epoch,
+        kernel_clock: client::KernelClock::new(epoch),
+        kernel_timestamps: opts.args.timestamp_source == args::TimestampSource::Kernel,
     });
 
     if opts.test_input {

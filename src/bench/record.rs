@@ -12,10 +12,10 @@ pub const NO_USAGE: u32 = u32::MAX;
 /// One SSE `data:` event of a streamed response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ChunkEvent {
-    /// When the bytes completing this event were read from the socket.
+    /// When the bytes completing this event arrived (kernel receive timestamp, else read time).
     pub t_ns: u64,
-    /// Delay from that socket read to the moment the client handled the event.
-    pub handle_lag_ns: u32,
+    /// Delay from that arrival to the moment the client handled the event (client lag).
+    pub lag_ns: u32,
     /// Byte offset in the request's generated text after this event's text.
     pub text_end: u32,
     /// `usage.completion_tokens` carried by this event, or [`NO_USAGE`].

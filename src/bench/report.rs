@@ -283,7 +283,7 @@ pub fn health_section(h: &ClientHealth, cpu_seconds: Option<f64>) -> String {
     }
     let _ = writeln!(
         out,
-        "Socket read to handling, ms (mean / p99 / max): {:.3} / {:.3} / {:.3}",
+        "Arrival to handling, ms (mean / p99 / max): {:.3} / {:.3} / {:.3}",
         h.handle_lag_ms.mean,
         p99(&h.handle_lag_ms),
         h.handle_lag_ms.max

@@ -61,7 +61,7 @@ fn health_json(h: &ClientHealth, cpu: Option<f64>) -> Value {
         "achieved_concurrency_peak": h.achieved_concurrency_peak,
         "client_queue_wait_ms": st(&h.slot_wait_ms),
         "dispatch_timer_late_ms": h.dispatch_late_ms.as_ref().map(st),
-        "socket_read_to_handling_ms": st(&h.handle_lag_ms),
+        "arrival_to_handling_ms": st(&h.handle_lag_ms),
         "run_queue_delay_probe_ms": st(&h.queue_delay_ms),
         "timer_wake_late_probe_ms": st(&h.timer_late_ms),
         "connections_opened": h.connections_opened,
@@ -94,7 +94,7 @@ fn raw_json(raw: &[RawRequest], chunk_tokens: &[Vec<u64>]) -> Value {
                     "usage_completion_tokens": r.usage_tokens,
                     "chunks": r.events.iter().zip(toks).map(|(e, t)| json!({
                         "t_ms": ms(e.t_ns),
-                        "handle_lag_us": e.handle_lag_ns as f64 / 1e3,
+                        "lag_us": e.lag_ns as f64 / 1e3,
                         "choices": e.has_choices,
                         "tokens": t,
                         "usage_completion_tokens": (e.usage_tokens != super::record::NO_USAGE).then_some(e.usage_tokens),

@@ -177,6 +177,28 @@ impl ServerState {
     pub fn served(&self) -> Vec<ServedRequest> {
         self.served.lock().map(|v| v.clone()).unwrap_or_default()
     }
+
+    /// Removes and returns the per-request records, and zeroes the aggregate truth (call
+    /// between runs, while no request is in flight).
+    pub fn take_served(&self) -> Vec<ServedRequest> {
+        let t = &self.totals;
+        for a in [
+            &t.requests,
+            &t.chunks,
+            &t.late_ns_sum,
+            &t.late_ns_max,
+            &t.gap_ns_sum,
+            &t.gaps,
+            &t.ttft_ns_sum,
+            &t.ttfts,
+        ] {
+            a.store(0, Ordering::Relaxed);
+        }
+        self.served
+            .lock()
+            .map(|mut v| std::mem::take(&mut *v))
+            .unwrap_or_default()
+    }
 }
 
 /// A server running on its own thread.

@@ -116,7 +116,7 @@ fn handle_line(line: &[u8], t_ns: u64, lag_ns: u32, rec: &mut RawRequest) -> Res
         .map_or(NO_USAGE, |n| n.min(u64::from(NO_USAGE - 1)) as u32);
     rec.events.push(ChunkEvent {
         t_ns,
-        handle_lag_ns: lag_ns,
+        lag_ns,
         text_end: rec.text.len().min(u32::MAX as usize) as u32,
         usage_tokens,
         has_choices,
