@@ -413,3 +413,49 @@ fn parse_full_response(body: &[u8], rec: &mut RawRequest) -> Result<(), Failure>
     rec.usage_tokens = r.usage.and_then(|u| u.completion_tokens);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    #[tokio::test]
+    async fn a_late_read_keeps_the_kernel_arrival_time() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let epoch = Instant::now();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (mut server, _) = listener.accept().await.unwrap();
+        nix::sys::socket::setsockopt(
+            &client,
+            nix::sys::socket::sockopt::ReceiveTimestampns,
+            &true,
+        )
+        .unwrap();
+        let stamps = Arc::new(ReadStamps::default());
+        let mut stream = TimedStream {
+            inner: client,
+            epoch,
+            clock: KernelClock::new(epoch),
+            kernel_stamps: true,
+            cmsg: nix::cmsg_space!(nix::sys::time::TimeSpec),
+            stamps: stamps.clone(),
+        };
+        server.write_all(b"chunk").await.unwrap();
+        let sent = ns_since(epoch);
+        // The client reads 30 ms after the bytes arrived: its stamp must still say "arrived".
+        std::thread::sleep(Duration::from_millis(30));
+        let mut buf = [0u8; 16];
+        let n = stream.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"chunk");
+        let arrival = stamps.arrival_ns.load(Ordering::Relaxed);
+        let read = stamps.read_ns.load(Ordering::Relaxed);
+        assert!(read - sent >= 30_000_000);
+        assert!(
+            arrival + 20_000_000 < read,
+            "arrival {arrival} should precede the read {read} by ~30 ms"
+        );
+        assert!(arrival + 5_000_000 > sent, "arrival close to the send");
+    }
+}
