@@ -201,6 +201,9 @@ impl ServerState {
     }
 }
 
+/// Accept-queue length requested from the kernel (capped by `net.core.somaxconn`).
+pub const LISTEN_BACKLOG: u32 = 4096;
+
 /// A server running on its own thread.
 pub struct ScriptedServer {
     /// Bound address.
@@ -215,9 +218,6 @@ impl ScriptedServer {
     /// Binds `127.0.0.1:port` (0 = any free port) and serves on a new thread with a
     /// single-threaded runtime (`threads == 0`) or a multi-threaded one.
     pub fn start(script: Script, port: u16, threads: usize) -> std::io::Result<Self> {
-        let std_listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
-        std_listener.set_nonblocking(true)?;
-        let addr = std_listener.local_addr()?;
         let state = Arc::new(ServerState {
             script,
             totals: Totals::default(),
@@ -235,11 +235,19 @@ impl ScriptedServer {
                 .enable_all()
                 .build()?
         };
+        // A deep accept queue: with the default (128) a burst of connects overflows it and the
+        // dropped SYNs are retried a second later, which would show up as client TTFT.
+        let listener = rt.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.set_reuseaddr(true)?;
+            socket.bind(SocketAddr::from(([127, 0, 0, 1], port)))?;
+            socket.listen(LISTEN_BACKLOG)
+        })?;
+        let addr = listener.local_addr()?;
         let thread = std::thread::Builder::new()
             .name("scripted-server".into())
             .spawn(move || {
                 rt.block_on(async move {
-                    let listener = TcpListener::from_std(std_listener).expect("tokio listener");
                     tokio::select! {
                         _ = serve(listener, st) => {}
                         _ = rx => {}
