@@ -57,7 +57,7 @@ fn run_one(
     prompts: usize,
     output_len: u32,
 ) -> Option<Row> {
-    let result = format!("{name}-{concurrency}.json");
+    let result = format!("{}-{concurrency}.json", name.replace([' ', '(', ')'], "_"));
     let _ = server.state.take_served();
     let mut cmd = Command::new(&program[0]);
     cmd.args(&program[1..])
@@ -186,6 +186,17 @@ fn main() {
             "sa".into(),
         ],
     )];
+    clients.push((
+        "perfsanity (read stamps)".into(),
+        vec![
+            env!("CARGO_BIN_EXE_perfsanity").into(),
+            "bench".into(),
+            "--flavor".into(),
+            "sa".into(),
+            "--timestamp-source".into(),
+            "read".into(),
+        ],
+    ));
     if let (Ok(py), Ok(script)) = (
         std::env::var("PERFSANITY_SA_PYTHON"),
         std::env::var("PERFSANITY_SA_CLIENT"),

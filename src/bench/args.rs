@@ -59,7 +59,8 @@ pub struct BenchFlags {
     /// Allow the built-in synthetic tokenizer when the tokenizer directory has no tokenizer.json.
     #[arg(long, value_enum)]
     pub tokenizer_fallback: Option<TokenizerFallback>,
-    /// Warn (and flag the JSON) when the client's p99 scheduling lag exceeds this many ms.
+    /// With read-time stamps: warn (and flag the JSON) when the client's p99 run-queue delay
+    /// exceeds this many ms; with any stamps: when p99 dispatch lateness exceeds it by > 1 ms.
     #[arg(long, default_value_t = 1.0)]
     pub client_lag_budget_ms: f64,
     /// Tokio worker threads of the client (0 = a single-threaded runtime).

@@ -203,6 +203,9 @@ impl Connection {
                 &true,
             )
             .is_ok();
+        if !kernel_stamps {
+            target.read_fallback.store(true, Ordering::Relaxed);
+        }
         let stamps = Arc::new(ReadStamps::default());
         let io = TokioIo::new(TimedStream {
             inner: stream,
@@ -273,6 +276,8 @@ pub struct Target {
     pub kernel_clock: KernelClock,
     /// Stamp chunks with the kernel's receive time (`SO_TIMESTAMPNS`) instead of the read time.
     pub kernel_timestamps: bool,
+    /// Set when some connection had to fall back to read-time stamps.
+    pub read_fallback: std::sync::atomic::AtomicBool,
 }
 
 /// Sends one request on `conn` (opening or replacing it as needed) and records it into `rec`,

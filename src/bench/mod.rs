@@ -248,6 +248,7 @@ pub fn execute(opts: &BenchOptions, out: &mut dyn Write) -> Result<BenchReport, 
         epoch,
         kernel_clock: client::KernelClock::new(epoch),
         kernel_timestamps: opts.args.timestamp_source == args::TimestampSource::Kernel,
+        read_fallback: std::sync::atomic::AtomicBool::new(false),
     });
 
     if opts.test_input {
@@ -329,7 +330,11 @@ pub fn execute(opts: &BenchOptions, out: &mut dyn Write) -> Result<BenchReport, 
         &opts.percentiles,
         &opts.goodput,
     );
-    let health = metrics::client_health(&run, opts.args.client_lag_budget_ms);
+    let kernel_stamps = target.kernel_timestamps
+        && !target
+            .read_fallback
+            .load(std::sync::atomic::Ordering::Relaxed);
+    let health = metrics::client_health(&run, opts.args.client_lag_budget_ms, kernel_stamps);
     if summary.completed == 0 {
         eprintln!(
             "perfsanity bench: warning: all requests failed; this is likely a misconfiguration \
