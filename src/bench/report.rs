@@ -290,7 +290,7 @@ pub fn health_section(h: &ClientHealth, cpu_seconds: Option<f64>) -> String {
     );
     let _ = writeln!(
         out,
-        "Chunk timestamps: {}; chunks handled after their stream's next gap: {:.2} %",
+        "Chunk timestamps: {}; chunks handled after their stream's next arrived: {:.2} %",
         if h.kernel_timestamps {
             "kernel receive time"
         } else {
