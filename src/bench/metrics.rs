@@ -303,35 +303,36 @@ pub struct ClientHealth {
     pub events: u64,
     /// Chunk times are kernel receive timestamps (else read times).
     pub kernel_timestamps: bool,
-    /// Share of chunks handled only after their stream's next chunk had already arrived: near
-    /// misses of a read that merges two chunks (which would give the earlier the later time).
-    pub stream_overrun_fraction: f64,
+    /// Median gap between consecutive chunks of a stream that arrived apart (ms).
+    pub median_chunk_gap_ms: f64,
     /// Budget for the p99 lags (ms).
     pub lag_budget_ms: f64,
     /// Why the run is flagged (empty when within budget).
     pub over_budget: Vec<String>,
 }
 
-/// Above this share of overrun chunks a kernel-stamped run is flagged.
-pub const OVERRUN_BUDGET: f64 = 0.01;
+/// A kernel-stamped run is flagged when the p99 arrival-to-handling lag reaches this share of
+/// the median chunk gap: a chunk handled that late may share its read with the stream's next
+/// chunk, and one read carries only the later arrival time.
+pub const MERGE_RISK_SHARE: f64 = 0.5;
 
-/// Share of chunks (those followed by a later-arriving chunk of the same stream) that the client
-/// handled only after that next chunk had arrived.
-pub fn stream_overrun_fraction(reqs: &[RawRequest]) -> f64 {
-    let (mut n, mut over) = (0u64, 0u64);
-    for r in reqs {
-        for w in r.events.windows(2) {
-            let gap = w[1].t_ns.saturating_sub(w[0].t_ns);
-            if gap == 0 {
-                continue;
-            }
-            n += 1;
-            if u64::from(w[0].lag_ns) >= gap {
-                over += 1;
-            }
-        }
+/// Median of the positive gaps between consecutive events of each request (ms).
+pub fn median_chunk_gap_ms(reqs: &[RawRequest]) -> f64 {
+    let gaps: Vec<f64> = reqs
+        .iter()
+        .flat_map(|r| {
+            r.events
+                .windows(2)
+                .map(|w| w[1].t_ns.saturating_sub(w[0].t_ns))
+                .filter(|&g| g > 0)
+                .map(|g| g as f64 / 1e6)
+        })
+        .collect();
+    if gaps.is_empty() {
+        0.0
+    } else {
+        stats::median(&gaps)
     }
-    if n == 0 { 0.0 } else { over as f64 / n as f64 }
 }
 
 /// Summarises the client's delays from the raw run. With kernel timestamps the client's lag
@@ -376,17 +377,18 @@ pub fn client_health(run: &RunOutput, lag_budget_ms: f64, kernel_timestamps: boo
         connections_opened: reqs.iter().filter(|r| r.connect_ns.is_some()).count(),
         events: lag.len() as u64,
         kernel_timestamps,
-        stream_overrun_fraction: stream_overrun_fraction(reqs),
+        median_chunk_gap_ms: median_chunk_gap_ms(reqs),
         lag_budget_ms,
         over_budget: Vec::new(),
     };
     let p99 = |s: &Stat| s.percentiles[1].1;
     if kernel_timestamps {
-        if h.stream_overrun_fraction > OVERRUN_BUDGET {
+        let lag = p99(&h.handle_lag_ms);
+        if h.median_chunk_gap_ms > 0.0 && lag >= MERGE_RISK_SHARE * h.median_chunk_gap_ms {
             h.over_budget.push(format!(
-                "{:.1} % of chunks were handled only after their stream's next chunk had \
-                 arrived",
-                h.stream_overrun_fraction * 100.0
+                "p99 arrival-to-handling lag {lag:.2} ms ≥ half the median chunk gap {:.2} ms, \
+                 so reads may merge chunks",
+                h.median_chunk_gap_ms
             ));
         }
     } else if p99(&h.queue_delay_ms) > lag_budget_ms {
@@ -581,10 +583,10 @@ mod tests {
         assert_eq!(h.over_budget.len(), 1, "{:?}", h.over_budget);
         // Kernel stamps: the same delay does not move chunk times…
         assert!(client_health(&slow(2), 1.0, true).over_budget.is_empty());
-        // …but handling each chunk 10 ms late (≥ its gap) does.
-        let h = client_health(&slow(10), 1.0, true);
+        // …but handling chunks 5 ms late with 10 ms gaps risks merged reads.
+        let h = client_health(&slow(5), 1.0, true);
         assert!(
-            h.over_budget[0].contains("100.0 % of chunks"),
+            h.over_budget[0].contains("half the median chunk gap 10.00 ms"),
             "{:?}",
             h.over_budget
         );
@@ -592,16 +594,15 @@ mod tests {
     }
 
     #[test]
-    fn overrun_counts_chunks_handled_after_their_gap() {
-        let e = |t_ms: u64, lag_ms: u32| ChunkEvent {
-            lag_ns: lag_ms * 1_000_000,
-            ..ev(t_ms, true, NO_USAGE)
-        };
-        // Gaps 10, 10, 0 (arrived together: ignored); the chunk at 10 ms is handled 12 ms
-        // late, after the next one arrived: one overrun out of two.
-        let r = rec(vec![e(0, 0), e(10, 12), e(20, 0), e(20, 1)]);
-        assert!((stream_overrun_fraction(&[r]) - 0.5).abs() < 1e-12);
-        assert_eq!(stream_overrun_fraction(&[]), 0.0);
+    fn median_gap_ignores_chunks_that_arrived_together() {
+        let r = rec(vec![
+            ev(0, true, 0),
+            ev(10, true, 0),
+            ev(30, true, 0),
+            ev(30, false, 2),
+        ]);
+        assert!((median_chunk_gap_ms(&[r]) - 15.0).abs() < 1e-9);
+        assert_eq!(median_chunk_gap_ms(&[]), 0.0);
     }
 
     #[test]

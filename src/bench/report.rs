@@ -290,13 +290,13 @@ pub fn health_section(h: &ClientHealth, cpu_seconds: Option<f64>) -> String {
     );
     let _ = writeln!(
         out,
-        "Chunk timestamps: {}; chunks handled after their stream's next arrived: {:.2} %",
+        "Chunk timestamps: {}; median chunk gap {:.2} ms",
         if h.kernel_timestamps {
             "kernel receive time"
         } else {
             "read time"
         },
-        h.stream_overrun_fraction * 100.0
+        h.median_chunk_gap_ms
     );
     let _ = writeln!(
         out,
