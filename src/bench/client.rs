@@ -58,6 +58,53 @@ impl KernelClock {
     }
 }
 
+/// Keeps kernel receive timestamping switched on for the run.
+///
+/// Linux turns timestamping on lazily (deferred work after the first socket asks for it), and
+/// TCP — unlike UDP, which stamps at `recvmsg` time when a packet has none — then simply returns
+/// no timestamp. This TCP loopback pair asks first and sends bytes across until they come back
+/// stamped, so the run's connections find timestamping on.
+pub struct TimestampKeeper {
+    _sockets: (std::net::TcpStream, std::net::TcpStream),
+    /// True when a stamped segment was seen.
+    pub active: bool,
+}
+
+impl TimestampKeeper {
+    /// Enables timestamping and waits (≤ 500 probes, 1 ms apart) until it is in effect.
+    pub fn start() -> io::Result<Self> {
+        use std::io::Write;
+        use std::os::fd::AsRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+        let receiver = std::net::TcpStream::connect(listener.local_addr()?)?;
+        let (mut sender, _) = listener.accept()?;
+        sender.set_nodelay(true)?;
+        receiver.set_read_timeout(Some(std::time::Duration::from_secs(1)))?;
+        nix::sys::socket::setsockopt(
+            &receiver,
+            nix::sys::socket::sockopt::ReceiveTimestampns,
+            &true,
+        )
+        .map_err(io::Error::from)?;
+        let mut cmsg = nix::cmsg_space!(nix::sys::time::TimeSpec);
+        let mut buf = [0u8; 64];
+        let mut active = false;
+        for _ in 0..500 {
+            sender.write_all(b"p")?;
+            let (_, ts) = recv_stamped(receiver.as_raw_fd(), &mut buf, &mut cmsg)?;
+            if ts.is_some() {
+                active = true;
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        Ok(TimestampKeeper {
+            _sockets: (sender, receiver),
+            active,
+        })
+    }
+}
+
 /// When the bytes of the latest read arrived: the kernel's receive timestamp of the last
 /// segment consumed (`SO_TIMESTAMPNS`), or the read time when the kernel gave none.
 #[derive(Debug, Default)]
@@ -76,11 +123,15 @@ pub struct TimedStream {
     kernel_stamps: bool,
     cmsg: Vec<u8>,
     stamps: Arc<ReadStamps>,
+    unstamped: Arc<AtomicU64>,
 }
 
 impl TimedStream {
     fn record(&self, kernel: Option<nix::sys::time::TimeSpec>) {
         let read = ns_since(self.epoch);
+        if self.kernel_stamps && kernel.is_none() {
+            self.unstamped.fetch_add(1, Ordering::Relaxed);
+        }
         let arrival = kernel
             .map(|ts| self.clock.to_epoch_ns(ts))
             // A stepped wall clock would give nonsense: keep the read time then.
@@ -214,6 +265,7 @@ impl Connection {
             kernel_stamps,
             cmsg: nix::cmsg_space!(nix::sys::time::TimeSpec),
             stamps: stamps.clone(),
+            unstamped: target.unstamped_reads.clone(),
         });
         let (sender, driver) = http1::Builder::new()
             .max_buf_size(1 << 20)
@@ -278,6 +330,8 @@ pub struct Target {
     pub kernel_timestamps: bool,
     /// Set when some connection had to fall back to read-time stamps.
     pub read_fallback: std::sync::atomic::AtomicBool,
+    /// Reads that carried no kernel timestamp (stamped with the read time instead).
+    pub unstamped_reads: Arc<AtomicU64>,
 }
 
 /// Sends one request on `conn` (opening or replacing it as needed) and records it into `rec`,
@@ -429,6 +483,8 @@ mod tests {
     async fn a_late_read_keeps_the_kernel_arrival_time() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let keeper = TimestampKeeper::start().unwrap();
+        assert!(keeper.active, "kernel receive timestamps available");
         let epoch = Instant::now();
         let client = TcpStream::connect(addr).await.unwrap();
         let (mut server, _) = listener.accept().await.unwrap();
@@ -439,6 +495,7 @@ mod tests {
         )
         .unwrap();
         let stamps = Arc::new(ReadStamps::default());
+        let unstamped = Arc::new(AtomicU64::new(0));
         let mut stream = TimedStream {
             inner: client,
             epoch,
@@ -446,6 +503,7 @@ mod tests {
             kernel_stamps: true,
             cmsg: nix::cmsg_space!(nix::sys::time::TimeSpec),
             stamps: stamps.clone(),
+            unstamped: unstamped.clone(),
         };
         server.write_all(b"chunk").await.unwrap();
         let sent = ns_since(epoch);
@@ -462,5 +520,6 @@ mod tests {
             "arrival {arrival} should precede the read {read} by ~30 ms"
         );
         assert!(arrival + 5_000_000 > sent, "arrival close to the send");
+        assert_eq!(unstamped.load(Ordering::Relaxed), 0);
     }
 }

@@ -303,6 +303,8 @@ pub struct ClientHealth {
     pub events: u64,
     /// Chunk times are kernel receive timestamps (else read times).
     pub kernel_timestamps: bool,
+    /// Reads without a kernel timestamp (their chunks carry the read time).
+    pub unstamped_reads: u64,
     /// Median gap between consecutive chunks of a stream that arrived apart (ms).
     pub median_chunk_gap_ms: f64,
     /// Budget for the p99 lags (ms).
@@ -377,6 +379,7 @@ pub fn client_health(run: &RunOutput, lag_budget_ms: f64, kernel_timestamps: boo
         connections_opened: reqs.iter().filter(|r| r.connect_ns.is_some()).count(),
         events: lag.len() as u64,
         kernel_timestamps,
+        unstamped_reads: 0,
         median_chunk_gap_ms: median_chunk_gap_ms(reqs),
         lag_budget_ms,
         over_budget: Vec::new(),

@@ -233,6 +233,15 @@ pub fn execute(opts: &BenchOptions, out: &mut dyn Write) -> Result<BenchReport, 
             flag: "--host".into(),
             message: format!("cannot resolve {}", opts.authority),
         })?;
+    let keeper = (opts.args.timestamp_source == args::TimestampSource::Kernel)
+        .then(client::TimestampKeeper::start)
+        .and_then(Result::ok);
+    if keeper.as_ref().is_some_and(|k| !k.active) {
+        eprintln!(
+            "perfsanity bench: the kernel gives no receive timestamps here; chunks are stamped \
+             with their read time"
+        );
+    }
     let epoch = Instant::now();
     let api_key = std::env::var("OPENAI_API_KEY").unwrap_or_else(|_| "None".into());
     let target = Arc::new(Target {
@@ -248,7 +257,10 @@ pub fn execute(opts: &BenchOptions, out: &mut dyn Write) -> Result<BenchReport, 
         epoch,
         kernel_clock: client::KernelClock::new(epoch),
         kernel_timestamps: opts.args.timestamp_source == args::TimestampSource::Kernel,
-        read_fallback: std::sync::atomic::AtomicBool::new(false),
+        read_fallback: std::sync::atomic::AtomicBool::new(
+            keeper.as_ref().is_some_and(|k| !k.active),
+        ),
+        unstamped_reads: Arc::new(std::sync::atomic::AtomicU64::new(0)),
     });
 
     if opts.test_input {
@@ -334,7 +346,11 @@ pub fn execute(opts: &BenchOptions, out: &mut dyn Write) -> Result<BenchReport, 
         && !target
             .read_fallback
             .load(std::sync::atomic::Ordering::Relaxed);
-    let health = metrics::client_health(&run, opts.args.client_lag_budget_ms, kernel_stamps);
+    let mut health = metrics::client_health(&run, opts.args.client_lag_budget_ms, kernel_stamps);
+    health.unstamped_reads = target
+        .unstamped_reads
+        .load(std::sync::atomic::Ordering::Relaxed);
+    drop(keeper);
     if summary.completed == 0 {
         eprintln!(
             "perfsanity bench: warning: all requests failed; this is likely a misconfiguration \

@@ -290,12 +290,13 @@ pub fn health_section(h: &ClientHealth, cpu_seconds: Option<f64>) -> String {
     );
     let _ = writeln!(
         out,
-        "Chunk timestamps: {}; median chunk gap {:.2} ms",
+        "Chunk timestamps: {} ({} reads without one); median chunk gap {:.2} ms",
         if h.kernel_timestamps {
             "kernel receive time"
         } else {
             "read time"
         },
+        h.unstamped_reads,
         h.median_chunk_gap_ms
     );
     let _ = writeln!(

@@ -69,6 +69,7 @@ fn health_json(h: &ClientHealth, cpu: Option<f64>) -> Value {
         "client_cpu_seconds": cpu.map(f),
         "client_cpu_us_per_event": cpu.filter(|_| h.events > 0).map(|c| f(c / h.events as f64 * 1e6)),
         "timestamps": if h.kernel_timestamps { "kernel" } else { "read" },
+        "reads_without_kernel_timestamp": h.unstamped_reads,
         "median_chunk_gap_ms": f(h.median_chunk_gap_ms),
         "lag_budget_ms": f(h.lag_budget_ms),
         "lag_over_budget": !h.over_budget.is_empty(),
