@@ -170,7 +170,10 @@ fn metrics_match_what_the_server_did() {
         rep.health.connections_opened, 8,
         "one keep-alive connection per slot"
     );
-    assert!(rep.health.kernel_timestamps, "chunks carry kernel receive times");
+    assert!(
+        rep.health.kernel_timestamps,
+        "chunks carry kernel receive times"
+    );
     assert_eq!(rep.health.unstamped_reads, 0);
     assert!(check_client_output(&out).is_ok());
 }

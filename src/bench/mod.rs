@@ -33,7 +33,7 @@ pub use args::{BenchArgs, BenchOptions, DatasetGenArgs, Flavor, TokenizerFallbac
 pub use error::BenchError;
 
 use crate::tokenizer::Tokenizer;
-use args::{Backend, DatasetChoice};
+use args::DatasetChoice;
 use client::Target;
 use dataset::{RandomSpec, SampleRequest};
 use metrics::{ClientHealth, RequestOutcome, Summary};
@@ -159,6 +159,29 @@ fn build_dataset(
     }
 }
 
+/// Resolves `host:port` and picks the first address that accepts a connection (as aiohttp tries
+/// every address), or the first address when none does (the requests then fail visibly).
+async fn resolve(authority: &str) -> Result<std::net::SocketAddr, BenchError> {
+    let addrs: Vec<std::net::SocketAddr> = tokio::net::lookup_host(authority)
+        .await
+        .map(|it| it.collect())
+        .unwrap_or_default();
+    let first = *addrs.first().ok_or_else(|| BenchError::Flag {
+        flag: "--host".into(),
+        message: format!("cannot resolve {authority}"),
+    })?;
+    if addrs.len() > 1 {
+        for a in &addrs {
+            let probe =
+                tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(a));
+            if let Ok(Ok(_)) = probe.await {
+                return Ok(*a);
+            }
+        }
+    }
+    Ok(first)
+}
+
 /// User + system CPU time of this process, in seconds.
 pub fn process_cpu_seconds() -> Option<f64> {
     use nix::sys::resource::{UsageWho, getrusage};
@@ -225,14 +248,7 @@ pub fn execute(opts: &BenchOptions, out: &mut dyn Write) -> Result<BenchReport, 
     }
     .map_err(BenchError::Runtime)?;
 
-    let addr = rt
-        .block_on(tokio::net::lookup_host(opts.authority.clone()))
-        .ok()
-        .and_then(|mut it| it.next())
-        .ok_or_else(|| BenchError::Flag {
-            flag: "--host".into(),
-            message: format!("cannot resolve {}", opts.authority),
-        })?;
+    let addr = rt.block_on(resolve(&opts.authority))?;
     let keeper = (opts.args.timestamp_source == args::TimestampSource::Kernel)
         .then(client::TimestampKeeper::start)
         .and_then(Result::ok);
@@ -398,9 +414,4 @@ pub fn execute(opts: &BenchOptions, out: &mut dyn Write) -> Result<BenchReport, 
         result_path,
         epoch: target.epoch,
     })
-}
-
-/// True for the completions request format (exposed for tests).
-pub fn is_completions(opts: &BenchOptions) -> bool {
-    opts.backend == Backend::Completions
 }
