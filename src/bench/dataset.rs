@@ -276,7 +276,7 @@ mod tests {
         let t = Tokenizer::synthetic();
         let reqs = random_standard(&spec(50, 0.5), &t, true).unwrap();
         assert_eq!(reqs.len(), 50);
-        for (i, r) in reqs.iter().enumerate() {
+        for r in &reqs {
             let Prompt::Ids(ids) = &r.prompt else {
                 panic!()
             };
@@ -287,7 +287,6 @@ mod tests {
             for w in ids.windows(2) {
                 assert_eq!(w[1], (w[0] + 1) % crate::tokenizer::SYNTHETIC_VOCAB_SIZE);
             }
-            let _ = i;
         }
         // Deterministic per seed, different across seeds.
         assert_eq!(reqs, random_standard(&spec(50, 0.5), &t, true).unwrap());
