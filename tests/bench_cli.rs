@@ -171,10 +171,19 @@ fn localhost_reaches_an_ipv4_only_server() {
     let srv = quick_server(None);
     let out = bench()
         .args(PLAN_ARGS)
-        .args(["--host", "localhost", "--port", &srv.addr.port().to_string()])
+        .args([
+            "--host",
+            "localhost",
+            "--port",
+            &srv.addr.port().to_string(),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     assert!(stdout.contains("Successful requests:                     8 "));
 }
