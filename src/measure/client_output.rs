@@ -212,20 +212,20 @@ pub fn check_client_output(text: &str) -> Result<(), OutputProblem> {
     if text.contains("!FAILED REQUESTS!") || text.contains("!CHECK LOG FOR ERRORS!") {
         return Err(OutputProblem::FailureMarkers);
     }
-    if failed_line.is_none() {
-        if let (Some(s), Some(n)) = (
+    if failed_line.is_none()
+        && let (Some(s), Some(n)) = (
             SUCCESSFUL_REQUESTS.captures(text),
             NUM_PROMPTS.captures(text),
-        ) {
-            let successful: u64 = s[1].parse().unwrap_or(0);
-            let num_prompts: u64 = n[1].parse().unwrap_or(0);
-            if num_prompts > successful {
-                return Err(OutputProblem::SaRequestsFailed {
-                    failed: num_prompts - successful,
-                    num_prompts,
-                    successful,
-                });
-            }
+        )
+    {
+        let successful: u64 = s[1].parse().unwrap_or(0);
+        let num_prompts: u64 = n[1].parse().unwrap_or(0);
+        if num_prompts > successful {
+            return Err(OutputProblem::SaRequestsFailed {
+                failed: num_prompts - successful,
+                num_prompts,
+                successful,
+            });
         }
     }
     Ok(())
