@@ -8,30 +8,29 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
 use crate::commands::selected_trials;
 use crate::config::{BenchmarkMode, load_perf_config};
+use crate::execute::Executor;
 use crate::launch::gpus::{GpuPool, visible_gpus};
-use crate::launch::{RunContext, run_plan, signals};
+use crate::launch::signals;
+use crate::outcome::{TrialOutcome, TrialStatus};
 use crate::plan::Topology;
+use crate::report::{junit_path_from_env, write_junit};
+use crate::results::ResultsContext;
 use crate::selection::TrialSpec;
 use crate::settings::{ProcessEnv, Settings, target_dir};
 use crate::toolchain::Toolchain;
-use crate::trial::{KeyMode, plan_trial};
 
 /// Everything a trial body needs, shared by all trials.
 pub struct HarnessContext {
-    /// Resolved settings.
-    pub settings: Settings,
-    /// Path of the `perfsanity` executable (runs the simulator and native client).
-    pub self_exe: PathBuf,
-    /// This host's GPUs (trtllm toolchain only).
-    pub gpus: Option<GpuPool>,
-    /// Copy client output to the terminal (`--nocapture`).
-    pub tee: bool,
+    /// Runs trials.
+    pub executor: Executor,
+    /// Outcomes of the trials that ran, for JUnit and the summary.
+    pub outcomes: Mutex<Vec<TrialOutcome>>,
 }
 
 /// Entry point of `tests/perf.rs`: `manifest_dir` is the crate root (`CARGO_MANIFEST_DIR`) and
@@ -39,38 +38,78 @@ pub struct HarnessContext {
 pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
     let args = Arguments::from_args();
     let root = Path::new(manifest_dir);
-    let settings = match Settings::from_env(&ProcessEnv, root, &target_dir(&ProcessEnv, root)) {
+    let target = target_dir(&ProcessEnv, root);
+    let fail = |e: String| {
+        eprintln!("perfsanity harness: {e}");
+        ExitCode::from(2)
+    };
+    let settings = match Settings::from_env(&ProcessEnv, root, &target) {
         Ok(s) => s,
-        Err(e) => {
-            eprintln!("perfsanity harness: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(e.to_string()),
     };
     let specs = match selected_trials(&settings) {
         Ok((_, specs)) => specs,
-        Err(e) => {
-            eprintln!("perfsanity harness: {e}");
-            return ExitCode::from(2);
-        }
+        Err(e) => return fail(e),
+    };
+    let results = match ResultsContext::from_env(&ProcessEnv, &target, settings.toolchain) {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
     };
     let gpus = (settings.toolchain == Toolchain::Trtllm).then(|| {
         GpuPool::new(visible_gpus(std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref()))
     });
+    let self_exe = std::env::var_os("PERFSANITY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(self_exe));
     let ctx = Arc::new(HarnessContext {
-        settings,
-        self_exe: PathBuf::from(self_exe),
-        gpus,
-        tee: args.nocapture,
+        executor: Executor {
+            settings,
+            self_exe,
+            gpus,
+            tee: args.nocapture,
+            results,
+        },
+        outcomes: Mutex::new(Vec::new()),
     });
     if !args.list {
         signals::install();
     }
     let trials = build_trials(&ctx, specs, &args);
-    libtest_mimic::run(&args, trials).exit_code()
+    let conclusion = libtest_mimic::run(&args, trials);
+    let outcomes = ctx.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+    print_summary(&outcomes);
+    if let Some(path) = junit_path_from_env(&ProcessEnv) {
+        if let Err(e) = write_junit(&path, &outcomes) {
+            eprintln!("perfsanity harness: {e}");
+            return ExitCode::from(2);
+        }
+    }
+    conclusion.exit_code()
+}
+
+/// After the run: the headline numbers of every trial that ran (stderr, so `--list` output and
+/// libtest's own report stay clean).
+fn print_summary(outcomes: &[TrialOutcome]) {
+    let lines: Vec<&String> = outcomes
+        .iter()
+        .filter(|o| matches!(o.status, TrialStatus::Passed))
+        .flat_map(|o| o.summary.iter())
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    eprintln!("\nperfsanity results:");
+    for line in lines {
+        eprintln!("  {line}");
+    }
 }
 
 /// One libtest-mimic trial per spec. With `--exact <name>` (what nextest runs per test) only
 /// that trial is built.
+///
+/// With real GPUs (trtllm toolchain) a trial that needs more GPUs than the host shows is
+/// *ignored at list time*, with the reason printed to stderr, so nextest and JUnit count it as
+/// skipped rather than passed.
 pub fn build_trials(
     ctx: &Arc<HarnessContext>,
     specs: Vec<TrialSpec>,
@@ -81,17 +120,47 @@ pub fn build_trials(
         .into_iter()
         .filter(|spec| exact.is_none_or(|name| name == spec.name))
         .map(|spec| {
+            let too_big = ctx
+                .executor
+                .gpus
+                .as_ref()
+                .and_then(|pool| gpu_shortfall(&spec, pool.len()));
+            if let Some(reason) = &too_big
+                && !args.list
+            {
+                eprintln!("note: {} is ignored: {reason}", spec.name);
+            }
             let ctx = Arc::clone(ctx);
             Trial::test(spec.name.clone(), move || run_trial(&ctx, &spec))
+                .with_ignored_flag(too_big.is_some())
         })
         .collect()
 }
 
-/// Runs one trial: for now, builds its plan and writes the plan and generated files under
-/// `PERF_OUTPUT_DIR/<trial>/`, which proves the config is valid and runnable.
+/// "needs N GPUs, M visible" when the trial cannot run on this host.
+fn gpu_shortfall(spec: &TrialSpec, visible: usize) -> Option<String> {
+    let config = load_perf_config(spec.config_path.as_ref()?).ok()?;
+    let mode = spec.mode_override.unwrap_or(config.benchmark.mode);
+    let needs = Topology::of(&config, mode == BenchmarkMode::GenOnlyNoContext).gpus_used;
+    (needs as usize > visible).then(|| {
+        format!(
+            "needs {needs} GPUs, {visible} visible; run it through SLURM (perfsanity slurm submit)"
+        )
+    })
+}
+
+/// Runs one trial and keeps its outcome for the JUnit report and the summary.
 pub fn run_trial(ctx: &HarnessContext, spec: &TrialSpec) -> Result<(), Failed> {
-    let plan = plan_trial(&ctx.settings, spec, KeyMode::Create)
-        .map_err(|e| Failed::from(e.to_string()))?;
-    write_plan_files(&plan).map_err(|e| Failed::from(e.to_string()))?;
-    Ok(())
+    let outcome = ctx.executor.execute(spec);
+    let result = match &outcome.status {
+        TrialStatus::Failed(f) => Err(Failed::from(f.to_string())),
+        _ => Ok(()),
+    };
+    if ctx.executor.tee {
+        for line in &outcome.summary {
+            println!("{line}");
+        }
+    }
+    ctx.outcomes.lock().unwrap_or_else(|e| e.into_inner()).push(outcome);
+    result
 }

@@ -9,6 +9,7 @@ pub mod bench;
 pub mod catalog;
 pub mod commands;
 pub mod config;
+pub mod execute;
 pub mod harness;
 pub mod launch;
 pub mod outcome;

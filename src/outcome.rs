@@ -130,4 +130,6 @@ pub struct TrialOutcome {
     pub duration: Duration,
     /// The trial's output directory, when it got that far.
     pub output_dir: Option<PathBuf>,
+    /// Lines worth showing after the run (headline metrics, results and verdict).
+    pub summary: Vec<String>,
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::auth_key;
-use crate::config::{ConfigError, load_perf_config};
+use crate::config::{ConfigError, PerfConfig, load_perf_config};
 use crate::plan::{Plan, PlanError, PlanInputs, TrialRequest, build_plan};
 use crate::selection::TrialSpec;
 use crate::settings::Settings;
@@ -41,6 +41,15 @@ pub fn plan_trial(
     spec: &TrialSpec,
     key_mode: KeyMode,
 ) -> Result<Plan, TrialError> {
+    prepare_trial(settings, spec, key_mode).map(|(_, plan)| plan)
+}
+
+/// The validated config and the plan of `spec`.
+pub fn prepare_trial(
+    settings: &Settings,
+    spec: &TrialSpec,
+    key_mode: KeyMode,
+) -> Result<(PerfConfig, Plan), TrialError> {
     if let Some(message) = &spec.preflight_error {
         return Err(TrialError::Preflight(message.clone()));
     }
@@ -88,7 +97,8 @@ pub fn plan_trial(
         mode_override: spec.mode_override,
         time_limit_s: spec.time_limit_s,
     };
-    Ok(build_plan(&config, &request, &inputs)?)
+    let plan = build_plan(&config, &request, &inputs)?;
+    Ok((config, plan))
 }
 
 /// Writes the plan's generated files (keeping an existing auth key) and `plan.json` into the

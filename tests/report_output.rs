@@ -23,6 +23,7 @@ fn outcomes() -> Vec<TrialOutcome> {
             status: TrialStatus::Passed,
             duration: Duration::from_millis(1500),
             output_dir: Some(PathBuf::from("/out/disagg_upload-a")),
+            summary: Vec::new(),
         },
         TrialOutcome {
             trial: "disagg-b".into(),
@@ -31,6 +32,7 @@ fn outcomes() -> Vec<TrialOutcome> {
             },
             duration: Duration::ZERO,
             output_dir: None,
+            summary: Vec::new(),
         },
         TrialOutcome {
             trial: "disagg-c".into(),
@@ -45,6 +47,7 @@ fn outcomes() -> Vec<TrialOutcome> {
             }),
             duration: Duration::from_secs(61),
             output_dir: Some(PathBuf::from("/out/disagg-c")),
+            summary: Vec::new(),
         },
         TrialOutcome {
             trial: "disagg_upload-d".into(),
@@ -56,6 +59,7 @@ fn outcomes() -> Vec<TrialOutcome> {
             }),
             duration: Duration::from_secs(5),
             output_dir: None,
+            summary: Vec::new(),
         },
     ]
 }

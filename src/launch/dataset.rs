@@ -5,12 +5,26 @@
 use std::io::Write;
 use std::path::Path;
 
+use nix::fcntl::{Flock, FlockArg};
+
 use crate::bench::DatasetGenArgs;
 use crate::bench::dataset_gen::{lines, load_tokenizer};
 use crate::plan::DatasetGenSpec;
 
-/// Writes `path` unless a file with enough lines is already there.
+/// Writes `path` unless a file with enough lines is already there. Concurrent trials that
+/// need the same file serialise on an exclusive `flock` of `<path>.lock`.
 pub fn ensure_generated(path: &Path, spec: &DatasetGenSpec, model_path: &str) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.with_extension("lock"))
+        .map_err(io)?;
+    let _lock = Flock::lock(lock, FlockArg::LockExclusive)
+        .map_err(|(_, errno)| io(std::io::Error::from(errno)))?;
     let wanted = spec.num_prompts as usize;
     if let Ok(text) = std::fs::read_to_string(path) {
         if text.lines().count() >= wanted {
@@ -34,9 +48,7 @@ pub fn ensure_generated(path: &Path, spec: &DatasetGenSpec, model_path: &str) ->
     };
     let tok = load_tokenizer(&args.tokenizer).map_err(|e| e.to_string())?;
     let body = lines(&args, &tok).map_err(|e| format!("cannot generate {}: {e}", path.display()))?;
-    let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
-    std::fs::create_dir_all(&args.output_dir).map_err(io)?;
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    let tmp = path.with_extension("generating");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
     for line in body {
         f.write_all(line.as_bytes()).map_err(io)?;

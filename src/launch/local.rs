@@ -364,7 +364,7 @@ pub fn run_plan(plan: &Plan, ctx: &RunContext<'_>) -> Result<RunReport, TrialFai
         .build()
         .map_err(|e| config_failure(format!("cannot create an HTTP client: {e}")))?;
     let health_url = format!("http://{host}:{port}/health");
-    let mut last_status = None;
+    let last_status = std::cell::Cell::new(None);
     graph.wait_for(
         "waiting for the router to become ready",
         Some(Duration::from_secs(plan.timeouts.ready_s)),
@@ -375,14 +375,14 @@ pub fn run_plan(plan: &Plan, ctx: &RunContext<'_>) -> Result<RunReport, TrialFai
                 format!(
                     "{health_url} did not answer 200 within {} s (last answer: {})",
                     plan.timeouts.ready_s,
-                    last_status.map_or("none".to_string(), |s: u16| s.to_string())
+                    last_status.get().map_or("none".to_string(), |s: u16| s.to_string())
                 ),
                 Some(&router_log),
             )
         },
         || {
             let status = http_get_status(&http, &health_url);
-            last_status = status.or(last_status);
+            last_status.set(status.or(last_status.get()));
             (status == Some(200)).then_some(())
         },
     )?;
@@ -512,7 +512,7 @@ fn check_metrics(
     if !missing.is_empty() {
         problems.push(format!("metrics missing from the client output: {}", missing.join(", ")));
     }
-    if plan.spec_decoding && !metrics.contains("al") {
+    if plan.spec_decoding && plan.client_kind == ClientKind::Standard && !metrics.contains("al") {
         problems.push(
             "speculative decoding is configured but 'Mean Avg Decoded Tokens per Iter' is missing"
                 .to_string(),

@@ -175,6 +175,16 @@ pub fn build_plan(
                 .to_string(),
         ),
     };
+    let spec_decoding = config.gen_worker.spec_decoding_type.is_some()
+        || (!no_context && config.ctx_worker.spec_decoding_type.is_some());
+    if client_kind == ClientKind::NvSa && spec_decoding {
+        warnings.push(
+            "speculative decoding with the NV SA client: that client does not report the \
+             acceptance length ('Mean Avg Decoded Tokens per Iter'), so `al` is neither required \
+             nor recorded for this trial (upstream's check would fail it)"
+                .to_string(),
+        );
+    }
     if client_kind == ClientKind::NvSa && mode.is_gen_only() {
         warnings.push(format!(
             "the NV SA client runs a {} benchmark; upstream's SLURM submit tool rejects SA for \
@@ -326,15 +336,24 @@ pub fn build_plan(
     let first_concurrency = concurrencies[0];
     let mut gen_env = config.environment.gen_env.clone();
     if mode.is_gen_only() {
-        set(
-            &mut gen_env,
-            "TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP",
-            "1",
-        );
+        // Each gen worker decodes only once TLLM_BENCHMARK_REQ_QUEUES_SIZE requests are queued
+        // on it. Upstream sets it to the client concurrency, which round robin splits over the
+        // gen workers: with more than one the gate never opens. We set each worker's share,
+        // which is upstream's value whenever there is one gen worker.
+        let workers = topology.gen_workers.count.max(1);
+        let queue_size = first_concurrency.div_ceil(workers);
+        if workers > 1 {
+            warnings.push(format!(
+                "gen_only with {workers} generation workers: TLLM_BENCHMARK_REQ_QUEUES_SIZE is \
+                 each worker's share of the concurrency ({queue_size} of {first_concurrency}); \
+                 upstream would set {first_concurrency} and never start decoding"
+            ));
+        }
+        set(&mut gen_env, "TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP", "1");
         set(
             &mut gen_env,
             "TLLM_BENCHMARK_REQ_QUEUES_SIZE",
-            &first_concurrency.to_string(),
+            &queue_size.to_string(),
         );
     }
     if no_context {
@@ -535,8 +554,7 @@ pub fn build_plan(
             trial_s: request.time_limit_s,
         },
         gen_logs,
-        spec_decoding: config.gen_worker.spec_decoding_type.is_some()
-            || (topology.ctx.count > 0 && config.ctx_worker.spec_decoding_type.is_some()),
+        spec_decoding,
         warnings,
     })
 }

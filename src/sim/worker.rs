@@ -435,7 +435,14 @@ async fn handle(w: Arc<Worker>, endpoint: Endpoint, headers: HeaderMap, body: By
     }
     let max_tokens = req.max_tokens.unwrap_or(DEFAULT_MAX_TOKENS);
     let c = &w.config;
-    if !c.enable_chunked_prefill && prompt_len > c.max_num_tokens {
+    // A generation_only request arrives with its KV cache: it never prefills here, so only
+    // context work is bounded by max_num_tokens (TensorRT-LLM's gen workers run with small
+    // token budgets, e.g. max_num_tokens 64 with 1k prompts).
+    let prefills_here = req
+        .disagg
+        .as_ref()
+        .is_none_or(|d| d.request_type == DisaggRequestType::ContextOnly);
+    if prefills_here && !c.enable_chunked_prefill && prompt_len > c.max_num_tokens {
         return bad(&format!(
             "the prompt length ({prompt_len}) exceeds max_num_tokens ({}) and \
              enable_chunked_prefill is false",
