@@ -282,3 +282,65 @@ pub fn check(settings: &Settings) -> Outcome {
         ok: errors == 0,
     }
 }
+
+/// `perfsanity run [--role R] <trial>…`: plans, runs and records trials on this host (all roles,
+/// or the one role given by `--role` / `DISAGG_SERVING_TYPE`).
+pub fn run(
+    mut settings: Settings,
+    wanted: &[String],
+    role: Option<crate::plan::Role>,
+    tee: bool,
+) -> Outcome {
+    if role.is_some() {
+        settings.role = role;
+    }
+    let (catalog, trials) = match selected_trials(&settings) {
+        Ok(t) => t,
+        Err(e) => return Outcome::failure(e),
+    };
+    let specs: Vec<TrialSpec> = if wanted.is_empty() {
+        trials
+    } else {
+        match wanted
+            .iter()
+            .map(|w| find_trial(&catalog, &trials, w))
+            .collect::<Result<Vec<_>, _>>()
+        {
+            Ok(s) => s,
+            Err(e) => return Outcome::failure(format!("perfsanity run: {e}")),
+        }
+    };
+    let self_exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => return Outcome::failure(format!("perfsanity run: cannot locate myself: {e}")),
+    };
+    let executor = match crate::execute::Executor::from_env(settings, self_exe, tee) {
+        Ok(e) => e,
+        Err(e) => return Outcome::failure(format!("perfsanity run: {e}")),
+    };
+    crate::launch::signals::install();
+    let mut out = String::new();
+    let mut failed = 0;
+    for spec in &specs {
+        let outcome = executor.execute(spec);
+        let secs = outcome.duration.as_secs_f64();
+        match &outcome.status {
+            crate::outcome::TrialStatus::Failed(f) => {
+                failed += 1;
+                out.push_str(&format!("FAIL {} ({secs:.1} s)\n{f}\n", spec.name));
+            }
+            _ => out.push_str(&format!("PASS {} ({secs:.1} s)\n", spec.name)),
+        }
+        for line in &outcome.summary {
+            out.push_str(&format!("  {line}\n"));
+        }
+        // Print as we go: trials take minutes.
+        print!("{out}");
+        out.clear();
+    }
+    Outcome {
+        stdout: format!("{} trial(s), {failed} failed\n", specs.len()),
+        stderr: String::new(),
+        ok: failed == 0,
+    }
+}

@@ -8,7 +8,7 @@ use indexmap::IndexMap;
 
 use crate::config::PerfConfig;
 use crate::launch::gpus::GpuPool;
-use crate::launch::{RunContext, RunReport, run_plan};
+use crate::launch::{RunContext, RunReport, run_plan, run_role};
 use crate::outcome::{FailureClass, TrialFailure, TrialOutcome, TrialStatus};
 use crate::plan::Plan;
 use crate::results::{ClientResult, ResultsContext, record_trial};
@@ -40,6 +40,30 @@ fn config_failure(message: String) -> TrialFailure {
 }
 
 impl Executor {
+    /// An executor configured from the environment: results context, this host's GPUs (trtllm
+    /// toolchain) and `PERFSANITY_BIN` (else `self_exe`).
+    pub fn from_env(settings: Settings, self_exe: PathBuf, tee: bool) -> Result<Self, String> {
+        use crate::settings::ProcessEnv;
+        let target = crate::settings::target_dir(&ProcessEnv, &settings.project_root);
+        let results = ResultsContext::from_env(&ProcessEnv, &target, settings.toolchain)
+            .map_err(|e| e.to_string())?;
+        let gpus = (settings.toolchain == crate::toolchain::Toolchain::Trtllm).then(|| {
+            GpuPool::new(crate::launch::gpus::visible_gpus(
+                std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref(),
+            ))
+        });
+        let self_exe = std::env::var_os("PERFSANITY_BIN")
+            .map(PathBuf::from)
+            .unwrap_or(self_exe);
+        Ok(Executor {
+            settings,
+            self_exe,
+            gpus,
+            tee,
+            results,
+        })
+    }
+
     /// Plans, runs and records one trial.
     pub fn execute(&self, spec: &TrialSpec) -> TrialOutcome {
         let started = Instant::now();
@@ -72,7 +96,16 @@ impl Executor {
             tee: self.tee,
             gpus: self.gpus.as_ref(),
         };
-        let report = run_plan(&plan, &run)?;
+        let report = match self.settings.role {
+            None => run_plan(&plan, &run)?,
+            Some(role) => match run_role(&plan, role, &run, self.settings.launcher_gen_logs)? {
+                Some(report) => report,
+                None => {
+                    summary.push(format!("{}: {role} done (the benchmark finished)", plan.trial));
+                    return Ok(());
+                }
+            },
+        };
         summary.extend(headline(&plan, &report));
         self.record(&plan, &config, &report, summary)
     }

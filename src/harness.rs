@@ -15,15 +15,12 @@ use libtest_mimic::{Arguments, Failed, Trial};
 use crate::commands::selected_trials;
 use crate::config::{BenchmarkMode, load_perf_config};
 use crate::execute::Executor;
-use crate::launch::gpus::{GpuPool, visible_gpus};
 use crate::launch::signals;
 use crate::outcome::{TrialOutcome, TrialStatus};
 use crate::plan::Topology;
 use crate::report::{junit_path_from_env, write_junit};
-use crate::results::ResultsContext;
 use crate::selection::TrialSpec;
 use crate::settings::{ProcessEnv, Settings, target_dir};
-use crate::toolchain::Toolchain;
 
 /// Everything a trial body needs, shared by all trials.
 pub struct HarnessContext {
@@ -51,24 +48,12 @@ pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
         Ok((_, specs)) => specs,
         Err(e) => return fail(e),
     };
-    let results = match ResultsContext::from_env(&ProcessEnv, &target, settings.toolchain) {
-        Ok(r) => r,
-        Err(e) => return fail(e.to_string()),
+    let executor = match Executor::from_env(settings, PathBuf::from(self_exe), args.nocapture) {
+        Ok(e) => e,
+        Err(e) => return fail(e),
     };
-    let gpus = (settings.toolchain == Toolchain::Trtllm).then(|| {
-        GpuPool::new(visible_gpus(std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref()))
-    });
-    let self_exe = std::env::var_os("PERFSANITY_BIN")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(self_exe));
     let ctx = Arc::new(HarnessContext {
-        executor: Executor {
-            settings,
-            self_exe,
-            gpus,
-            tee: args.nocapture,
-            results,
-        },
+        executor,
         outcomes: Mutex::new(Vec::new()),
     });
     if !args.list {

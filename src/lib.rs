@@ -16,6 +16,7 @@ pub mod outcome;
 pub mod plan;
 pub mod report;
 pub mod results;
+pub mod rlimit;
 pub mod selection;
 pub mod settings;
 pub mod measure;

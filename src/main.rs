@@ -36,6 +36,18 @@ enum Command {
     },
     /// Validate every config (and the test list); exit non-zero on any error.
     Check,
+    /// Run trials on this host (every trial of the catalog or PERF_TESTLIST when none given).
+    Run {
+        /// Trial names, upstream ids or pytest node ids.
+        trials: Vec<String>,
+        /// Play only this role (CTX_<i>, GEN_<i>, DISAGG_SERVER, BENCHMARK); default: all roles,
+        /// or DISAGG_SERVING_TYPE when set.
+        #[arg(long, value_parser = parse_role)]
+        role: Option<perfsanity::plan::Role>,
+        /// Copy the benchmark clients' output to the terminal.
+        #[arg(long)]
+        tee: bool,
+    },
     /// Embedded TensorRT-LLM simulator: `perfsanity sim trtllm-serve …`.
     Sim(perfsanity::sim::SimArgs),
     /// Native benchmark client, a drop-in for `benchmark_serving`.
@@ -87,12 +99,23 @@ fn with_settings(f: impl FnOnce(&Settings) -> Outcome) -> ExitCode {
     }
 }
 
+fn parse_role(s: &str) -> Result<perfsanity::plan::Role, String> {
+    s.parse()
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::List { json } => with_settings(|s| commands::list(s, json)),
         Command::Plan { trial, json } => with_settings(|s| commands::plan(s, &trial, json)),
         Command::Check => with_settings(commands::check),
+        Command::Run { trials, role, tee } => match settings() {
+            Ok(s) => emit(commands::run(s, &trials, role, tee)),
+            Err(e) => {
+                eprintln!("perfsanity: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Sim(args) => perfsanity::sim::run(args),
         Command::Bench(args) => perfsanity::bench::run(args),
         Command::Dataset(DatasetCommand::Gen(args)) => perfsanity::bench::run_dataset_gen(args),

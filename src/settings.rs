@@ -39,6 +39,11 @@ pub struct Settings {
     pub disagg_ready_timeout_env: Option<String>,
     /// `TRTLLM_TEST_SERVER_READY_TIMEOUT`.
     pub ready_timeout_env: Option<String>,
+    /// `DISAGG_SERVING_TYPE`: play only this role of each trial.
+    pub role: Option<crate::plan::Role>,
+    /// `PERF_LAUNCHER_GEN_LOGS=1`: a launcher captures gen workers' output as
+    /// `gen_server_<i>.log` and writes the `.done` sentinels (set by our SLURM scripts).
+    pub launcher_gen_logs: bool,
 }
 
 /// A bad environment knob.
@@ -116,7 +121,15 @@ impl Settings {
                 list.display()
             )));
         }
+        let role = match non_empty(env.var("DISAGG_SERVING_TYPE")) {
+            None => None,
+            Some(r) => Some(r.trim().parse().map_err(|e: String| {
+                SettingsError(format!("DISAGG_SERVING_TYPE: {e}"))
+            })?),
+        };
         Ok(Settings {
+            role,
+            launcher_gen_logs: env.var("PERF_LAUNCHER_GEN_LOGS").as_deref() == Some("1"),
             project_root: project_root.to_path_buf(),
             config_dirs: crate::catalog::config_dirs(
                 project_root,

@@ -394,11 +394,16 @@ async fn exchange(
     rec.status = Some(status.as_u16());
     let mut body = resp.into_body();
     if status != hyper::StatusCode::OK {
-        // Drain so the connection stays usable; the error is the reason phrase, as upstream.
-        let _ = drive(&mut c.driver, body.collect()).await;
+        // Drain so the connection stays usable. The error is the reason phrase, as upstream,
+        // followed by the server's own message so a failed run says why.
+        let text = drive(&mut c.driver, body.collect())
+            .await
+            .map(|b| error_message(&b.to_bytes()))
+            .unwrap_or_default();
+        let reason = status.canonical_reason().unwrap_or("").to_string();
         return Err(Failure::new(
             "HTTPStatus",
-            status.canonical_reason().unwrap_or("").to_string(),
+            if text.is_empty() { reason } else { format!("{reason}: {text}") },
         ));
     }
     if !target.streaming {
@@ -522,4 +527,20 @@ mod tests {
         assert!(arrival + 5_000_000 > sent, "arrival close to the send");
         assert_eq!(unstamped.load(Ordering::Relaxed), 0);
     }
+}
+
+/// The `message` of a JSON error body (OpenAI / TensorRT-LLM `ErrorResponse`), else the body's
+/// first 300 characters.
+fn error_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let message = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .or_else(|| v.get("error").and_then(|e| e.get("message")))
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| text.trim().to_string());
+    message.chars().take(300).collect()
 }

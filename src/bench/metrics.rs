@@ -201,6 +201,8 @@ pub struct Summary {
     pub output_lens: Vec<u64>,
     /// Failure count per error type, in first-seen order.
     pub errors: IndexMap<String, usize>,
+    /// The first failure's type and message (printed so a failed run says why).
+    pub first_error: Option<String>,
 }
 
 /// Applies upstream's `calculate_metrics` to the outcomes.
@@ -223,6 +225,13 @@ pub fn summarize(
     for (i, o) in outcomes.iter().enumerate() {
         if !o.success {
             s.failed += 1;
+            if s.first_error.is_none() {
+                s.first_error = Some(format!(
+                    "{}: {}",
+                    o.error_kind.as_deref().unwrap_or("Error"),
+                    o.error
+                ));
+            }
             *s.errors
                 .entry(o.error_kind.clone().unwrap_or_else(|| "Error".into()))
                 .or_default() += 1;

@@ -61,6 +61,7 @@ pub struct BenchReport {
 
 /// Runs `perfsanity bench …`.
 pub fn run(args: BenchArgs) -> ExitCode {
+    crate::rlimit::raise_open_files_limit();
     let mut stdout = std::io::stdout();
     let res = args.resolve().and_then(|opts| execute(&opts, &mut stdout));
     match res {

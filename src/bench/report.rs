@@ -136,6 +136,9 @@ pub fn error_lines(s: &Summary) -> String {
     for (kind, n) in &s.errors {
         let _ = writeln!(out, "Error type: {kind}, Count: {n} requests");
     }
+    if let Some(first) = &s.first_error {
+        let _ = writeln!(out, "First error: {first}");
+    }
     let _ = writeln!(out, "Total failed requests: {}", s.failed);
     out
 }

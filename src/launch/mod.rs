@@ -1,11 +1,16 @@
-//! Launch stage: executing plans. Processes are owned ([`process`]), torn down on signals
-//! ([`signals`]), given GPUs ([`gpus`]); [`local`] runs a whole trial on one host.
+//! Launch stage: executing plans. Processes are owned ([`process`]) and torn down on signals
+//! ([`signals`]); GPUs are handed out by [`gpus`]. A trial is made of [`steps`]: [`local`] runs
+//! all of them on one host, [`role`] runs one role of a multi-host trial.
 
 pub mod dataset;
 pub mod gpus;
 pub mod local;
 pub mod logs;
 pub mod process;
+pub mod role;
 pub mod signals;
+pub mod steps;
 
-pub use local::{ClientRun, RunContext, RunReport, Timeline, read_address, run_plan};
+pub use local::run_plan;
+pub use role::run_role;
+pub use steps::{ClientRun, RunContext, RunReport, Timeline, read_address};

@@ -43,6 +43,7 @@ use config::{RoleKind, role_kind};
 
 /// Runs `perfsanity sim …`; the exit code is the simulated server's.
 pub fn run(args: SimArgs) -> ExitCode {
+    crate::rlimit::raise_open_files_limit();
     let sim = match &args.sim_config {
         Some(path) => match SimConfig::from_json_file(path) {
             Ok(c) => c,

@@ -16,11 +16,8 @@ pub fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
         .chain(addrs.iter().filter(|a| a.is_ipv6()));
     let mut last = None;
     for addr in ordered {
-        match TcpListener::bind(addr) {
-            Ok(listener) => {
-                listener.set_nonblocking(true)?;
-                return Ok(listener);
-            }
+        match listen(addr) {
+            Ok(listener) => return Ok(listener),
             Err(e) => last = Some(e),
         }
     }
@@ -30,6 +27,21 @@ pub fn bind(host: &str, port: u16) -> std::io::Result<TcpListener> {
             format!("{host} resolves to no address"),
         )
     }))
+}
+
+/// Accept-queue length. std's default of 128 overflows when a benchmark client opens hundreds
+/// of connections at once (each overflow costs the client a 1 s SYN retry or a reset); the
+/// kernel caps this at `net.core.somaxconn`.
+const BACKLOG: i32 = 4096;
+
+fn listen(addr: &SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(*addr), Type::STREAM, Some(Protocol::TCP))?;
+    socket.set_reuse_address(true)?;
+    socket.bind(&(*addr).into())?;
+    socket.listen(BACKLOG)?;
+    socket.set_nonblocking(true)?;
+    Ok(socket.into())
 }
 
 /// `host:port` as written to the address file.

@@ -449,11 +449,19 @@ async fn handle(w: Arc<Worker>, endpoint: Endpoint, headers: HeaderMap, body: By
             c.max_num_tokens
         ));
     }
+    // A context_only request produces one token whatever its max_tokens (TensorRT-LLM's
+    // router sends context requests with max_tokens 1), so context workers run with a
+    // max_seq_len barely above the input length.
+    let context_only = req
+        .disagg
+        .as_ref()
+        .is_some_and(|d| d.request_type == DisaggRequestType::ContextOnly);
+    let produced = if context_only { 1 } else { max_tokens };
     if let Some(limit) = c.max_seq_len
-        && prompt_len + max_tokens > limit
+        && prompt_len + produced > limit
     {
         return bad(&format!(
-            "the prompt length ({prompt_len}) plus max_tokens ({max_tokens}) exceeds \
+            "the prompt length ({prompt_len}) plus max_tokens ({produced}) exceeds \
              max_seq_len ({limit})"
         ));
     }
