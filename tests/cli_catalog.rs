@@ -11,7 +11,10 @@ fn perfsanity(dir: &Path) -> Command {
         .env("PERF_TOOLCHAIN", "sim")
         .env_remove("PERF_TESTLIST")
         .env_remove("PERF_CONFIG_DIRS")
-        .env_remove("LLM_MODELS_ROOT");
+        .env_remove("LLM_MODELS_ROOT")
+        .env_remove("PERF_SCALE")
+        .env_remove("PERF_DATASET_FALLBACK")
+        .env_remove("DISAGG_SERVING_TYPE");
     cmd
 }
 

@@ -48,6 +48,9 @@ fn run(dir: &Path, args: &[&str]) -> Output {
         .env("PERF_OUTPUT_DIR", dir.join("out"))
         .env("PERF_TOOLCHAIN", "sim")
         .env_remove("PERF_TESTLIST")
+        .env_remove("PERF_SCALE")
+        .env_remove("DISAGG_SERVING_TYPE")
+        .env("PERF_DB", dir.join("perf.sqlite"))
         .output()
         .unwrap()
 }
