@@ -212,7 +212,9 @@ fn server_errors_are_counted_and_marked() {
         ],
     );
     assert_eq!((rep.summary.completed, rep.summary.failed), (15, 5));
-    assert!(out.contains("Error type: HTTPStatus, Count: 5 requests\nFirst error: HTTPStatus: Internal Server Error"));
+    assert!(out.contains(
+        "Error type: HTTPStatus, Count: 5 requests\nFirst error: HTTPStatus: Internal Server Error"
+    ));
     assert!(out.contains("\nTotal failed requests: 5\n"));
     assert!(out.contains("=======================!FAILED REQUESTS!=======================\nTotal failed requests: 5\n=====================!CHECK LOG FOR ERRORS!====================\n"));
     assert_eq!(
