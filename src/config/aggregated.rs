@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::yaml::{Value, load_str};
+use crate::yaml::Value;
 
 use super::error::{ConfigError, Problems};
 use super::reader::{Section, describe};
@@ -57,14 +57,7 @@ pub struct AggregatedConfig {
 
 /// Parses an aggregated config file's text.
 pub fn parse_aggregated_config(text: &str, path: &Path) -> Result<AggregatedConfig, ConfigError> {
-    let root = load_str(text).map_err(|e| {
-        ConfigError::single(
-            path,
-            "",
-            e.line,
-            format!("{} (column {})", e.message, e.col),
-        )
-    })?;
+    let root = super::error::load_yaml(text, path)?;
     let mut p = Problems::default();
     let top = Section::new("", Some(&root), &mut p);
     top.finish(&mut p, TOP_KEYS);

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use crate::yaml::{Mapping, Node, Value, load_str};
+use crate::yaml::{Mapping, Node, Value};
 
 use super::env_string::{EnvList, merge, parse_env_string};
 use super::error::{ConfigError, Problems};
@@ -111,14 +111,7 @@ pub fn load_perf_config(path: &Path) -> Result<PerfConfig, ConfigError> {
 
 /// Parses config text (`path` is used for messages and stored in the result).
 pub fn parse_perf_config(text: &str, path: &Path) -> Result<PerfConfig, ConfigError> {
-    let root = load_str(text).map_err(|e| {
-        ConfigError::single(
-            path,
-            "",
-            e.line,
-            format!("{} (column {})", e.message, e.col),
-        )
-    })?;
+    let root = super::error::load_yaml(text, path)?;
     let mut p = Problems::default();
     let top = match &root.value {
         Value::Map(_) => Section::new("", Some(&root), &mut p),

@@ -84,10 +84,10 @@ pub fn scan_rows(bytes: &[u8]) -> Vec<(Option<u64>, f64)> {
         if iter < 5 {
             continue;
         }
-        if let Some((prev_iter, Some(0))) = previous {
-            if prev_iter + 1 == iter {
-                continue;
-            }
+        if let Some((prev_iter, Some(0))) = previous
+            && prev_iter + 1 == iter
+        {
+            continue;
         }
         let ngen = ngen_value(line);
         rows.push((ngen, value));
@@ -122,10 +122,11 @@ fn iter_value(line: &[u8]) -> Option<(u64, usize)> {
         let i = skip_ws(line, at + 4);
         if i < line.len() && line[i] == b'=' {
             let i = skip_ws(line, i + 1);
-            if let Some((v, j)) = digits(line, i) {
-                if j < line.len() && line[j] == b',' {
-                    return Some((v, j + 1));
-                }
+            if let Some((v, j)) = digits(line, i)
+                && j < line.len()
+                && line[j] == b','
+            {
+                return Some((v, j + 1));
             }
         }
         from = at + 1;
@@ -140,10 +141,11 @@ fn field_after(line: &[u8], name: &[u8], from: usize) -> Option<(u64, usize)> {
     while let Some(hit) = finder.find(&line[at_from..]) {
         let at = at_from + hit;
         let i = skip_ws(line, at + name.len());
-        if i < line.len() && line[i] == b'=' {
-            if let Some(found) = digits(line, skip_ws(line, i + 1)) {
-                return Some(found);
-            }
+        if i < line.len()
+            && line[i] == b'='
+            && let Some(found) = digits(line, skip_ws(line, i + 1))
+        {
+            return Some(found);
         }
         at_from = at + 1;
     }

@@ -23,24 +23,7 @@ use super::startup::startup_fields;
 use super::value::Record;
 
 /// Upstream's 16 base metrics, in parse order (`d_<name>` in the record).
-pub const BASE_METRICS: [&str; 16] = [
-    "seq_throughput",
-    "token_throughput",
-    "total_token_throughput",
-    "user_throughput",
-    "mean_ttft",
-    "median_ttft",
-    "p99_ttft",
-    "mean_itl",
-    "median_itl",
-    "p99_itl",
-    "mean_tpot",
-    "median_tpot",
-    "p99_tpot",
-    "mean_e2el",
-    "median_e2el",
-    "p99_e2el",
-];
+pub use crate::measure::BASE_METRICS;
 
 /// The spec-decoding metric (mean accepted length).
 pub const SPEC_DECODING_METRIC: &str = "al";

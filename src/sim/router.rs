@@ -102,27 +102,14 @@ pub fn run(options: RouterOptions) -> u8 {
             ));
         }
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            log::error(&format!("[sim] cannot start the async runtime: {e}"));
-            return 1;
-        }
-    };
-    runtime.block_on(serve(options, config))
+    signals::run_server(|signal| serve(options, config, signal))
 }
 
-async fn serve(options: RouterOptions, config: DisaggServerConfig) -> u8 {
-    let signal = match signals::listen() {
-        Ok(s) => s,
-        Err(e) => {
-            log::error(&format!("[sim] cannot install signal handlers: {e}"));
-            return 1;
-        }
-    };
+async fn serve(
+    options: RouterOptions,
+    config: DisaggServerConfig,
+    signal: signals::ShutdownSignals,
+) -> u8 {
     let listener = match report_addr::bind(&config.hostname, config.port) {
         Ok(l) => l,
         Err(e) => {

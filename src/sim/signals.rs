@@ -65,3 +65,31 @@ pub async fn serve_until_signal(
     log::info("[sim] shutdown complete");
     0
 }
+
+/// Runs `serve` on a multi-threaded runtime with SIGTERM/SIGINT handlers installed; start-up
+/// failures are logged and give exit status 1.
+pub fn run_server<F, Fut>(serve: F) -> u8
+where
+    F: FnOnce(ShutdownSignals) -> Fut,
+    Fut: std::future::Future<Output = u8>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            super::log::error(&format!("[sim] cannot start the async runtime: {e}"));
+            return 1;
+        }
+    };
+    runtime.block_on(async move {
+        match listen() {
+            Ok(signal) => serve(signal).await,
+            Err(e) => {
+                super::log::error(&format!("[sim] cannot install signal handlers: {e}"));
+                1
+            }
+        }
+    })
+}

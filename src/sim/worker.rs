@@ -94,27 +94,14 @@ pub fn run(options: WorkerOptions) -> u8 {
             return 1;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
-            log::error(&format!("[sim] cannot start the async runtime: {e}"));
-            return 1;
-        }
-    };
-    runtime.block_on(serve(options, engine_config))
+    signals::run_server(|signal| serve(options, engine_config, signal))
 }
 
-async fn serve(options: WorkerOptions, config: EngineConfig) -> u8 {
-    let signal = match signals::listen() {
-        Ok(s) => s,
-        Err(e) => {
-            log::error(&format!("[sim] cannot install signal handlers: {e}"));
-            return 1;
-        }
-    };
+async fn serve(
+    options: WorkerOptions,
+    config: EngineConfig,
+    signal: signals::ShutdownSignals,
+) -> u8 {
     let cli = &options.cli;
     let listener = match report_addr::bind(&cli.host, cli.port) {
         Ok(l) => l,
