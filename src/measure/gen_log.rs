@@ -43,12 +43,17 @@ impl StepTimeStats {
     }
 }
 
+/// A line's `global_rank` (`None` when the line has none).
+type Rank = Option<u64>;
+/// The previous line of a rank: its iteration and scheduled-request count (unknown = `None`).
+type Predecessor = (u64, Option<u64>);
+
 /// Rows of one log: `(num_generation_tokens, prev_device_step_time)`.
 pub fn scan_rows(bytes: &[u8]) -> Vec<(Option<u64>, f64)> {
     let finder = memmem::Finder::new(b"prev_device_step_time");
     let mut rows = Vec::new();
     // Predecessor per rank: Some((iter, Some(scheduled))) or unknown.
-    let mut predecessors: Vec<(Option<u64>, Option<(u64, Option<u64>)>)> = Vec::new();
+    let mut predecessors: Vec<(Rank, Option<Predecessor>)> = Vec::new();
     let mut pos = 0;
     while let Some(hit) = finder.find(&bytes[pos..]) {
         let at = pos + hit;
