@@ -63,7 +63,12 @@ fn upstream_disagg_configs(root: &Path) -> Vec<PathBuf> {
 }
 
 fn plan_of(config: &PerfConfig, mode: Option<BenchmarkMode>, output_root: &Path) -> Plan {
-    let stem = config.path.file_stem().unwrap().to_string_lossy().to_string();
+    let stem = config
+        .path
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .to_string();
     let trial = format!("disagg-{stem}");
     let no_files = |_: &Path| false;
     build_plan(
@@ -364,15 +369,27 @@ fn check_layout(plan: &Plan, script: &str, run: &Run, what: &str) {
         );
         assert!(argv.contains(&"--kill-on-bad-exit=1".to_string()));
         let tail: Vec<&str> = argv[argv.len() - 4..].iter().map(String::as_str).collect();
-        assert_eq!(tail, ["run", "--role", role.as_str(), plan.trial.as_str()], "{what}");
+        assert_eq!(
+            tail,
+            ["run", "--role", role.as_str(), plan.trial.as_str()],
+            "{what}"
+        );
         sum += n;
         seen.extend(slice);
     }
-    assert_eq!(sum, nodes, "{what}: #SBATCH --nodes must be the sum of the worker steps' -N");
+    assert_eq!(
+        sum, nodes,
+        "{what}: #SBATCH --nodes must be the sum of the worker steps' -N"
+    );
     let expected: Vec<String> = (0..nodes).map(|i| format!("n{i}")).collect();
-    assert_eq!(seen, expected, "{what}: slices in launch order, disjoint and covering");
+    assert_eq!(
+        seen, expected,
+        "{what}: slices in launch order, disjoint and covering"
+    );
     for role in ["DISAGG_SERVER", "BENCHMARK"] {
-        let argv = run.step(role).unwrap_or_else(|| panic!("{what}: no {role} step"));
+        let argv = run
+            .step(role)
+            .unwrap_or_else(|| panic!("{what}: no {role} step"));
         assert!(argv.contains(&"--overlap".to_string()), "{what} {role}");
         assert_eq!(value_after(argv, "-N"), Some("1"));
     }
@@ -395,12 +412,42 @@ fn node_math_matches_upstream_worked_examples() {
     // launcher's math — calculate_hardware_nodes.py's 8 is bug F there) and
     // upstream-disagg-and-benchmark.md §4.1 (examples A, 8k1k, both 128k8k).
     let cases: &[(&str, Option<BenchmarkMode>, u64, u64)] = &[
-        ("deepseek-r1-fp4_1k1k_ctx1_gen1_dep32_bs32_eplb0_mtp0_ccb-UCX", None, 9, 36),
-        ("deepseek-r1-fp4_1k1k_ctx1_gen1_dep32_bs32_eplb288_mtp0_ccb-UCX", None, 9, 36),
-        ("deepseek-r1-fp4_1k1k_ctx1_gen4_tep8_bs32_eplb0_mtp0_ccb-UCX", None, 9, 36),
-        ("deepseek-r1-fp4_8k1k_ctx8_gen1_dep32_bs16_eplb0_mtp3_ccb-NIXL", None, 16, 64),
-        ("deepseek-r1-fp4_128k8k_ctx1_pp8_gen1_dep16_bs1_eplb0_mtp3-Default", None, 6, 24),
-        ("deepseek-r1-fp4_128k8k_ctx1_pp4_gen13_tep4_bs1_eplb0_mtp0-Default", None, 14, 56),
+        (
+            "deepseek-r1-fp4_1k1k_ctx1_gen1_dep32_bs32_eplb0_mtp0_ccb-UCX",
+            None,
+            9,
+            36,
+        ),
+        (
+            "deepseek-r1-fp4_1k1k_ctx1_gen1_dep32_bs32_eplb288_mtp0_ccb-UCX",
+            None,
+            9,
+            36,
+        ),
+        (
+            "deepseek-r1-fp4_1k1k_ctx1_gen4_tep8_bs32_eplb0_mtp0_ccb-UCX",
+            None,
+            9,
+            36,
+        ),
+        (
+            "deepseek-r1-fp4_8k1k_ctx8_gen1_dep32_bs16_eplb0_mtp3_ccb-NIXL",
+            None,
+            16,
+            64,
+        ),
+        (
+            "deepseek-r1-fp4_128k8k_ctx1_pp8_gen1_dep16_bs1_eplb0_mtp3-Default",
+            None,
+            6,
+            24,
+        ),
+        (
+            "deepseek-r1-fp4_128k8k_ctx1_pp4_gen13_tep4_bs1_eplb0_mtp0-Default",
+            None,
+            14,
+            56,
+        ),
         // gen_only_no_context drops the context worker: the gen worker's 8 nodes only.
         (
             "deepseek-r1-fp4_1k1k_ctx1_gen1_dep32_bs32_eplb0_mtp0_ccb-UCX",
@@ -426,8 +473,16 @@ fn node_math_matches_upstream_worked_examples() {
             "{stem} {mode:?}"
         );
         let script = script_of(&plan, &config, out.path(), &[]);
-        assert_eq!(directive(&script, "nodes"), Some(nodes.to_string()), "{stem}");
-        assert_eq!(directive(&script, "ntasks"), Some(gpus.to_string()), "{stem}");
+        assert_eq!(
+            directive(&script, "nodes"),
+            Some(nodes.to_string()),
+            "{stem}"
+        );
+        assert_eq!(
+            directive(&script, "ntasks"),
+            Some(gpus.to_string()),
+            "{stem}"
+        );
     }
 }
 
@@ -454,7 +509,11 @@ fn node_math_whole_nodes_per_worker_not_packed() {
         assert_eq!(covered, nodes);
         // A worker whose GPUs are not a multiple of gpus_per_node starts exactly its world size.
         if ctx.1 * ctx.2 == 6 {
-            let c = layout.workers.iter().find(|w| w.role.to_string() == "CTX_0").unwrap();
+            let c = layout
+                .workers
+                .iter()
+                .find(|w| w.role.to_string() == "CTX_0")
+                .unwrap();
             assert_eq!((c.nodes, c.ntasks, c.ntasks_per_node), (2, 6, 4));
         }
     }
@@ -465,7 +524,10 @@ fn gen_only_keeps_context_workers_and_gen_only_no_context_drops_them() {
     let work = tempfile::tempdir().unwrap();
     let config = shaped_config(2, (2, 2, 1), (2, 2, 1), "gen_only");
     let plan = plan_of(&config, None, work.path());
-    assert_eq!(plan.topology.ctx.count, 2, "gen_only keeps ctx (upstream's launcher)");
+    assert_eq!(
+        plan.topology.ctx.count, 2,
+        "gen_only keeps ctx (upstream's launcher)"
+    );
     let script = script_of(&plan, &config, work.path(), &[]);
     let run = run_script(&script, 4, work.path(), &[]);
     check_layout(&plan, &script, &run, "gen_only");
@@ -477,14 +539,22 @@ fn gen_only_keeps_context_workers_and_gen_only_no_context_drops_them() {
     assert!(script.contains("gen_only_no_context: no context workers"));
     let run = run_script(&script, 2, work.path(), &[]);
     check_layout(&plan, &script, &run, "gen_only_no_context");
-    assert!(run.sruns.iter().all(|a| !a.iter().any(|w| w.starts_with("--job-name=CTX"))));
+    assert!(
+        run.sruns
+            .iter()
+            .all(|a| !a.iter().any(|w| w.starts_with("--job-name=CTX")))
+    );
 }
 
 #[test]
 fn every_upstream_disagg_config_lays_out_consistently() {
     let Some(root) = upstream_dir() else { return };
     let configs = upstream_disagg_configs(&root);
-    assert!(configs.len() >= 20, "expected the upstream corpus, found {}", configs.len());
+    assert!(
+        configs.len() >= 20,
+        "expected the upstream corpus, found {}",
+        configs.len()
+    );
     let work = tempfile::tempdir().unwrap();
     let mut modes_seen = BTreeSet::new();
     for path in &configs {
@@ -501,7 +571,12 @@ fn every_upstream_disagg_config_lays_out_consistently() {
             let script = script_of(&plan, &config, work.path(), &[]);
             bash_n(&script, work.path());
             let what = format!("{} ({})", path.display(), plan.mode.as_str());
-            let run = run_script(&script, plan.topology.total_nodes as usize, work.path(), &[]);
+            let run = run_script(
+                &script,
+                plan.topology.total_nodes as usize,
+                work.path(),
+                &[],
+            );
             check_layout(&plan, &script, &run, &what);
             let ctx_steps = run
                 .sruns
@@ -516,7 +591,10 @@ fn every_upstream_disagg_config_lays_out_consistently() {
             assert_eq!(ctx_steps, expected_ctx, "{what}");
         }
     }
-    assert!(modes_seen.contains("gen_only") && modes_seen.contains("e2e"), "{modes_seen:?}");
+    assert!(
+        modes_seen.contains("gen_only") && modes_seen.contains("e2e"),
+        "{modes_seen:?}"
+    );
 }
 
 // ------------------------------------------------------------------ failure paths
@@ -547,7 +625,10 @@ fn failures_cancel_the_job_and_say_where() {
     );
     assert_eq!(run.scancels.len(), 1, "{}\n{}", run.stdout, run.stderr);
     let result = result_file(&plan.output_dir);
-    let first_failure = result.lines().find(|l| l.starts_with("failed_stage=")).unwrap();
+    let first_failure = result
+        .lines()
+        .find(|l| l.starts_with("failed_stage="))
+        .unwrap();
     assert_eq!(first_failure, "failed_stage=GEN_1", "{result}");
     assert!(result.contains("step_exit_GEN_1=3"));
     // The gen log's sentinel is written even for a failed step (the benchmark waits for it).
@@ -556,7 +637,10 @@ fn failures_cancel_the_job_and_say_where() {
     // Fewer nodes than the layout needs.
     let run = run_script(&script, 2, work.path(), &[]);
     assert_eq!(run.scancels.len(), 1);
-    assert!(run.sruns.is_empty(), "nothing may start on a short allocation");
+    assert!(
+        run.sruns.is_empty(),
+        "nothing may start on a short allocation"
+    );
     let result = result_file(&plan.output_dir);
     assert!(result.contains("failed_stage=setup"), "{result}");
     assert!(result.contains("this trial needs 3"), "{result}");
@@ -572,14 +656,23 @@ fn multi_rank_steps_run_the_role_on_rank_0_only() {
     check_layout(&plan, &script, &run, "rank guard");
     let gen_step = run.step("GEN_0").unwrap();
     assert_eq!(value_of(gen_step, "--ntasks="), Some("4"));
-    let i = gen_step.iter().position(|a| a == "bash").expect("the rank-0 wrapper");
+    let i = gen_step
+        .iter()
+        .position(|a| a == "bash")
+        .expect("the rank-0 wrapper");
     // Run the wrapper as rank 1 with the status file present: it must not start the role.
     let status = work.path().join("status");
     std::fs::write(&status, "Done").unwrap();
     let mut wrapper: Vec<String> = gen_step[i..].to_vec();
-    let at = wrapper.iter().position(|a| a.ends_with("benchmark_status.0.txt")).unwrap();
+    let at = wrapper
+        .iter()
+        .position(|a| a.ends_with("benchmark_status.0.txt"))
+        .unwrap();
     wrapper[at] = status.to_string_lossy().to_string();
-    let prog = wrapper.iter().position(|a| a == "/opt/perfsanity/bin/perfsanity").unwrap();
+    let prog = wrapper
+        .iter()
+        .position(|a| a == "/opt/perfsanity/bin/perfsanity")
+        .unwrap();
     wrapper[prog] = "echo".to_string();
     let rank = |procid: &str| {
         let out = Command::new(&wrapper[0])
@@ -587,9 +680,16 @@ fn multi_rank_steps_run_the_role_on_rank_0_only() {
             .env("SLURM_PROCID", procid)
             .output()
             .unwrap();
-        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned())
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
     };
-    assert_eq!(rank("1"), (Some(0), String::new()), "rank 1 idles until Done, runs nothing");
+    assert_eq!(
+        rank("1"),
+        (Some(0), String::new()),
+        "rank 1 idles until Done, runs nothing"
+    );
     let (code, out) = rank("0");
     assert_eq!(code, Some(0));
     assert_eq!(out.trim(), format!("run --role GEN_0 {}", plan.trial));
@@ -698,7 +798,11 @@ fn hostile_config_values_stay_literal() {
         .current_dir(work.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let values: Vec<String> = out
         .stdout
         .split(|b| *b == 0)
@@ -767,15 +871,19 @@ fn hostile_config_values_stay_literal() {
 #[test]
 fn site_options_come_from_yaml_then_environment() {
     let work = tempfile::tempdir().unwrap();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("test_configs/disagg/perf/deepseek-r1-fp4_8k1k_ctx4_dep4_gen1_dep16_bs32_mtp3-NIXL.yaml");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(
+        "test_configs/disagg/perf/deepseek-r1-fp4_8k1k_ctx4_dep4_gen1_dep16_bs32_mtp3-NIXL.yaml",
+    );
     let config = load_perf_config(&path).unwrap();
     let plan = plan_of(&config, None, work.path());
     // YAML: placeholders mean unset; job_time, job_name and extra_args are used.
     let script = script_of(&plan, &config, work.path(), &[]);
     assert_eq!(directive(&script, "partition"), None);
     assert_eq!(directive(&script, "time").as_deref(), Some("02:00:00"));
-    assert_eq!(directive(&script, "job-name").as_deref(), Some("perfsanity-dsr1-8k1k"));
+    assert_eq!(
+        directive(&script, "job-name").as_deref(),
+        Some("perfsanity-dsr1-8k1k")
+    );
     assert!(sbatch_directives(&script).contains(&"--gres=gpu:4".to_string()));
     assert_eq!(directive(&script, "segment"), None);
     assert!(script.contains("WORKER_MPI=('--mpi=pmix')"));
@@ -860,7 +968,11 @@ fn docs_examples_are_current() {
             .env("LLM_MODELS_ROOT", models.path())
             .output()
             .unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout)
             .unwrap()
             .replace(&root.display().to_string(), "/path/to/perfsanity")

@@ -58,7 +58,10 @@ fn settings(testlist: Option<&Path>) -> Result<(Settings, PathBuf), String> {
 }
 
 fn toolchain_note(settings: &Settings) {
-    if ProcessEnv.var("PERF_TOOLCHAIN").is_none_or(|v| v.trim().is_empty() || v.trim() == "auto") {
+    if ProcessEnv
+        .var("PERF_TOOLCHAIN")
+        .is_none_or(|v| v.trim().is_empty() || v.trim() == "auto")
+    {
         eprintln!(
             "perfsanity slurm: note: PERF_TOOLCHAIN is not set; the steps use the {} toolchain \
              (chosen on this host). Set PERF_TOOLCHAIN=trtllm or sim to choose for the nodes.",
@@ -70,14 +73,19 @@ fn toolchain_note(settings: &Settings) {
 fn poll_interval(flag: Option<f64>) -> Result<Duration, String> {
     let (value, name) = match flag {
         Some(v) => (v.to_string(), "--poll"),
-        None => match ProcessEnv.var("PERF_SLURM_POLL").filter(|v| !v.trim().is_empty()) {
+        None => match ProcessEnv
+            .var("PERF_SLURM_POLL")
+            .filter(|v| !v.trim().is_empty())
+        {
             Some(v) => (v, "PERF_SLURM_POLL"),
             None => return Ok(Duration::from_secs(10)),
         },
     };
     match value.trim().parse::<f64>() {
         Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
-        _ => Err(format!("{name}={value:?} is not a positive number of seconds")),
+        _ => Err(format!(
+            "{name}={value:?} is not a positive number of seconds"
+        )),
     }
 }
 

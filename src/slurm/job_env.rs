@@ -40,9 +40,9 @@ fn absolute(base: &Path, p: &Path) -> PathBuf {
 }
 
 fn text(name: &str, p: &Path) -> Result<String, SlurmError> {
-    p.to_str().map(str::to_string).ok_or_else(|| {
-        SlurmError::bad_value(name, format!("{} is not valid UTF-8", p.display()))
-    })
+    p.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| SlurmError::bad_value(name, format!("{} is not valid UTF-8", p.display())))
 }
 
 impl JobEnv {
@@ -90,7 +90,10 @@ impl JobEnv {
                 "PERF_OUTPUT_DIR".to_string(),
                 text("PERF_OUTPUT_DIR", &settings.output_root)?,
             ),
-            ("PERF_SCALE".to_string(), settings.scale.as_str().to_string()),
+            (
+                "PERF_SCALE".to_string(),
+                settings.scale.as_str().to_string(),
+            ),
             (
                 "PERF_SIM_DATASETS".to_string(),
                 text("PERF_SIM_DATASETS", &settings.sim_dataset_root)?,
@@ -101,7 +104,10 @@ impl JobEnv {
             exports.push(("PERF_TESTLIST".to_string(), text("PERF_TESTLIST", list)?));
         }
         if let Some(root) = &settings.models_root {
-            exports.push(("LLM_MODELS_ROOT".to_string(), text("LLM_MODELS_ROOT", root)?));
+            exports.push((
+                "LLM_MODELS_ROOT".to_string(),
+                text("LLM_MODELS_ROOT", root)?,
+            ));
         }
         if let Some(root) = &settings.repo_root {
             exports.push(("LLM_ROOT".to_string(), text("LLM_ROOT", root)?));
@@ -116,7 +122,10 @@ impl JobEnv {
             bin,
             workdir: settings.project_root.clone(),
             exports,
-            unset: vec!["PERF_HOSTNAME".to_string(), "DISAGG_SERVING_TYPE".to_string()],
+            unset: vec![
+                "PERF_HOSTNAME".to_string(),
+                "DISAGG_SERVING_TYPE".to_string(),
+            ],
         })
     }
 }

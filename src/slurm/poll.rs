@@ -71,14 +71,14 @@ impl Poller {
                 continue;
             }
             // Not (yet) in the accounting database, or no accounting: ask slurmctld.
-            if let Some(s) = self.from_controller(id) {
+            if let Some(s) = self.ask_controller(id) {
                 known.insert(id.clone(), s);
             }
         }
         known
     }
 
-    fn from_controller(&self, id: &str) -> Option<JobStatus> {
+    fn ask_controller(&self, id: &str) -> Option<JobStatus> {
         if let Ok((true, out, _)) = run("squeue", &["-h", "-j", id, "--states=all", "-o", "%i|%T"])
             && let Some(s) = parse_squeue(&out, id)
         {
@@ -94,8 +94,10 @@ impl Poller {
             return Some(s);
         }
         // Gone from slurmctld (MinJobAge): the job completion log still knows the end state.
-        if let Ok((true, out, err)) = run("sacct", &["-c", "-j", id, "-n", "-P", "-o", "JobID,State,ExitCode"])
-            && !is_disabled(&out, &err)
+        if let Ok((true, out, err)) = run(
+            "sacct",
+            &["-c", "-j", id, "-n", "-P", "-o", "JobID,State,ExitCode"],
+        ) && !is_disabled(&out, &err)
         {
             return parse_sacct_jobs(&out, "sacct -c").remove(id);
         }
@@ -144,6 +146,11 @@ pub fn scancel(job_ids: &[String]) -> Result<(), String> {
     let args: Vec<&str> = job_ids.iter().map(String::as_str).collect();
     match run("scancel", &args)? {
         (true, _, _) => Ok(()),
-        (false, out, err) => Err(format!("scancel {}: {}{}", args.join(" "), out.trim(), err.trim())),
+        (false, out, err) => Err(format!(
+            "scancel {}: {}{}",
+            args.join(" "),
+            out.trim(),
+            err.trim()
+        )),
     }
 }

@@ -47,7 +47,10 @@ pub fn sbatch_word(s: &str, source_name: &str) -> Result<String, SlurmError> {
         ));
     }
     let lower = s.to_ascii_lowercase();
-    if let Some(word) = ["hetjob", "packjob"].into_iter().find(|w| lower.contains(w)) {
+    if let Some(word) = ["hetjob", "packjob"]
+        .into_iter()
+        .find(|w| lower.contains(w))
+    {
         return Err(SlurmError::bad_value(
             source_name,
             format!(
@@ -57,7 +60,7 @@ pub fn sbatch_word(s: &str, source_name: &str) -> Result<String, SlurmError> {
         ));
     }
     if s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "+-./:=@_,%".contains(c))
+        .all(|c| c.is_ascii_alphanumeric() || "+-./:=@_,%".contains(c))
     {
         return Ok(s.to_string());
     }
@@ -151,7 +154,12 @@ mod tests {
             let q = sbatch_word(s, "t").unwrap();
             assert_eq!(sbatch_split(&q).unwrap(), vec![s.to_string()], "{q}");
         }
-        assert!(sbatch_word("a\nb", "slurm.partition").unwrap_err().to_string().contains("slurm.partition"));
+        assert!(
+            sbatch_word("a\nb", "slurm.partition")
+                .unwrap_err()
+                .to_string()
+                .contains("slurm.partition")
+        );
         assert!(sbatch_word("x hetjob y", "t").is_err());
         assert_eq!(sbatch_word("--gres=gpu:4", "t").unwrap(), "--gres=gpu:4");
     }

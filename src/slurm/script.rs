@@ -23,7 +23,8 @@ use super::site::SiteOptions;
 /// File name of the script `perfsanity slurm submit` writes into the trial directory.
 pub const SCRIPT_FILE: &str = "slurm_launch.sh";
 /// First line of the literal-settings block (tests run that block on its own).
-pub const LITERALS_BEGIN: &str = "# ---- literal settings: every value is quoted, nothing below is expanded ----";
+pub const LITERALS_BEGIN: &str =
+    "# ---- literal settings: every value is quoted, nothing below is expanded ----";
 /// Last line of the literal-settings block.
 pub const LITERALS_END: &str = "# ---- end of literal settings ----";
 /// Log of the router step (upstream's name).
@@ -72,13 +73,21 @@ fn in_trial_dir(plan: &Plan, path: &Path, what: &str) -> Result<String, SlurmErr
     }
 }
 
-fn header(out: &mut String, inputs: &ScriptInputs<'_>, layout: &JobLayout) -> Result<(), SlurmError> {
+fn header(
+    out: &mut String,
+    inputs: &ScriptInputs<'_>,
+    layout: &JobLayout,
+) -> Result<(), SlurmError> {
     let plan = inputs.plan;
     let site = inputs.site;
     let topo = &plan.topology;
     let trial_dir = plan.output_dir.to_string_lossy();
     let _ = writeln!(out, "#!/bin/bash");
-    let _ = writeln!(out, "# perfsanity batch script for trial {}", comment(&plan.trial));
+    let _ = writeln!(
+        out,
+        "# perfsanity batch script for trial {}",
+        comment(&plan.trial)
+    );
     let _ = writeln!(
         out,
         "# config: {} (benchmark mode {}, from {})",
@@ -155,7 +164,11 @@ fn header(out: &mut String, inputs: &ScriptInputs<'_>, layout: &JobLayout) -> Re
     Ok(())
 }
 
-fn literals(out: &mut String, inputs: &ScriptInputs<'_>, layout: &JobLayout) -> Result<(), SlurmError> {
+fn literals(
+    out: &mut String,
+    inputs: &ScriptInputs<'_>,
+    layout: &JobLayout,
+) -> Result<(), SlurmError> {
     let plan = inputs.plan;
     let env = inputs.job_env;
     let site = inputs.site;
@@ -187,7 +200,10 @@ fn literals(out: &mut String, inputs: &ScriptInputs<'_>, layout: &JobLayout) -> 
             if let Some(m) = &c.mounts {
                 flags.push(format!("--container-mounts={}", m.value));
             }
-            flags.push(format!("--container-workdir={}", env.workdir.to_string_lossy()));
+            flags.push(format!(
+                "--container-workdir={}",
+                env.workdir.to_string_lossy()
+            ));
             let _ = writeln!(
                 out,
                 "CONTAINER_FLAGS=({})",
@@ -288,7 +304,11 @@ fn worker_step(
             let log = &plan.gen_logs[i as usize];
             (
                 in_trial_dir(plan, log, "the gen log")?,
-                Some(in_trial_dir(plan, &log.with_extension("done"), "the gen sentinel")?),
+                Some(in_trial_dir(
+                    plan,
+                    &log.with_extension("done"),
+                    "the gen sentinel",
+                )?),
             )
         }
         Role::Ctx(i) => (format!("\"$TRIAL_DIR\"/ctx_server_{i}.log"), None),

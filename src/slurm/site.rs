@@ -167,9 +167,12 @@ impl SiteOptions {
             },
             "off" | "0" | "none" => (
                 None,
-                image
-                    .or(mounts)
-                    .map(|v| format!("container settings ({}) disabled by PERF_SLURM_CONTAINER=off", v.source)),
+                image.or(mounts).map(|v| {
+                    format!(
+                        "container settings ({}) disabled by PERF_SLURM_CONTAINER=off",
+                        v.source
+                    )
+                }),
             ),
             other => {
                 return Err(SlurmError::bad_value(

@@ -337,29 +337,32 @@ impl fmt::Display for Verdict {
 /// cancellation by someone else.
 pub fn classify(status: &JobStatus, result: &ResultFile, steps: &[StepRecord]) -> Verdict {
     let recorded_failure = || {
-        result.get("failed_stage").map(|stage| Verdict::TrialFailed {
-            stage: stage.to_string(),
-            message: result
-                .get("message")
-                .unwrap_or("(no message recorded)")
-                .to_string(),
-        })
+        result
+            .get("failed_stage")
+            .map(|stage| Verdict::TrialFailed {
+                stage: stage.to_string(),
+                message: result
+                    .get("message")
+                    .unwrap_or("(no message recorded)")
+                    .to_string(),
+            })
     };
+    // Without the result file (not on a shared filesystem, removed, …) the step listing is
+    // the fallback: `perfsanity run` exits 1 for a failed trial, while steps killed by a
+    // cancellation end with a signal's code (15, 143, …) even when sacct calls them FAILED.
     let failed_step = || {
+        if result.get("job_id").is_some() {
+            return None;
+        }
         steps
             .iter()
-            .find(|s| {
-                s.name == "BENCHMARK" && (s.state == JobState::Failed || s.exit_code != "0:0")
-            })
-            .or_else(|| {
-                steps.iter().find(|s| {
-                    !matches!(s.name.as_str(), "batch" | "extern")
-                        && s.state == JobState::Failed
-                })
-            })
+            .find(|s| s.name == "BENCHMARK" && s.exit_code == "1:0")
             .map(|s| Verdict::TrialFailed {
                 stage: s.name.clone(),
-                message: format!("step {} ended {} with exit code {}", s.step_id, s.raw_state, s.exit_code),
+                message: format!(
+                    "step {} ended {} with exit code {} (no result file; from sacct)",
+                    s.step_id, s.raw_state, s.exit_code
+                ),
             })
     };
     let exit = status.exit_code.clone().unwrap_or_else(|| "?".to_string());
@@ -379,13 +382,17 @@ pub fn classify(status: &JobStatus, result: &ResultFile, steps: &[StepRecord]) -
                 },
             }
         }
-        JobState::Cancelled => recorded_failure()
-            .or_else(failed_step)
-            .unwrap_or_else(|| Verdict::Cancelled {
-                detail: status.raw_state.clone(),
-            }),
+        JobState::Cancelled => {
+            recorded_failure()
+                .or_else(failed_step)
+                .unwrap_or_else(|| Verdict::Cancelled {
+                    detail: status.raw_state.clone(),
+                })
+        }
         JobState::Failed => recorded_failure().unwrap_or_else(|| Verdict::JobFailed {
-            detail: format!("FAILED with exit code {exit} (the batch script failed; see its output)"),
+            detail: format!(
+                "FAILED with exit code {exit} (the batch script failed; see its output)"
+            ),
         }),
         JobState::Timeout => Verdict::TimedOut,
         other => Verdict::JobFailed {
@@ -434,14 +441,27 @@ mod tests {
         assert_eq!(s.state, JobState::Cancelled);
         assert_eq!(s.exit_code.as_deref(), Some("0:15"));
         assert_eq!(s.nodes.as_deref(), Some("node[1-3]"));
-        assert_eq!(parse_squeue("6|PENDING\n", "6").unwrap().state, JobState::Pending);
+        assert_eq!(
+            parse_squeue("6|PENDING\n", "6").unwrap().state,
+            JobState::Pending
+        );
         assert!(parse_squeue("7|PENDING\n", "6").is_none());
         assert_eq!(parse_sbatch_parsable("17\n").as_deref(), Some("17"));
         assert_eq!(parse_sbatch_parsable("17;cluster\n").as_deref(), Some("17"));
         assert_eq!(parse_sbatch_parsable("Submitted batch job 17\n"), None);
         assert!(!JobState::parse("RUNNING").is_terminal());
         assert!(!JobState::parse("RESIZING").is_terminal());
-        for s in ["COMPLETED", "FAILED", "TIMEOUT", "CANCELLED by 0", "OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL", "DEADLINE"] {
+        for s in [
+            "COMPLETED",
+            "FAILED",
+            "TIMEOUT",
+            "CANCELLED by 0",
+            "OUT_OF_MEMORY",
+            "NODE_FAIL",
+            "PREEMPTED",
+            "BOOT_FAIL",
+            "DEADLINE",
+        ] {
             assert!(JobState::parse(s).is_terminal(), "{s}");
         }
     }
@@ -461,28 +481,52 @@ mod tests {
             }
         );
         // No result file (e.g. output dir unreadable) but the step listing shows the failure.
-        let steps = parse_sacct_steps("5.3|BENCHMARK|FAILED|1:0|node1\n5.0|GEN_0|CANCELLED|0:15|node1\n");
+        let steps =
+            parse_sacct_steps("5.3|BENCHMARK|FAILED|1:0|node1\n5.0|GEN_0|CANCELLED|0:15|node1\n");
         assert!(matches!(
             classify(&status("CANCELLED by 0", "0:0"), &ResultFile::default(), &steps),
             Verdict::TrialFailed { stage, .. } if stage == "BENCHMARK"
         ));
-        // Cancelled by someone: steps were cancelled, nothing failed on its own.
-        let steps = parse_sacct_steps("5.0|GEN_0|CANCELLED|0:15|node1\n");
+        // Cancelled by someone (seen on the local cluster): the killed steps say FAILED with a
+        // signal's exit code, and the script recorded no failure.
+        let steps =
+            parse_sacct_steps("25.2|BENCHMARK|FAILED|15:0|node1\n25.0|GEN_0|FAILED|1:0|node1\n");
+        for result in [
+            ResultFile::parse("job_id=25\ntrial=t\n"),
+            ResultFile::default(),
+        ] {
+            assert!(matches!(
+                classify(&status("CANCELLED by 1000", "0:0"), &result, &steps),
+                Verdict::Cancelled { detail } if detail == "CANCELLED by 1000"
+            ));
+        }
+        // The script's record wins over the step listing.
+        let steps = parse_sacct_steps("5.3|BENCHMARK|FAILED|1:0|node1\n");
         assert!(matches!(
-            classify(&status("CANCELLED by 1000", "0:0"), &ResultFile::parse("job_id=5\n"), &steps),
-            Verdict::Cancelled { detail } if detail == "CANCELLED by 1000"
+            classify(
+                &status("CANCELLED by 0", "0:0"),
+                &ResultFile::parse("job_id=5\n"),
+                &steps
+            ),
+            Verdict::Cancelled { .. }
         ));
     }
 
     #[test]
     fn other_end_states() {
         let ok = ResultFile::parse("benchmark_exit=0\noutcome=completed\n");
-        assert_eq!(classify(&status("COMPLETED", "0:0"), &ok, &[]), Verdict::Passed);
+        assert_eq!(
+            classify(&status("COMPLETED", "0:0"), &ok, &[]),
+            Verdict::Passed
+        );
         assert!(matches!(
             classify(&status("COMPLETED", "3:0"), &ok, &[]),
             Verdict::JobFailed { .. }
         ));
-        assert_eq!(classify(&status("TIMEOUT", "0:0"), &ok, &[]), Verdict::TimedOut);
+        assert_eq!(
+            classify(&status("TIMEOUT", "0:0"), &ok, &[]),
+            Verdict::TimedOut
+        );
         for s in ["OUT_OF_MEMORY", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL"] {
             assert!(
                 matches!(classify(&status(s, "0:9"), &ok, &[]), Verdict::JobFailed { detail } if detail.contains(s)),

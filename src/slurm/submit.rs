@@ -83,7 +83,10 @@ fn sbatch(p: &Prepared, script: &str) -> Result<(String, PathBuf), String> {
         ));
     }
     let id = parse_sbatch_parsable(&stdout).ok_or_else(|| {
-        format!("sbatch printed no job id: {:?}", format!("{stdout}{stderr}").trim())
+        format!(
+            "sbatch printed no job id: {:?}",
+            format!("{stdout}{stderr}").trim()
+        )
     })?;
     Ok((id, path))
 }
@@ -200,7 +203,9 @@ pub fn submit(trials: Vec<Prepared>, options: &SubmitOptions) -> i32 {
     let signal = Arc::new(AtomicUsize::new(0));
     if options.wait {
         for sig in [SIGINT, SIGTERM] {
-            if let Err(e) = signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize) {
+            if let Err(e) =
+                signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
+            {
                 eprintln!("perfsanity slurm: cannot handle signal {sig}: {e}");
             }
         }
@@ -296,7 +301,12 @@ pub fn submit(trials: Vec<Prepared>, options: &SubmitOptions) -> i32 {
                             options.unknown_limit.as_secs()
                         ),
                     };
-                    say(&format!("{} {} (job {}): {verdict}", verdict.label(), job.trial, job.id));
+                    say(&format!(
+                        "{} {} (job {}): {verdict}",
+                        verdict.label(),
+                        job.trial,
+                        job.id
+                    ));
                     job.verdict = Some(verdict);
                 }
                 None => {}
@@ -330,7 +340,11 @@ fn cancel_all(jobs: &mut [Job], poller: &mut Poller, sig: usize, not_submitted: 
         .filter(|j| j.verdict.is_none())
         .map(|j| j.id.clone())
         .collect();
-    let name = if sig == SIGINT as usize { "SIGINT" } else { "SIGTERM" };
+    let name = if sig == SIGINT as usize {
+        "SIGINT"
+    } else {
+        "SIGTERM"
+    };
     say(&format!(
         "perfsanity slurm: received {name}; cancelling job(s) {}",
         open.join(" ")
@@ -349,7 +363,13 @@ fn cancel_all(jobs: &mut [Job], poller: &mut Poller, sig: usize, not_submitted: 
         let statuses = poller.statuses(&open);
         for job in jobs.iter_mut().filter(|j| j.verdict.is_none()) {
             if let Some(s) = statuses.get(&job.id).filter(|s| s.state.is_terminal()) {
-                say(&format!("[{}] job {} {}: {}", now(), job.id, job.trial, s.raw_state));
+                say(&format!(
+                    "[{}] job {} {}: {}",
+                    now(),
+                    job.id,
+                    job.trial,
+                    s.raw_state
+                ));
                 finish(job, s, poller);
             }
         }
