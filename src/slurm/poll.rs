@@ -111,6 +111,33 @@ impl Poller {
         }
     }
 
+    /// The job's node list: slurmctld's (exact while it remembers the job), else sacct's.
+    pub fn allocation(&self, job_id: &str) -> Option<String> {
+        if let Some(nodes) = self.scontrol(job_id).and_then(|s| s.nodes) {
+            return Some(nodes);
+        }
+        if self.no_accounting {
+            return None;
+        }
+        match run(
+            "sacct",
+            &[
+                "-j",
+                job_id,
+                "-X",
+                "-n",
+                "-P",
+                "-o",
+                "JobID,State,ExitCode,Elapsed,NodeList",
+            ],
+        ) {
+            Ok((true, out, _)) => parse_sacct_jobs(&out, "sacct")
+                .remove(job_id)
+                .and_then(|s| s.nodes),
+            _ => None,
+        }
+    }
+
     /// The job's steps (needs accounting; empty otherwise).
     pub fn steps(&self, job_id: &str) -> Vec<StepRecord> {
         if self.no_accounting {

@@ -14,7 +14,9 @@ use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::poll::{Poller, scancel};
 use super::script::{BENCHMARK_LOG, ROUTER_LOG, SCRIPT_FILE, result_file};
-use super::state::{JobStatus, ResultFile, StepRecord, Verdict, classify, parse_sbatch_parsable};
+use super::state::{
+    JobState, JobStatus, ResultFile, StepRecord, Verdict, classify, parse_sbatch_parsable,
+};
 
 /// How `submit` behaves.
 #[derive(Debug, Clone)]
@@ -46,7 +48,18 @@ struct Job {
     submitted: SystemTime,
     submitted_at: Instant,
     last_state: Option<String>,
+    progress: u8,
     verdict: Option<Verdict>,
+}
+
+/// How far along a state is: queued 0, running 1, ended 2 (a requeue starts over).
+fn progress(state: &JobState) -> u8 {
+    match state {
+        JobState::Requeued => 0,
+        s if s.is_terminal() => 2,
+        JobState::Running | JobState::Completing | JobState::Suspended => 1,
+        _ => 0,
+    }
 }
 
 fn now() -> String {
@@ -117,6 +130,24 @@ fn stage_log(trial_dir: &Path, job_id: &str, stage: &str) -> PathBuf {
     }
 }
 
+/// Client logs (`trtllm-benchmark.<s>.<c>.log`) written since `since`, sorted.
+fn fresh_client_logs(trial_dir: &Path, since: SystemTime) -> Vec<String> {
+    let mut logs: Vec<String> = std::fs::read_dir(trial_dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            e.metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|t| t >= since)
+        })
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with("trtllm-benchmark.") && n.ends_with(".log"))
+        .collect();
+    logs.sort();
+    logs
+}
+
 /// Records in `perf_records.json` written since `since`, if any.
 fn fresh_records(trial_dir: &Path, since: SystemTime) -> Option<(PathBuf, usize)> {
     let path = trial_dir.join("perf_records.json");
@@ -129,13 +160,22 @@ fn fresh_records(trial_dir: &Path, since: SystemTime) -> Option<(PathBuf, usize)
     Some((path, value.as_array().map_or(0, Vec::len)))
 }
 
-fn report(job: &Job, status: &JobStatus, steps: &[StepRecord], verdict: &Verdict) {
+fn report(
+    job: &Job,
+    status: &JobStatus,
+    allocation: Option<&str>,
+    steps: &[StepRecord],
+    verdict: &Verdict,
+) {
     say(&format!(
         "{} {} (job {}): {verdict}",
         verdict.label(),
         job.trial,
         job.id
     ));
+    if let Some(nodes) = allocation {
+        say(&format!("  allocation: {nodes}"));
+    }
     if !steps.is_empty() {
         let list: Vec<String> = steps
             .iter()
@@ -154,6 +194,10 @@ fn report(job: &Job, status: &JobStatus, steps: &[StepRecord], verdict: &Verdict
             match fresh_records(&job.trial_dir, job.submitted) {
                 Some((path, n)) => say(&format!("  results: {} ({n} record(s))", path.display())),
                 None => say("  results: no perf_records.json was written by this job"),
+            }
+            let logs = fresh_client_logs(&job.trial_dir, job.submitted);
+            if !logs.is_empty() {
+                say(&format!("  client logs: {}", logs.join(", ")));
             }
             for line in tail(&job.trial_dir.join(BENCHMARK_LOG), 40) {
                 say(&format!("  | {line}"));
@@ -193,8 +237,9 @@ fn finish(job: &mut Job, status: &JobStatus, poller: &Poller) {
         .map(|t| ResultFile::parse(&t))
         .unwrap_or_default();
     let steps = poller.steps(&job.id);
+    let allocation = poller.allocation(&job.id);
     let verdict = classify(status, &result, &steps);
-    report(job, status, &steps, &verdict);
+    report(job, status, allocation.as_deref(), &steps, &verdict);
     job.verdict = Some(verdict);
 }
 
@@ -230,6 +275,7 @@ pub fn submit(trials: Vec<Prepared>, options: &SubmitOptions) -> i32 {
                     submitted,
                     submitted_at: Instant::now(),
                     last_state: None,
+                    progress: 0,
                     verdict: None,
                 });
             }
@@ -267,6 +313,13 @@ pub fn submit(trials: Vec<Prepared>, options: &SubmitOptions) -> i32 {
         for job in jobs.iter_mut().filter(|j| j.verdict.is_none()) {
             match statuses.get(&job.id) {
                 Some(status) => {
+                    // The accounting database lags slurmctld: a job seen RUNNING may read
+                    // PENDING once more. States only move forward (a requeue says REQUEUED).
+                    if status.state != JobState::Requeued && progress(&status.state) < job.progress
+                    {
+                        continue;
+                    }
+                    job.progress = progress(&status.state);
                     if job.last_state.as_deref() != Some(status.raw_state.as_str()) {
                         let mut line = format!(
                             "[{}] job {} {}: {}",
@@ -275,9 +328,6 @@ pub fn submit(trials: Vec<Prepared>, options: &SubmitOptions) -> i32 {
                             job.trial,
                             status.raw_state
                         );
-                        if let Some(nodes) = &status.nodes {
-                            line.push_str(&format!(" on {nodes}"));
-                        }
                         if status.state.is_terminal() {
                             if let Some(code) = &status.exit_code {
                                 line.push_str(&format!(", exit code {code}"));
