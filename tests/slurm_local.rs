@@ -212,8 +212,17 @@ fn trials_run_as_srun_steps_on_their_node_slices() {
     // 4 ranks). And a 3-node trial whose GEN_1 exits at start.
     let ok = "sim-slurm-e2e";
     let bad = "sim-slurm-gen-crash";
+    // gen_only: its device-step metric is read from the gen_server_<i>.log files the launcher
+    // writes (srun output) once their .done sentinels exist.
+    let gen_only = "sim-gen-only-dataset_ctx1_gen2";
+    let gen_only_yaml = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("test_configs/wideep/perf/{gen_only}.yaml")),
+    )
+    .unwrap();
     let s = setup(&[
         (ok, sim_config(2, (1, 4), (2, 2), "")),
+        (gen_only, gen_only_yaml),
         (
             bad,
             sim_config(
@@ -225,7 +234,11 @@ fn trials_run_as_srun_steps_on_their_node_slices() {
         ),
     ]);
     let list = s.work.path().join("list.txt");
-    std::fs::write(&list, format!("disagg-{ok}\ndisagg-{bad}\n")).unwrap();
+    std::fs::write(
+        &list,
+        format!("disagg-{ok}\ndisagg-{bad}\ndisagg-{gen_only}\n"),
+    )
+    .unwrap();
     let started = Instant::now();
     let out = perfsanity(
         &s,
@@ -355,6 +368,32 @@ fn trials_run_as_srun_steps_on_their_node_slices() {
     );
     let result = std::fs::read_to_string(trial_dir.join(format!("slurm-{job}.result"))).unwrap();
     assert!(result.contains("outcome=completed"), "{result}");
+
+    // --- gen_only: the launcher's gen logs carried the iteration lines into the record.
+    let trial = format!("disagg-{gen_only}");
+    let job = job_id_of(&stdout, &trial);
+    assert!(
+        stdout.contains(&format!("PASS {trial} (job {job}): passed")),
+        "{stdout}"
+    );
+    let trial_dir = s.out.join(&trial);
+    let records: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(trial_dir.join("perf_records.json")).unwrap(),
+    )
+    .unwrap();
+    let step_time = records[0]["d_mean_gen_worker_per_iter_device_step_time"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(step_time > 0.0, "{}", records[0]);
+    for i in 0..2 {
+        let log = std::fs::read_to_string(trial_dir.join(format!("gen_server_{i}.log"))).unwrap();
+        assert!(
+            log.contains("iter = "),
+            "gen_server_{i}.log has no iteration lines"
+        );
+        assert!(trial_dir.join(format!("gen_server_{i}.done")).exists());
+    }
+    assert_eq!(steps(&job).len(), 5);
 
     // --- the failing trial: the script cancels its own job; that is a failed trial, at GEN_1.
     let trial = format!("disagg-{bad}");
