@@ -21,6 +21,7 @@ pub mod rlimit;
 pub mod selection;
 pub mod settings;
 pub mod sim;
+pub mod slurm;
 pub mod stats;
 pub mod testlist;
 pub mod tokenizer;

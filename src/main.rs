@@ -60,6 +60,9 @@ enum Command {
     Results(perfsanity::results::cli::ResultsCommand),
     /// Write an HTML report with SVG plots from the results history.
     Report(perfsanity::report::ReportArgs),
+    /// SLURM batch scripts and submission (docs/SLURM.md).
+    #[command(subcommand)]
+    Slurm(perfsanity::slurm::SlurmCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -121,5 +124,6 @@ fn main() -> ExitCode {
         Command::Dataset(DatasetCommand::Gen(args)) => perfsanity::bench::run_dataset_gen(args),
         Command::Results(cmd) => emit(perfsanity::results::cli::run(&cmd)),
         Command::Report(args) => emit(perfsanity::report::run(&args)),
+        Command::Slurm(cmd) => perfsanity::slurm::run(cmd),
     }
 }
