@@ -1,6 +1,9 @@
 //! The `perfsanity` command line: a thin clap layer over the library.
 
 use std::io::Write;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
