@@ -101,7 +101,10 @@ impl Executor {
             Some(role) => match run_role(&plan, role, &run, self.settings.launcher_gen_logs)? {
                 Some(report) => report,
                 None => {
-                    summary.push(format!("{}: {role} done (the benchmark finished)", plan.trial));
+                    summary.push(format!(
+                        "{}: {role} done (the benchmark finished)",
+                        plan.trial
+                    ));
                     return Ok(());
                 }
             },
@@ -129,12 +132,13 @@ impl Executor {
                     .collect::<IndexMap<_, _>>(),
             })
             .collect();
-        let results = record_trial(&self.results, plan, config, &clients).map_err(|e| TrialFailure {
-            class: e.class(),
-            role: None,
-            message: e.to_string(),
-            log_tail: None,
-        })?;
+        let results =
+            record_trial(&self.results, plan, config, &clients).map_err(|e| TrialFailure {
+                class: e.class(),
+                role: None,
+                message: e.to_string(),
+                log_tail: None,
+            })?;
         summary.extend(results.lines());
         match results.regression_failure() {
             Some(failure) => Err(failure),

@@ -146,6 +146,9 @@ pub fn run_trial(ctx: &HarnessContext, spec: &TrialSpec) -> Result<(), Failed> {
             println!("{line}");
         }
     }
-    ctx.outcomes.lock().unwrap_or_else(|e| e.into_inner()).push(outcome);
+    ctx.outcomes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(outcome);
     result
 }

@@ -123,9 +123,11 @@ impl Settings {
         }
         let role = match non_empty(env.var("DISAGG_SERVING_TYPE")) {
             None => None,
-            Some(r) => Some(r.trim().parse().map_err(|e: String| {
-                SettingsError(format!("DISAGG_SERVING_TYPE: {e}"))
-            })?),
+            Some(r) => Some(
+                r.trim()
+                    .parse()
+                    .map_err(|e: String| SettingsError(format!("DISAGG_SERVING_TYPE: {e}")))?,
+            ),
         };
         Ok(Settings {
             role,

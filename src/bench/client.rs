@@ -403,7 +403,11 @@ async fn exchange(
         let reason = status.canonical_reason().unwrap_or("").to_string();
         return Err(Failure::new(
             "HTTPStatus",
-            if text.is_empty() { reason } else { format!("{reason}: {text}") },
+            if text.is_empty() {
+                reason
+            } else {
+                format!("{reason}: {text}")
+            },
         ));
     }
     if !target.streaming {

@@ -13,7 +13,11 @@ use crate::plan::DatasetGenSpec;
 
 /// Writes `path` unless a file with enough lines is already there. Concurrent trials that
 /// need the same file serialise on an exclusive `flock` of `<path>.lock`.
-pub fn ensure_generated(path: &Path, spec: &DatasetGenSpec, model_path: &str) -> Result<(), String> {
+pub fn ensure_generated(
+    path: &Path,
+    spec: &DatasetGenSpec,
+    model_path: &str,
+) -> Result<(), String> {
     let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
@@ -47,7 +51,8 @@ pub fn ensure_generated(path: &Path, spec: &DatasetGenSpec, model_path: &str) ->
         output_dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
     };
     let tok = load_tokenizer(&args.tokenizer).map_err(|e| e.to_string())?;
-    let body = lines(&args, &tok).map_err(|e| format!("cannot generate {}: {e}", path.display()))?;
+    let body =
+        lines(&args, &tok).map_err(|e| format!("cannot generate {}: {e}", path.display()))?;
     let tmp = path.with_extension("generating");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
     for line in body {

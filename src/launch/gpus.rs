@@ -123,7 +123,9 @@ mod tests {
         assert_eq!(visible_gpus(Some("4,5, 6")), ["4", "5", "6"]);
         assert!(visible_gpus(Some("")).is_empty());
         assert_eq!(
-            parse_nvidia_smi_list("GPU 0: NVIDIA H200 (UUID: GPU-1)\nGPU 1: NVIDIA H200 (UUID: GPU-2)\n"),
+            parse_nvidia_smi_list(
+                "GPU 0: NVIDIA H200 (UUID: GPU-1)\nGPU 1: NVIDIA H200 (UUID: GPU-2)\n"
+            ),
             ["0", "1"]
         );
     }

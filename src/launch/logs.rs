@@ -48,6 +48,10 @@ mod tests {
         assert_eq!(tail(&p, 2).unwrap(), "line 98\nline 99");
         std::fs::write(&p, "").unwrap();
         assert_eq!(log_tail(&p).text, "(empty)");
-        assert!(log_tail(&dir.path().join("none")).text.contains("cannot read"));
+        assert!(
+            log_tail(&dir.path().join("none"))
+                .text
+                .contains("cannot read")
+        );
     }
 }

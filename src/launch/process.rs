@@ -37,7 +37,10 @@ fn unregister(pgid: i32) {
 /// Every live group (snapshot).
 pub fn live_groups() -> Vec<i32> {
     let guard = LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner());
-    guard.as_ref().map(|s| s.iter().copied().collect()).unwrap_or_default()
+    guard
+        .as_ref()
+        .map(|s| s.iter().copied().collect())
+        .unwrap_or_default()
 }
 
 /// Sends `signal` to every live group (used by the signal handler).
@@ -100,7 +103,8 @@ pub struct ManagedChild {
 
 /// Starts a child.
 pub fn spawn(launch: Launch<'_>) -> Result<ManagedChild, SpawnError> {
-    let program = if launch.argv.first().map(String::as_str) == Some(crate::toolchain::SELF_PROGRAM) {
+    let program = if launch.argv.first().map(String::as_str) == Some(crate::toolchain::SELF_PROGRAM)
+    {
         launch.self_exe.display().to_string()
     } else {
         launch.argv.first().cloned().unwrap_or_default()
@@ -121,9 +125,11 @@ pub fn spawn(launch: Launch<'_>) -> Result<ManagedChild, SpawnError> {
         cmd.env(k, v);
     }
     if launch.tee {
-        cmd.stdout(Stdio::piped()).stderr(log.try_clone().map_err(err)?);
+        cmd.stdout(Stdio::piped())
+            .stderr(log.try_clone().map_err(err)?);
     } else {
-        cmd.stdout(log.try_clone().map_err(err)?).stderr(log.try_clone().map_err(err)?);
+        cmd.stdout(log.try_clone().map_err(err)?)
+            .stderr(log.try_clone().map_err(err)?);
     }
     // SAFETY: prctl is async-signal-safe; it only asks the kernel to SIGKILL this child if the
     // thread that spawned it dies (the last line of defence when the harness itself is
@@ -219,7 +225,9 @@ pub fn describe_status(status: &ExitStatus) -> String {
         (Some(code), _) => format!("exit code {code}"),
         (None, Some(sig)) => format!(
             "signal {}",
-            Signal::try_from(sig).map(|s| s.as_str().to_string()).unwrap_or_else(|_| sig.to_string())
+            Signal::try_from(sig)
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|_| sig.to_string())
         ),
         _ => "an unknown status".to_string(),
     }

@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::steps::{
-    GenLog, Graph, RunContext, RunReport, SENTINEL_WAIT, Timeline,
-    config_failure, ensure_dataset, failure, finish_metrics, read_address, remove_files,
-    run_clients, spawn_router, spawn_worker, write_router_config, write_status_done,
-    written_since,
+    GenLog, Graph, RunContext, RunReport, SENTINEL_WAIT, Timeline, config_failure, ensure_dataset,
+    failure, finish_metrics, read_address, remove_files, run_clients, spawn_router, spawn_worker,
+    write_router_config, write_status_done, written_since,
 };
 use crate::outcome::{FailureClass, TrialFailure};
 use crate::plan::{GeneratedFile, Plan, Role};
@@ -106,12 +105,16 @@ fn run_worker(
     launcher_gen_logs: bool,
     started: SystemTime,
 ) -> Result<(), TrialFailure> {
-    let w = plan.workers.iter().find(|w| w.role == role).ok_or_else(|| {
-        config_failure(format!(
-            "role {role} is not part of this trial ({} context and {} generation workers)",
-            plan.topology.ctx.count, plan.topology.gen_workers.count
-        ))
-    })?;
+    let w = plan
+        .workers
+        .iter()
+        .find(|w| w.role == role)
+        .ok_or_else(|| {
+            config_failure(format!(
+                "role {role} is not part of this trial ({} context and {} generation workers)",
+                plan.topology.ctx.count, plan.topology.gen_workers.count
+            ))
+        })?;
     let mut graph = Graph::new(plan);
     // Non-primary workers wait for the engine config their primary writes.
     let config_path = engine_config_of(w.argv.as_slice());
@@ -135,9 +138,8 @@ fn run_worker(
             || path.is_file().then_some(()),
         )?;
     }
-    remove_files(std::slice::from_ref(&w.address_file)).map_err(|e| {
-        config_failure(format!("cannot remove {}: {e}", w.address_file.display()))
-    })?;
+    remove_files(std::slice::from_ref(&w.address_file))
+        .map_err(|e| config_failure(format!("cannot remove {}: {e}", w.address_file.display())))?;
     let gen_log = if launcher_gen_logs {
         GenLog::Stdout
     } else {

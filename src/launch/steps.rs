@@ -364,9 +364,8 @@ pub fn write_router_config(plan: &Plan, addresses: &[(Role, String)]) -> Result<
 pub fn spawn_router(graph: &mut Graph<'_>, ctx: &RunContext<'_>) -> Result<(), TrialFailure> {
     let plan = graph.plan;
     let r = &plan.router.process;
-    remove_files(std::slice::from_ref(&r.address_file)).map_err(|e| {
-        config_failure(format!("cannot remove {}: {e}", r.address_file.display()))
-    })?;
+    remove_files(std::slice::from_ref(&r.address_file))
+        .map_err(|e| config_failure(format!("cannot remove {}: {e}", r.address_file.display())))?;
     let router = spawn(Launch {
         role: Some(Role::DisaggServer),
         name: "DISAGG_SERVER".to_string(),
@@ -438,7 +437,11 @@ pub fn await_router(graph: &mut Graph<'_>) -> Result<(String, u16), TrialFailure
             )
         },
         || {
-            let status = http.get(&health_url).send().ok().map(|r| r.status().as_u16());
+            let status = http
+                .get(&health_url)
+                .send()
+                .ok()
+                .map(|r| r.status().as_u16());
             last_status.set(status.or(last_status.get()));
             (status == Some(200)).then_some(())
         },

@@ -69,13 +69,18 @@ pub fn scan_rows(bytes: &[u8]) -> Vec<(Option<u64>, f64)> {
         };
         let previous = predecessors[slot].1;
         let iter = iter_value(line);
-        let scheduled = iter.and_then(|(_, after)| field_after(line, b"num_scheduled_requests", after));
+        let scheduled =
+            iter.and_then(|(_, after)| field_after(line, b"num_scheduled_requests", after));
         predecessors[slot].1 = match (iter, scheduled) {
             (Some((i, _)), Some((s, _))) => Some((i, Some(s))),
             _ => None,
         };
-        let Some((iter, after_iter)) = iter else { continue };
-        let Some(value) = step_time(line, after_iter) else { continue };
+        let Some((iter, after_iter)) = iter else {
+            continue;
+        };
+        let Some(value) = step_time(line, after_iter) else {
+            continue;
+        };
         if iter < 5 {
             continue;
         }
@@ -196,7 +201,10 @@ pub fn file_stats(rows: &[(Option<u64>, f64)]) -> Option<StepTimeStats> {
             .iter()
             .max_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)))
             .expect("non-empty");
-        rows.iter().filter(|(n, _)| *n == Some(best)).map(|(_, v)| *v).collect()
+        rows.iter()
+            .filter(|(n, _)| *n == Some(best))
+            .map(|(_, v)| *v)
+            .collect()
     };
     let sorted = stats::sorted(&values);
     Some(StepTimeStats {
@@ -260,15 +268,26 @@ mod tests {
         let rows = scan_rows(log.as_bytes());
         assert_eq!(
             rows,
-            [(Some(4), 10.0), (Some(0), 11.0), (Some(4), 12.0), (Some(2), 14.0)]
+            [
+                (Some(4), 10.0),
+                (Some(0), 11.0),
+                (Some(4), 12.0),
+                (Some(2), 14.0)
+            ]
         );
         // Dominant bucket: ngen 4 → [10, 12].
         let s = file_stats(&rows).unwrap();
         assert_eq!((s.mean, s.median), (11.0, 11.0));
         assert!((s.std - std::f64::consts::SQRT_2).abs() < 1e-12);
         assert!((s.p99 - 11.98).abs() < 1e-12);
-        assert!(s.block().contains("\nAverage Per Iter Device Step Time (ms): 11.00\n"));
-        assert!(s.block().contains("Median Per Iter Device Step Time (ms): 11.0000\n"));
+        assert!(
+            s.block()
+                .contains("\nAverage Per Iter Device Step Time (ms): 11.00\n")
+        );
+        assert!(
+            s.block()
+                .contains("Median Per Iter Device Step Time (ms): 11.0000\n")
+        );
     }
 
     #[test]
@@ -278,10 +297,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = dir.path().join("a.log");
         let b = dir.path().join("b.log");
-        std::fs::write(&a, format!("{}{}", line(5, 1, "2.0", 1), line(6, 1, "4.0", 1))).unwrap();
+        std::fs::write(
+            &a,
+            format!("{}{}", line(5, 1, "2.0", 1), line(6, 1, "4.0", 1)),
+        )
+        .unwrap();
         let head = line(5, 1, "100.0", 1);
         std::fs::write(&b, format!("{head}{}", line(6, 1, "6.0", 1))).unwrap();
-        let stats = device_step_stats(&[(a, 0), (b, head.len() as u64), (dir.path().join("missing"), 0)]).unwrap();
+        let stats = device_step_stats(&[
+            (a, 0),
+            (b, head.len() as u64),
+            (dir.path().join("missing"), 0),
+        ])
+        .unwrap();
         assert_eq!(stats.mean, (3.0 + 6.0) / 2.0);
         assert_eq!(stats.std, (std::f64::consts::SQRT_2 + 0.0) / 2.0);
         assert!(device_step_stats(&[(dir.path().join("missing"), 0)]).is_none());

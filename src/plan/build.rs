@@ -349,7 +349,11 @@ pub fn build_plan(
                  upstream would set {first_concurrency} and never start decoding"
             ));
         }
-        set(&mut gen_env, "TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP", "1");
+        set(
+            &mut gen_env,
+            "TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP",
+            "1",
+        );
         set(
             &mut gen_env,
             "TLLM_BENCHMARK_REQ_QUEUES_SIZE",
