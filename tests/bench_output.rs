@@ -66,6 +66,7 @@ fn summary(failed: usize) -> Summary {
         avg_decoded: None,
         output_lens: vec![],
         errors: Default::default(),
+        first_error: None,
     }
 }
 
