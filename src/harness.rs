@@ -63,11 +63,11 @@ pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
     let conclusion = libtest_mimic::run(&args, trials);
     let outcomes = ctx.outcomes.lock().unwrap_or_else(|e| e.into_inner());
     print_summary(&outcomes);
-    if let Some(path) = junit_path_from_env(&ProcessEnv) {
-        if let Err(e) = write_junit(&path, &outcomes) {
-            eprintln!("perfsanity harness: {e}");
-            return ExitCode::from(2);
-        }
+    if let Some(path) = junit_path_from_env(&ProcessEnv)
+        && let Err(e) = write_junit(&path, &outcomes)
+    {
+        eprintln!("perfsanity harness: {e}");
+        return ExitCode::from(2);
     }
     // Interrupted: the trials tore their processes down and reported; the exit status says
     // why the run ended (the signal thread may still be about to exit with the same code).

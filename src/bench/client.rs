@@ -482,6 +482,22 @@ fn parse_full_response(body: &[u8], rec: &mut RawRequest) -> Result<(), Failure>
     Ok(())
 }
 
+/// The `message` of a JSON error body (OpenAI / TensorRT-LLM `ErrorResponse`), else the body's
+/// first 300 characters.
+fn error_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let message = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| {
+            v.get("message")
+                .or_else(|| v.get("error").and_then(|e| e.get("message")))
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| text.trim().to_string());
+    message.chars().take(300).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -531,20 +547,4 @@ mod tests {
         assert!(arrival + 5_000_000 > sent, "arrival close to the send");
         assert_eq!(unstamped.load(Ordering::Relaxed), 0);
     }
-}
-
-/// The `message` of a JSON error body (OpenAI / TensorRT-LLM `ErrorResponse`), else the body's
-/// first 300 characters.
-fn error_message(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let message = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| {
-            v.get("message")
-                .or_else(|| v.get("error").and_then(|e| e.get("message")))
-                .and_then(|m| m.as_str())
-                .map(str::to_string)
-        })
-        .unwrap_or_else(|| text.trim().to_string());
-    message.chars().take(300).collect()
 }

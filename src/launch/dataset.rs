@@ -30,10 +30,10 @@ pub fn ensure_generated(
     let _lock = Flock::lock(lock, FlockArg::LockExclusive)
         .map_err(|(_, errno)| io(std::io::Error::from(errno)))?;
     let wanted = spec.num_prompts as usize;
-    if let Ok(text) = std::fs::read_to_string(path) {
-        if text.lines().count() >= wanted {
-            return Ok(());
-        }
+    if let Ok(text) = std::fs::read_to_string(path)
+        && text.lines().count() >= wanted
+    {
+        return Ok(());
     }
     let tokenizer = if Path::new(model_path).join("tokenizer.json").is_file() {
         model_path.to_string()

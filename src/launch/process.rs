@@ -171,11 +171,11 @@ pub fn spawn(launch: Launch<'_>) -> Result<ManagedChild, SpawnError> {
 impl ManagedChild {
     /// The exit status, if it has exited (non-blocking).
     pub fn try_status(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                self.status = Some(s);
-                self.finish_tee();
-            }
+        if self.status.is_none()
+            && let Ok(Some(s)) = self.child.try_wait()
+        {
+            self.status = Some(s);
+            self.finish_tee();
         }
         self.status
     }
