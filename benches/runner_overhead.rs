@@ -12,8 +12,9 @@
 //! Also shown: the native client's own start + finish (its wall time minus the
 //! `Benchmark duration` it reports: process start, tokenizer, prompts, the initial test
 //! request, printing — an upper bound of what sits between "client spawned" and "first request"
-//! plus "last response" and "client exited"), and the work after reaping (gen-log metrics,
-//! SQLite record, regression check).
+//! plus "last response" and "client exited"), the work after reaping (gen-log metrics,
+//! SQLite record, regression check), and what `perfsanity run` spends outside the trial
+//! (process start, catalog of every config, exit).
 //!
 //! Options: `--runs <N>` (default 5), `--trial <name>` (only this one).
 
@@ -41,6 +42,7 @@ struct Figures {
     servers_up: f64,
     client_own: f64,
     after_reap: f64,
+    outside: f64,
     wall: f64,
 }
 
@@ -116,6 +118,7 @@ fn run_once(dir: &Path, trial: &str) -> Figures {
         servers_up: at("router_ready_s") - at("first_spawn_s"),
         client_own,
         after_reap: at("recorded_s") - at("all_reaped_s"),
+        outside: wall - at("recorded_s"),
         wall,
     };
     Figures {
@@ -139,9 +142,9 @@ fn main() {
         "runner overhead, {runs} runs per trial (median / max, milliseconds; `perfsanity run`, sim)"
     );
     println!(
-        "| trial | clients | set-up | hand-over | between clients | teardown | **overhead** | servers up | client's own start+finish | after reaping | wall |"
+        "| trial | clients | set-up | hand-over | between clients | teardown | **overhead** | servers up | client's own start+finish | after reaping | outside the trial | wall |"
     );
-    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for trial in TRIALS {
         if only.as_deref().is_some_and(|o| o != *trial) {
             continue;
@@ -159,7 +162,7 @@ fn main() {
             format!("{} / {}", ms(v[v.len() / 2]), ms(v[v.len() - 1]))
         };
         println!(
-            "| {trial} | {clients} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} |",
+            "| {trial} | {clients} | {} | {} | {} | {} | **{}** | {} | {} | {} | {} | {} |",
             col(|f| f.setup),
             col(|f| f.handover),
             col(|f| f.between),
@@ -168,6 +171,7 @@ fn main() {
             col(|f| f.servers_up),
             col(|f| f.client_own),
             col(|f| f.after_reap),
+            col(|f| f.outside),
             col(|f| f.wall),
         );
     }
