@@ -212,7 +212,11 @@ fn server_errors_are_counted_and_marked() {
         ],
     );
     assert_eq!((rep.summary.completed, rep.summary.failed), (15, 5));
-    assert!(out.contains("Error type: HTTPStatus, Count: 5 requests\nTotal failed requests: 5\n"));
+    // Upstream's lines, plus the first failure's type and the server's message (ours).
+    assert!(out.contains(
+        "Error type: HTTPStatus, Count: 5 requests\nFirst error: HTTPStatus: Internal Server \
+         Error: {\"error\":\"injected failure\"}\nTotal failed requests: 5\n"
+    ));
     assert!(out.contains("=======================!FAILED REQUESTS!=======================\nTotal failed requests: 5\n=====================!CHECK LOG FOR ERRORS!====================\n"));
     assert_eq!(
         check_client_output(&out),
@@ -282,10 +286,11 @@ fn failing_test_request_aborts_with_upstreams_message() {
     });
     let (_, res) = try_run(&srv, &["--random-output-len", "4", "--num-prompts", "4"]);
     let err = res.unwrap_err().to_string();
+    // Upstream's message (the reason phrase), followed by the server's body so it says why.
     assert_eq!(
         err,
         "Initial test run failed - Please make sure benchmark arguments are correctly \
-         specified. Error: Internal Server Error"
+         specified. Error: Internal Server Error: {\"error\":\"injected failure\"}"
     );
     assert_eq!(
         srv.state.summary().requests,
