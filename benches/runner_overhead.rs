@@ -3,18 +3,20 @@
 //! run several times with `perfsanity run` (release build). Prints the figures recorded in
 //! docs/BENCHMARKS.md ("Runner").
 //!
-//! Harness overhead per trial (goal ≤ 0.5 s) =
-//!   set-up (trial start → first worker spawned: config, plan, files, dataset)
-//! + hand-over (router ready → first client spawned)
-//! + between clients (client i exited → client i+1 spawned)
-//! + teardown (last client exited → every process reaped).
+//! Harness overhead per trial (goal ≤ 0.5 s) is the sum of
+//!
+//! * set-up: trial start → first worker spawned (config, plan, files, dataset);
+//! * hand-over: router ready → first client spawned;
+//! * between clients: client i exited → client i+1 spawned;
+//! * teardown: last client exited → every process reaped.
+//!
 //! Server start-up (spawn → router ready) and the clients' run time are the processes' own.
-//! Also shown: the native client's own start + finish (its wall time minus the
-//! `Benchmark duration` it reports: process start, tokenizer, prompts, the initial test
-//! request, printing — an upper bound of what sits between "client spawned" and "first request"
-//! plus "last response" and "client exited"), the work after reaping (gen-log metrics,
-//! SQLite record, regression check), and what `perfsanity run` spends outside the trial
-//! (process start, catalog of every config, exit).
+//! Also shown: the native client's own start + finish (its wall time minus the `Benchmark
+//! duration` it reports: process start, tokenizer, prompts, the initial test request, printing —
+//! an upper bound of what sits between "client spawned" and "first request" plus "last
+//! response" and "client exited"), the work after reaping (gen-log metrics, SQLite record,
+//! regression check), and what `perfsanity run` spends outside the trial (process start,
+//! catalog of every config, exit).
 //!
 //! Options: `--runs <N>` (default 5), `--trial <name>` (only this one).
 
