@@ -8,6 +8,7 @@ use indexmap::IndexMap;
 
 use crate::config::PerfConfig;
 use crate::launch::gpus::GpuPool;
+use crate::launch::signals::interrupted;
 use crate::launch::{RunContext, RunReport, run_plan, run_role};
 use crate::outcome::{FailureClass, TrialFailure, TrialOutcome, TrialStatus};
 use crate::plan::Plan;
@@ -69,7 +70,7 @@ impl Executor {
         let started = Instant::now();
         let mut summary = Vec::new();
         let mut output_dir = None;
-        let status = match self.execute_inner(spec, &mut summary, &mut output_dir) {
+        let status = match self.execute_inner(spec, started, &mut summary, &mut output_dir) {
             Ok(()) => TrialStatus::Passed,
             Err(failure) => TrialStatus::Failed(failure),
         };
@@ -85,13 +86,25 @@ impl Executor {
     fn execute_inner(
         &self,
         spec: &TrialSpec,
+        started: Instant,
         summary: &mut Vec<String>,
         output_dir: &mut Option<PathBuf>,
     ) -> Result<(), TrialFailure> {
+        // After SIGINT/SIGTERM no new trial starts (the harness and `perfsanity run` would
+        // otherwise go on to the next one while the handler tears the groups down).
+        if let Some(sig) = interrupted() {
+            return Err(TrialFailure {
+                class: FailureClass::Interrupted,
+                role: None,
+                message: format!("not started: the run was interrupted by signal {sig}"),
+                log_tail: None,
+            });
+        }
         let (config, plan) = prepare_trial(&self.settings, spec, KeyMode::Create)
             .map_err(|e: TrialError| config_failure(e.to_string()))?;
         *output_dir = Some(plan.output_dir.clone());
         let run = RunContext {
+            started,
             self_exe: &self.self_exe,
             tee: self.tee,
             gpus: self.gpus.as_ref(),
@@ -116,7 +129,14 @@ impl Executor {
             plan.scale.describe()
         ));
         summary.extend(headline(&plan, &report));
-        self.record(&plan, &config, &report, summary)
+        let recorded = self.record(&plan, &config, &report, summary);
+        let mut timeline = report.timeline;
+        timeline.recorded_s = started.elapsed().as_secs_f64();
+        let _ = std::fs::write(
+            plan.output_dir.join("timeline.json"),
+            serde_json::to_string_pretty(&timeline).unwrap_or_default(),
+        );
+        recorded
     }
 
     fn record(

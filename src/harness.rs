@@ -69,6 +69,11 @@ pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
         eprintln!("perfsanity harness: {e}");
         return ExitCode::from(2);
     }
+    // Interrupted: the trials tore their processes down and reported; the exit status says
+    // why the run ended (the signal thread may still be about to exit with the same code).
+    if let Some(code) = signals::interrupted_exit_code() {
+        return ExitCode::from(code);
+    }
     conclusion.exit_code()
 }
 

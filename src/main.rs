@@ -116,7 +116,11 @@ fn main() -> ExitCode {
         Command::Plan { trial, json } => with_settings(|s| commands::plan(s, &trial, json)),
         Command::Check => with_settings(commands::check),
         Command::Run { trials, role, tee } => match settings() {
-            Ok(s) => emit(commands::run(s, &trials, role, tee)),
+            Ok(s) => {
+                let code = emit(commands::run(s, &trials, role, tee));
+                // Interrupted: 128 + signal, as the signal handler's own exit would be.
+                perfsanity::launch::signals::interrupted_exit_code().map_or(code, ExitCode::from)
+            }
             Err(e) => {
                 eprintln!("perfsanity: {e}");
                 ExitCode::from(2)

@@ -39,6 +39,9 @@ pub struct Settings {
     pub disagg_ready_timeout_env: Option<String>,
     /// `TRTLLM_TEST_SERVER_READY_TIMEOUT`.
     pub ready_timeout_env: Option<String>,
+    /// `PERF_TRIAL_TIMEOUT_S`: every trial's whole-run limit in seconds, replacing a test list's
+    /// `TIMEOUT (N)` minutes (seconds resolution, for fault tests and quick checks).
+    pub trial_timeout_s: Option<u64>,
     /// `DISAGG_SERVING_TYPE`: play only this role of each trial.
     pub role: Option<crate::plan::Role>,
     /// `PERF_LAUNCHER_GEN_LOGS=1`: a launcher captures gen workers' output as
@@ -121,6 +124,17 @@ impl Settings {
                 list.display()
             )));
         }
+        let trial_timeout_s = match non_empty(env.var("PERF_TRIAL_TIMEOUT_S")) {
+            None => None,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(s) if s > 0 => Some(s),
+                _ => {
+                    return Err(SettingsError(format!(
+                        "PERF_TRIAL_TIMEOUT_S={v:?}: expected a positive whole number of seconds"
+                    )));
+                }
+            },
+        };
         let role = match non_empty(env.var("DISAGG_SERVING_TYPE")) {
             None => None,
             Some(r) => Some(
@@ -153,6 +167,7 @@ impl Settings {
             dataset_fallback_env,
             disagg_ready_timeout_env: env.var("TRTLLM_TEST_DISAGG_SERVER_READY_TIMEOUT"),
             ready_timeout_env: env.var("TRTLLM_TEST_SERVER_READY_TIMEOUT"),
+            trial_timeout_s,
         })
     }
 }

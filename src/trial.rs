@@ -97,7 +97,12 @@ pub fn prepare_trial(
         mode_override: spec.mode_override,
         time_limit_s: spec.time_limit_s,
     };
-    let plan = build_plan(&config, &request, &inputs)?;
+    let mut plan = build_plan(&config, &request, &inputs)?;
+    // PERF_TRIAL_TIMEOUT_S replaces the test list's TIMEOUT (minutes) for every trial.
+    if let Some(limit_s) = settings.trial_timeout_s {
+        plan.timeouts.trial_s = Some(limit_s);
+        plan.timeouts.trial_source = "PERF_TRIAL_TIMEOUT_S".to_string();
+    }
     Ok((config, plan))
 }
 

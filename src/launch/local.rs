@@ -2,7 +2,8 @@
 //! `CTX_i` workers → their address files → `server_config.<s>.yaml` → router → its address and
 //! `/health` → each client in turn → `benchmark_status.<s>.txt` = `Done` → stop everything →
 //! gen logs and metrics. Children are owned by guards: whatever path leaves this function
-//! (return, `?`, panic), they are stopped.
+//! (return, `?`, panic), they are stopped. The executor writes the [`Timeline`] to
+//! `timeline.json` once the results are recorded.
 
 use super::gpus::GpuLease;
 use super::steps::{
@@ -33,7 +34,7 @@ fn clean_stale(plan: &Plan) -> std::io::Result<()> {
 
 /// Runs the plan. `Err` is the classified failure.
 pub fn run_plan(plan: &Plan, ctx: &RunContext<'_>) -> Result<RunReport, TrialFailure> {
-    let mut graph = Graph::new(plan);
+    let mut graph = Graph::new(plan, ctx.started);
     write_plan_files(plan).map_err(|e| config_failure(e.to_string()))?;
     clean_stale(plan).map_err(|e| {
         config_failure(format!("cannot prepare {}: {e}", plan.output_dir.display()))
@@ -81,9 +82,5 @@ pub fn run_plan(plan: &Plan, ctx: &RunContext<'_>) -> Result<RunReport, TrialFai
     drop(lease);
     timeline.all_reaped_s = graph.elapsed();
     let clients = finish_metrics(plan, outputs)?;
-    let _ = std::fs::write(
-        plan.output_dir.join("timeline.json"),
-        serde_json::to_string_pretty(&timeline).unwrap_or_default(),
-    );
     Ok(RunReport { clients, timeline })
 }

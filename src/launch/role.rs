@@ -115,7 +115,7 @@ fn run_worker(
                 plan.topology.ctx.count, plan.topology.gen_workers.count
             ))
         })?;
-    let mut graph = Graph::new(plan);
+    let mut graph = Graph::new(plan, ctx.started);
     // Non-primary workers wait for the engine config their primary writes.
     let config_path = engine_config_of(w.argv.as_slice());
     if let Some(path) = config_path.filter(|_| !matches!(role, Role::Ctx(0) | Role::Gen(0))) {
@@ -161,7 +161,7 @@ fn engine_config_of(argv: &[String]) -> Option<PathBuf> {
 }
 
 fn run_router(plan: &Plan, ctx: &RunContext<'_>, started: SystemTime) -> Result<(), TrialFailure> {
-    let mut graph = Graph::new(plan);
+    let mut graph = Graph::new(plan, ctx.started);
     // Address files of an earlier run in the same rendezvous dir would be taken for live
     // workers: only files newer than that run's status file count.
     let stale_before = std::fs::metadata(&plan.status_file)
@@ -217,7 +217,7 @@ fn run_router(plan: &Plan, ctx: &RunContext<'_>, started: SystemTime) -> Result<
 }
 
 fn run_benchmark(plan: &Plan, ctx: &RunContext<'_>) -> Result<RunReport, TrialFailure> {
-    let mut graph = Graph::new(plan);
+    let mut graph = Graph::new(plan, ctx.started);
     remove_files(std::slice::from_ref(&plan.status_file)).map_err(|e| {
         config_failure(format!("cannot remove {}: {e}", plan.status_file.display()))
     })?;

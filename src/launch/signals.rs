@@ -1,7 +1,8 @@
 //! SIGINT / SIGTERM to the harness (Ctrl-C, or nextest's timeout) tear down every process group
 //! we started, then exit: SIGTERM to all groups, up to the grace period for them to go, SIGKILL
 //! for the rest. A second signal skips the grace period. Running trials see [`interrupted`] and
-//! report themselves as interrupted.
+//! report themselves as interrupted, trials not yet started do not start, and the process ends
+//! with 128 + signal ([`interrupted_exit_code`]).
 
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -13,6 +14,9 @@ use signal_hook::iterator::Signals;
 
 use super::process::{GRACE, live_groups, signal_all};
 
+/// How long the main thread gets, once every group is stopped, to report and exit by itself.
+const REPORT_WAIT: Duration = Duration::from_secs(2);
+
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 static INSTALLED: OnceLock<()> = OnceLock::new();
 
@@ -22,6 +26,13 @@ pub fn interrupted() -> Option<i32> {
         0 => None,
         s => Some(s),
     }
+}
+
+/// The exit code a process that was interrupted must end with (`128 + signal`: 143 for
+/// SIGTERM, 130 for SIGINT), whichever thread gets to exit first — the handler's teardown or
+/// the main thread once every trial has reported.
+pub fn interrupted_exit_code() -> Option<u8> {
+    interrupted().and_then(|sig| u8::try_from(128 + sig).ok())
 }
 
 /// Installs the handler once per process (idempotent).
@@ -62,10 +73,10 @@ fn teardown_and_exit(sig: i32) {
         std::thread::sleep(Duration::from_millis(10));
     }
     signal_all(Signal::SIGKILL);
-    // Give trial threads a moment to reap their children and print their failure.
-    let deadline = Instant::now() + Duration::from_millis(500);
-    while !live_groups().is_empty() && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    // The trial threads see `interrupted()`, reap their children and report; the main thread
+    // then ends the process with 128 + sig itself (`interrupted_exit_code`), after the report is
+    // printed. This exit is the fallback for a run that cannot get there (a trial blocked
+    // outside the runner's waits, e.g. in an upload).
+    std::thread::sleep(REPORT_WAIT);
     std::process::exit(128 + sig);
 }

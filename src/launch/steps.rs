@@ -30,6 +30,9 @@ pub const SENTINEL_WAIT: Duration = Duration::from_secs(120);
 
 /// What the runner needs besides the plan.
 pub struct RunContext<'a> {
+    /// When the trial started (before planning): the clock of the [`Timeline`] and of the
+    /// trial time limit.
+    pub started: Instant,
     /// Our own executable (runs `perfsanity sim` / `perfsanity bench`).
     pub self_exe: &'a Path,
     /// Copy client output to the terminal (`--nocapture`).
@@ -49,7 +52,8 @@ pub struct ClientRun {
     pub metrics: ClientMetrics,
 }
 
-/// Milestones of a run, for the harness-overhead benchmark (seconds since the trial started).
+/// Milestones of a run, for the harness-overhead benchmark (seconds since the trial started,
+/// i.e. before its config was read and its plan built).
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Timeline {
     /// First worker spawned.
@@ -64,14 +68,34 @@ pub struct Timeline {
     pub clients_done_s: f64,
     /// Every process reaped.
     pub all_reaped_s: f64,
+    /// Each client's process: spawned and exited.
+    pub clients: Vec<ClientSpan>,
+    /// Metrics parsed and results recorded (the trial's end; set by the executor).
+    pub recorded_s: f64,
+}
+
+/// One client process's life, in seconds since the trial started.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct ClientSpan {
+    /// Spawned.
+    pub spawned_s: f64,
+    /// Exit observed.
+    pub exited_s: f64,
 }
 
 impl Timeline {
     /// Harness overhead: set-up before the first worker, the gap between server readiness and
-    /// the first client, and teardown after the last client.
+    /// the first client, the gaps between consecutive clients, and teardown after the last
+    /// client. Server start-up and the clients' own run time are not overhead.
     pub fn overhead_s(&self) -> f64 {
+        let between: f64 = self
+            .clients
+            .windows(2)
+            .map(|w| w[1].spawned_s - w[0].exited_s)
+            .sum();
         self.first_spawn_s
             + (self.first_client_s - self.router_ready_s)
+            + between
             + (self.all_reaped_s - self.clients_done_s)
     }
 }
@@ -118,9 +142,8 @@ pub struct Graph<'a> {
 }
 
 impl<'a> Graph<'a> {
-    /// A graph for `plan`, starting its clock now.
-    pub fn new(plan: &'a Plan) -> Self {
-        let started = Instant::now();
+    /// A graph for `plan` whose clock (and trial deadline) started at `started`.
+    pub fn new(plan: &'a Plan, started: Instant) -> Self {
         Graph {
             plan,
             servers: Vec::new(),
@@ -147,13 +170,23 @@ impl<'a> Graph<'a> {
                 None,
             ));
         }
+        let plan = self.plan;
         for child in &mut self.servers {
             if let Some(status) = child.try_status() {
+                // A server that dies before publishing its address never came up (bad host,
+                // port in use, bad config, missing model): a launch failure. After that, a
+                // crash.
+                let reported = child.role.is_some_and(|r| address_reported(plan, r));
+                let (class, when) = if reported {
+                    (FailureClass::Crash, "")
+                } else {
+                    (FailureClass::Launch, " before reporting its address")
+                };
                 return Err(failure(
-                    FailureClass::Crash,
+                    class,
                     child.role,
                     format!(
-                        "{} exited with {} while {phase} (it was still needed)",
+                        "{} exited with {}{when} while {phase} (it was still needed)",
                         child.name,
                         describe_status(&status)
                     ),
@@ -166,13 +199,35 @@ impl<'a> Graph<'a> {
                 FailureClass::Timeout,
                 None,
                 format!(
-                    "trial time limit of {} s (test list TIMEOUT) reached while {phase}",
-                    self.plan.timeouts.trial_s.unwrap_or(0)
+                    "trial time limit of {} s ({}) reached while {phase}{}",
+                    plan.timeouts.trial_s.unwrap_or(0),
+                    plan.timeouts.trial_source,
+                    self.server_log_ends()
                 ),
                 None,
             ));
         }
         Ok(())
+    }
+
+    /// The last line of every server's log, so a timeout names what each server was doing
+    /// (a hung worker's own last words are usually the explanation).
+    fn server_log_ends(&self) -> String {
+        let mut out = String::new();
+        for child in &self.servers {
+            let last = super::logs::tail(&child.log, 1).unwrap_or_default();
+            let last = last.trim();
+            out.push_str(&format!(
+                "\n  {}: {}",
+                child.name,
+                if last.is_empty() { "(empty log)" } else { last }
+            ));
+        }
+        if out.is_empty() {
+            out
+        } else {
+            format!("; last line of each server's log:{out}")
+        }
     }
 
     /// Polls `probe` until it yields, watching processes and deadlines; `limit` bounds this wait.
@@ -217,6 +272,20 @@ impl<'a> Graph<'a> {
             .find(|c| c.role == Some(role))
             .map(|c| c.log.clone())
     }
+}
+
+/// True when `role` has published its address file in this run (the runner removes stale
+/// ones before starting a role).
+fn address_reported(plan: &Plan, role: Role) -> bool {
+    let file = match role {
+        Role::DisaggServer => Some(&plan.router.process.address_file),
+        _ => plan
+            .workers
+            .iter()
+            .find(|w| w.role == role)
+            .map(|w| &w.address_file),
+    };
+    file.is_some_and(|f| read_address(f).is_some())
 }
 
 /// Reads an address file: `host:port`, split at the last `:`.
@@ -475,8 +544,9 @@ pub fn run_clients<'p>(
             .iter()
             .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
             .collect();
+        let spawned_s = graph.elapsed();
         if i == 0 {
-            timeline.first_client_s = graph.elapsed();
+            timeline.first_client_s = spawned_s;
         }
         let mut client = spawn(Launch {
             role: Some(Role::Benchmark),
@@ -520,8 +590,18 @@ pub fn run_clients<'p>(
                 return Err(f);
             }
         };
+        timeline.clients.push(ClientSpan {
+            spawned_s,
+            exited_s: graph.elapsed(),
+        });
         let output =
             String::from_utf8_lossy(&std::fs::read(&c.log_file).unwrap_or_default()).into_owned();
+        let client_ok = status.success() && check_client_output(&output).is_ok();
+        if !client_ok {
+            // The client's failure is often the echo of a server that died under it (the client
+            // may even notice first): a dead server is the root cause, so it is reported.
+            graph.check(&format!("client {} ({}) was running", c.index, c.name))?;
+        }
         if !status.success() {
             return Err(failure(
                 FailureClass::Client,

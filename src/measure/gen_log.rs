@@ -3,11 +3,16 @@
 //! (warm-up iterations, idle predecessors), the dominant `num_generation_tokens` bucket, and
 //! mean / median / sample std / P75 / P99 averaged across files.
 //!
-//! Logs can be gigabytes, so lines are found with `memchr`'s SIMD substring search and the few
-//! fields are read by hand; the field matchers follow upstream's regexes (first match wins, the
-//! lazy `.*?` of the regexes becomes "the first occurrence after").
+//! Logs can be gigabytes, so they are read in chunks of whole lines (never held whole; reading
+//! stops at the row cap), lines are found with `memchr`'s SIMD substring search (searchers
+//! built once) and the few fields are read by hand; the field matchers follow upstream's
+//! regexes (first match wins, the lazy `.*?` of the regexes becomes "the first occurrence
+//! after").
 
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
+use std::sync::LazyLock;
 
 use memchr::memmem;
 
@@ -43,61 +48,164 @@ impl StepTimeStats {
     }
 }
 
-/// A line's `global_rank` (`None` when the line has none).
-type Rank = Option<u64>;
-/// The previous line of a rank: its iteration and scheduled-request count (unknown = `None`).
-type Predecessor = (u64, Option<u64>);
+/// One kept row: `(num_generation_tokens, prev_device_step_time)`.
+pub type Row = (Option<u64>, f64);
 
-/// Rows of one log: `(num_generation_tokens, prev_device_step_time)`.
-pub fn scan_rows(bytes: &[u8]) -> Vec<(Option<u64>, f64)> {
-    let finder = memmem::Finder::new(b"prev_device_step_time");
-    let mut rows = Vec::new();
-    // Predecessor per rank: Some((iter, Some(scheduled))) or unknown.
-    let mut predecessors: Vec<(Rank, Option<Predecessor>)> = Vec::new();
-    let mut pos = 0;
-    while let Some(hit) = finder.find(&bytes[pos..]) {
-        let at = pos + hit;
-        let start = memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |i| i + 1);
-        let end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |i| at + i);
-        pos = end.min(bytes.len());
-        if rows.len() >= MAX_ROWS_PER_FILE {
-            break;
+/// The substring searchers, built once (building a `Finder` costs more than matching a line).
+struct Needles {
+    step: memmem::Finder<'static>,
+    iter: memmem::Finder<'static>,
+    global_rank: memmem::Finder<'static>,
+    scheduled: memmem::Finder<'static>,
+    ngen: memmem::Finder<'static>,
+}
+
+static NEEDLES: LazyLock<Needles> = LazyLock::new(|| Needles {
+    step: memmem::Finder::new(STEP_KEY),
+    iter: memmem::Finder::new(b"iter"),
+    global_rank: memmem::Finder::new(b"global_rank"),
+    scheduled: memmem::Finder::new(b"num_scheduled_requests"),
+    ngen: memmem::Finder::new(NGEN_KEY),
+});
+
+const STEP_KEY: &[u8] = b"prev_device_step_time";
+const NGEN_KEY: &[u8] = b"'num_generation_tokens':";
+
+/// A rank's previous iteration line: `Some((iter, Some(scheduled)))`, or unknown.
+type Predecessor = Option<(u64, Option<u64>)>;
+
+/// Row extraction over a log fed in pieces of whole lines; the per-rank predecessor state
+/// carries over between pieces, so feeding a log in any split at line boundaries gives the
+/// rows of feeding it whole.
+struct RowScanner {
+    /// Rows kept at most ([`MAX_ROWS_PER_FILE`]).
+    cap: usize,
+    rows: Vec<Row>,
+    /// Predecessor per rank.
+    predecessors: Vec<(Option<u64>, Predecessor)>,
+}
+
+impl RowScanner {
+    fn new(cap: usize) -> Self {
+        RowScanner {
+            cap,
+            rows: Vec::new(),
+            predecessors: Vec::new(),
         }
-        let line = &bytes[start..end];
-        let rank = field_after(line, b"global_rank", 0).map(|(v, _)| v);
-        let slot = match predecessors.iter().position(|(r, _)| *r == rank) {
+    }
+
+    fn full(&self) -> bool {
+        self.rows.len() >= self.cap
+    }
+
+    /// Scans `bytes`, which starts at a line start and ends at a line end (after a `\n`, or at
+    /// the end of the log). Stops at the row cap.
+    fn feed(&mut self, bytes: &[u8]) {
+        let needles = &*NEEDLES;
+        let mut pos = 0;
+        while let Some(hit) = needles.step.find(&bytes[pos..]) {
+            let at = pos + hit;
+            let start = memchr::memrchr(b'\n', &bytes[..at]).map_or(0, |i| i + 1);
+            let end = memchr::memchr(b'\n', &bytes[at..]).map_or(bytes.len(), |i| at + i);
+            pos = end.min(bytes.len());
+            if self.full() {
+                break;
+            }
+            self.line(&bytes[start..end], at - start, needles);
+        }
+    }
+
+    /// One line holding `prev_device_step_time`, whose first occurrence is at `step_at`.
+    fn line(&mut self, line: &[u8], step_at: usize, needles: &Needles) {
+        let rank = field_after(line, &needles.global_rank, 0).map(|(v, _)| v);
+        let slot = match self.predecessors.iter().position(|(r, _)| *r == rank) {
             Some(i) => i,
             None => {
-                predecessors.push((rank, None));
-                predecessors.len() - 1
+                self.predecessors.push((rank, None));
+                self.predecessors.len() - 1
             }
         };
-        let previous = predecessors[slot].1;
-        let iter = iter_value(line);
-        let scheduled =
-            iter.and_then(|(_, after)| field_after(line, b"num_scheduled_requests", after));
-        predecessors[slot].1 = match (iter, scheduled) {
+        let previous = self.predecessors[slot].1;
+        let iter = iter_value(line, &needles.iter);
+        let scheduled = iter.and_then(|(_, after)| field_after(line, &needles.scheduled, after));
+        self.predecessors[slot].1 = match (iter, scheduled) {
             (Some((i, _)), Some((s, _))) => Some((i, Some(s))),
             _ => None,
         };
         let Some((iter, after_iter)) = iter else {
-            continue;
+            return;
         };
-        let Some(value) = step_time(line, after_iter) else {
-            continue;
+        // The first occurrence at or after the iter field: `step_at` itself when it lies there.
+        let from = if step_at >= after_iter {
+            step_at
+        } else {
+            after_iter
+        };
+        let Some(value) = step_time(line, from, &needles.step) else {
+            return;
         };
         if iter < 5 {
-            continue;
+            return;
         }
         if let Some((prev_iter, Some(0))) = previous
             && prev_iter + 1 == iter
         {
-            continue;
+            return;
         }
-        let ngen = ngen_value(line);
-        rows.push((ngen, value));
+        let ngen = ngen_value(line, &needles.ngen);
+        self.rows.push((ngen, value));
     }
-    rows
+}
+
+/// Rows of one log: `(num_generation_tokens, prev_device_step_time)`.
+pub fn scan_rows(bytes: &[u8]) -> Vec<Row> {
+    let mut scanner = RowScanner::new(MAX_ROWS_PER_FILE);
+    scanner.feed(bytes);
+    scanner.rows
+}
+
+/// Read size of [`scan_file`]: large enough that syscalls do not matter, small enough to stay
+/// in cache-friendly territory and never hold a multi-GB log in memory.
+const READ_CHUNK: usize = 4 << 20;
+
+/// Rows of the log at `path` from byte `offset` to its end, read in chunks of whole lines;
+/// reading stops once the row cap is reached. Same rows as [`scan_rows`] over the same bytes.
+pub fn scan_file(path: &Path, offset: u64) -> std::io::Result<Vec<Row>> {
+    let mut file = File::open(path)?;
+    let len = file.metadata()?.len();
+    file.seek(SeekFrom::Start(offset.min(len)))?;
+    scan_read(file, READ_CHUNK, MAX_ROWS_PER_FILE)
+}
+
+/// [`scan_file`] over any reader, reading `chunk` bytes at a time, keeping at most `cap` rows.
+fn scan_read(mut file: impl Read, chunk: usize, cap: usize) -> std::io::Result<Vec<Row>> {
+    let mut scanner = RowScanner::new(cap);
+    let mut buf = vec![0u8; chunk.max(1)];
+    let mut filled = 0;
+    while !scanner.full() {
+        if filled == buf.len() {
+            // One line longer than the buffer: grow until it fits.
+            buf.resize(buf.len() * 2, 0);
+        }
+        let n = match file.read(&mut buf[filled..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            // End of the log: what is left is its last line, without a newline.
+            scanner.feed(&buf[..filled]);
+            break;
+        }
+        let new = filled;
+        filled += n;
+        if let Some(nl) = memchr::memrchr(b'\n', &buf[new..filled]).map(|i| new + i) {
+            scanner.feed(&buf[..=nl]);
+            buf.copy_within(nl + 1..filled, 0);
+            filled -= nl + 1;
+        }
+    }
+    Ok(scanner.rows)
 }
 
 fn skip_ws(line: &[u8], mut i: usize) -> usize {
@@ -119,12 +227,11 @@ fn digits(line: &[u8], i: usize) -> Option<(u64, usize)> {
 
 /// `iter\s*=\s*(\d+),` — the first occurrence that matches; returns the value and the index
 /// after the comma.
-fn iter_value(line: &[u8]) -> Option<(u64, usize)> {
-    let finder = memmem::Finder::new(b"iter");
+fn iter_value(line: &[u8], finder: &memmem::Finder<'_>) -> Option<(u64, usize)> {
     let mut from = 0;
     while let Some(hit) = finder.find(&line[from..]) {
         let at = from + hit;
-        let i = skip_ws(line, at + 4);
+        let i = skip_ws(line, at + finder.needle().len());
         if i < line.len() && line[i] == b'=' {
             let i = skip_ws(line, i + 1);
             if let Some((v, j)) = digits(line, i)
@@ -139,13 +246,12 @@ fn iter_value(line: &[u8]) -> Option<(u64, usize)> {
     None
 }
 
-/// `<name>\s*=\s*(\d+)` at or after `from`.
-fn field_after(line: &[u8], name: &[u8], from: usize) -> Option<(u64, usize)> {
-    let finder = memmem::Finder::new(name);
+/// `<name>\s*=\s*(\d+)` at or after `from` (`finder` searches for `<name>`).
+fn field_after(line: &[u8], finder: &memmem::Finder<'_>, from: usize) -> Option<(u64, usize)> {
     let mut at_from = from;
     while let Some(hit) = finder.find(&line[at_from..]) {
         let at = at_from + hit;
-        let i = skip_ws(line, at + name.len());
+        let i = skip_ws(line, at + finder.needle().len());
         if i < line.len()
             && line[i] == b'='
             && let Some(found) = digits(line, skip_ws(line, i + 1))
@@ -158,12 +264,17 @@ fn field_after(line: &[u8], name: &[u8], from: usize) -> Option<(u64, usize)> {
 }
 
 /// `prev_device_step_time\s*=\s*([\d.]+)\s*ms` after the iter field.
-fn step_time(line: &[u8], from: usize) -> Option<f64> {
-    let finder = memmem::Finder::new(b"prev_device_step_time");
+fn step_time(line: &[u8], from: usize, finder: &memmem::Finder<'_>) -> Option<f64> {
     let mut at_from = from;
-    while let Some(hit) = finder.find(&line[at_from..]) {
+    loop {
+        // The caller usually starts right at an occurrence: no search needed then.
+        let hit = if line[at_from..].starts_with(STEP_KEY) {
+            0
+        } else {
+            finder.find(&line[at_from..])?
+        };
         let at = at_from + hit;
-        let i = skip_ws(line, at + b"prev_device_step_time".len());
+        let i = skip_ws(line, at + STEP_KEY.len());
         if i < line.len() && line[i] == b'=' {
             let i = skip_ws(line, i + 1);
             let mut j = i;
@@ -174,19 +285,49 @@ fn step_time(line: &[u8], from: usize) -> Option<f64> {
             if j > i && line[k..].starts_with(b"ms") {
                 // `[\d.]+` may match text that is not a float ("1.2.3"): Python's float() fails
                 // there too, so such a row is skipped.
-                return std::str::from_utf8(&line[i..j]).ok()?.parse().ok();
+                return parse_decimal(&line[i..j]);
             }
         }
         at_from = at + 1;
     }
-    None
+}
+
+/// `float(text)` for `text` made of ASCII digits and dots: `None` unless it has at least one
+/// digit and at most one dot. Short values (≤ 15 digits, ≤ 22 after the dot: what logs print)
+/// take Clinger's fast path — an exact integer divided by an exact power of ten, one correctly
+/// rounded IEEE operation, so the same bits as a full parse; anything longer is parsed in full.
+fn parse_decimal(text: &[u8]) -> Option<f64> {
+    const POW10: [f64; 23] = [
+        1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16,
+        1e17, 1e18, 1e19, 1e20, 1e21, 1e22,
+    ];
+    let mut mantissa: u64 = 0;
+    let mut digits = 0usize;
+    let mut dot: Option<usize> = None;
+    for (i, &b) in text.iter().enumerate() {
+        if b == b'.' {
+            if dot.replace(i).is_some() {
+                return None;
+            }
+        } else {
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(b - b'0'));
+            digits += 1;
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    let fraction_digits = dot.map_or(0, |d| text.len() - d - 1);
+    if digits <= 15 && fraction_digits < POW10.len() {
+        return Some(mantissa as f64 / POW10[fraction_digits]);
+    }
+    std::str::from_utf8(text).ok()?.parse().ok()
 }
 
 /// `'num_generation_tokens':\s*(\d+)`.
-fn ngen_value(line: &[u8]) -> Option<u64> {
-    let key = b"'num_generation_tokens':";
-    let at = memmem::find(line, key)?;
-    digits(line, skip_ws(line, at + key.len())).map(|(v, _)| v)
+fn ngen_value(line: &[u8], finder: &memmem::Finder<'_>) -> Option<u64> {
+    let at = finder.find(line)?;
+    digits(line, skip_ws(line, at + NGEN_KEY.len())).map(|(v, _)| v)
 }
 
 /// Statistics of one file's rows: the most common ngen bucket (ties → larger ngen), or all rows
@@ -213,7 +354,10 @@ pub fn file_stats(rows: &[(Option<u64>, f64)]) -> Option<StepTimeStats> {
             .map(|(_, v)| *v)
             .collect()
     };
-    let sorted = stats::sorted(&values);
+    // Unstable sort: under `total_cmp` equal values are identical bits, so the order is the
+    // stable sort's, and it is faster on half a million rows.
+    let mut sorted = values.clone();
+    sorted.sort_unstable_by(f64::total_cmp);
     Some(StepTimeStats {
         mean: stats::mean(&values),
         median: stats::percentile_sorted(&sorted, 50.0),
@@ -228,11 +372,7 @@ pub fn file_stats(rows: &[(Option<u64>, f64)]) -> Option<StepTimeStats> {
 pub fn device_step_stats(logs: &[(impl AsRef<Path>, u64)]) -> Option<StepTimeStats> {
     let per_file: Vec<StepTimeStats> = logs
         .iter()
-        .filter_map(|(path, offset)| {
-            let bytes = std::fs::read(path.as_ref()).ok()?;
-            let from = (*offset as usize).min(bytes.len());
-            file_stats(&scan_rows(&bytes[from..]))
-        })
+        .filter_map(|(path, offset)| file_stats(&scan_file(path.as_ref(), *offset).ok()?))
         .collect();
     if per_file.is_empty() {
         return None;
@@ -294,6 +434,130 @@ mod tests {
         assert!(
             s.block()
                 .contains("Median Per Iter Device Step Time (ms): 11.0000\n")
+        );
+    }
+
+    /// A log with every shape the scanner cares about: several ranks, idle predecessors, N/A
+    /// values, decoy mentions, a line longer than small read chunks, no final newline.
+    fn awkward_log() -> String {
+        let mut log = String::from("start\n\n");
+        for i in 0..40u64 {
+            let sched = if i % 6 == 3 { 0 } else { 1 + i % 3 };
+            let step = if i % 9 == 4 {
+                "N/A ".to_string()
+            } else {
+                format!("{}.5", i)
+            };
+            log.push_str(&line(i, sched, &step, sched * 2));
+            log.push_str(&line(i, 1, "3.25", 2).replace("global_rank = 0", "global_rank = 1"));
+            if i % 5 == 0 {
+                log.push_str("prev_device_step_time mentioned without a row\n");
+                log.push_str(&"x".repeat(300));
+                log.push('\n');
+            }
+        }
+        log.push_str(line(40, 1, "9.0", 2).trim_end());
+        log
+    }
+
+    #[test]
+    fn chunked_reading_gives_the_rows_of_the_whole_log() {
+        let log = awkward_log();
+        let whole = scan_rows(log.as_bytes());
+        assert!(whole.len() > 40, "{whole:?}");
+        for chunk in [1, 2, 3, 7, 64, 100, 333, 1000, 1 << 20] {
+            let rows = scan_read(log.as_bytes(), chunk, MAX_ROWS_PER_FILE).unwrap();
+            assert_eq!(rows, whole, "chunk {chunk}");
+        }
+        // From an offset (even mid-line), as the per-client scan does.
+        for offset in [
+            0,
+            1,
+            57,
+            log.len() / 2,
+            log.len() - 5,
+            log.len(),
+            log.len() + 10,
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let p = dir.path().join("g.log");
+            std::fs::write(&p, &log).unwrap();
+            let from = offset.min(log.len());
+            assert_eq!(
+                scan_file(&p, offset as u64).unwrap(),
+                scan_rows(&log.as_bytes()[from..]),
+                "offset {offset}"
+            );
+        }
+    }
+
+    #[test]
+    fn decimal_fast_path_matches_the_full_parse() {
+        let mut cases: Vec<String> = [
+            "0",
+            "5",
+            "5.",
+            ".5",
+            "4.008",
+            "6.94",
+            "0.1",
+            "0.30000000000000004",
+            "123456789012345",
+            "1234567890123456",
+            "9007199254740993",
+            "0.000000000000000000001",
+            "1.7976931348623157",
+            "00012.500",
+            "999999999999999.9",
+            "3.14159265358979",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let mut r: u64 = 1;
+        for _ in 0..20_000 {
+            r ^= r << 13;
+            r ^= r >> 7;
+            r ^= r << 17;
+            let int = r % 100_000;
+            let frac_len = (r >> 20) % 12;
+            let frac = (r >> 32) % 10u64.pow(frac_len as u32).max(1);
+            cases.push(format!("{int}.{frac:0width$}", width = frac_len as usize));
+        }
+        for c in &cases {
+            let want: f64 = c.parse().unwrap();
+            assert_eq!(
+                parse_decimal(c.as_bytes()).map(f64::to_bits),
+                Some(want.to_bits()),
+                "{c}"
+            );
+        }
+        for bad in ["", ".", "..", "1.2.3", "1..2"] {
+            assert_eq!(parse_decimal(bad.as_bytes()), None, "{bad}");
+            assert!(bad.parse::<f64>().is_err());
+        }
+    }
+
+    #[test]
+    fn reading_stops_at_the_row_cap() {
+        struct Counting<'a>(&'a [u8], usize);
+        impl Read for Counting<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = buf.len().min(self.0.len() - self.1);
+                buf[..n].copy_from_slice(&self.0[self.1..self.1 + n]);
+                self.1 += n;
+                Ok(n)
+            }
+        }
+        let log: String = (5..1005).map(|i| line(i, 1, "2.0", 1)).collect();
+        let mut reader = Counting(log.as_bytes(), 0);
+        let rows = scan_read(&mut reader, 4096, 10).unwrap();
+        assert_eq!(rows.len(), 10);
+        assert!(
+            reader.1 <= 2 * 4096,
+            "read {} of {} bytes",
+            reader.1,
+            log.len()
         );
     }
 

@@ -556,6 +556,7 @@ pub fn build_plan(
             ready_s: wait_s.min(ready_env_s),
             ready_source,
             trial_s: request.time_limit_s,
+            trial_source: "test list TIMEOUT".to_string(),
         },
         gen_logs,
         spec_decoding,

@@ -173,6 +173,8 @@ pub struct Timeouts {
     pub ready_s: u64,
     /// Where the ready timeout came from.
     pub ready_source: String,
-    /// The whole trial (test list `TIMEOUT (N)`), if any.
+    /// The whole trial (test list `TIMEOUT (N)`, or `PERF_TRIAL_TIMEOUT_S`), if any.
     pub trial_s: Option<u64>,
+    /// Where the trial limit came from (`test list TIMEOUT` or `PERF_TRIAL_TIMEOUT_S`).
+    pub trial_source: String,
 }

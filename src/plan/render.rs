@@ -117,7 +117,7 @@ pub fn render_text(plan: &Plan) -> String {
             plan.timeouts.ready_source,
             plan.timeouts
                 .trial_s
-                .map(|s| format!("{s} s (test list TIMEOUT)"))
+                .map(|s| format!("{s} s ({})", plan.timeouts.trial_source))
                 .unwrap_or_else(|| "unbounded".to_string())
         ),
     );
