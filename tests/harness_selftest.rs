@@ -2,29 +2,11 @@
 //! and — the regression that datatest-stable once had — a failing trial must make the binary
 //! exit non-zero, with the error in its output.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod harness_bin;
+use harness_bin::perf_harness;
 
-/// Builds (if needed) and returns the perf harness binary, via cargo's JSON messages.
-fn perf_harness() -> PathBuf {
-    let out = Command::new(env!("CARGO"))
-        .args(["build", "--test", "perf", "--message-format=json"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .output()
-        .expect("cargo runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|m| m["target"]["name"] == "perf" && m["executable"].is_string())
-        .map(|m| PathBuf::from(m["executable"].as_str().unwrap()))
-        .next_back()
-        .expect("cargo reported the perf executable")
-}
+use std::path::Path;
+use std::process::{Command, Output};
 
 const GOOD: &str = "metadata:\n  model_name: tiny\nbenchmark:\n  concurrency_list: 1\n  input_length: 8\n  output_length: 4\nhardware:\n  gpus_per_node: 1\n  num_ctx_servers: 1\n  num_gen_servers: 1\nworker_config:\n  ctx: {}\n  gen: {}\n";
 

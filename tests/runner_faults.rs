@@ -9,10 +9,13 @@
 //! `docs/BENCHMARKS.md`:
 //! `cargo test --release --test runner_faults -- --nocapture --test-threads 1 2>&1 | grep fault-matrix`
 
+mod harness_bin;
+use harness_bin::perf_harness;
+
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::OnceLock;
+
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -21,35 +24,6 @@ use nix::unistd::Pid;
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/runner");
 /// "Fails fast": far below the fixtures' `slurm.timeout` (60 s), generous for a busy machine.
 const FAST: Duration = Duration::from_secs(15);
-
-/// The perf harness binary (`tests/perf.rs`) of this test's own profile, via cargo's JSON
-/// messages (a no-op build when `cargo test` already built it).
-fn perf_harness() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let mut args = vec!["build", "--test", "perf", "--message-format=json"];
-        if !cfg!(debug_assertions) {
-            args.push("--release");
-        }
-        let out = Command::new(env!("CARGO"))
-            .args(&args)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .expect("cargo runs");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-            .filter(|m| m["target"]["name"] == "perf" && m["executable"].is_string())
-            .map(|m| PathBuf::from(m["executable"].as_str().unwrap()))
-            .next_back()
-            .expect("cargo reported the perf executable")
-    })
-}
 
 /// Which entry point runs the trial.
 #[derive(Clone, Copy)]
