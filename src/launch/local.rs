@@ -71,6 +71,7 @@ pub fn run_plan(plan: &Plan, ctx: &RunContext<'_>) -> Result<RunReport, TrialFai
     spawn_router(&mut graph, ctx)?;
     let (host, port) = await_router(&mut graph)?;
     timeline.router_ready_s = graph.elapsed();
+    super::startup::record_startup_metrics(plan);
     let outputs = run_clients(&mut graph, ctx, &host, port, &mut timeline)?;
 
     // Done: tell every role, stop them, mark the gen logs complete.

@@ -9,6 +9,7 @@ pub mod logs;
 pub mod process;
 pub mod role;
 pub mod signals;
+pub mod startup;
 pub mod steps;
 
 pub use local::run_plan;

@@ -287,6 +287,7 @@ fn benchmark_steps<'p>(
         },
     )?;
     timeline.router_ready_s = graph.elapsed();
+    super::startup::record_startup_metrics(plan);
     let outputs = run_clients(graph, ctx, &host, port, &mut timeline)?;
     Ok((outputs, timeline))
 }
