@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::catalog::Catalog;
 use crate::config::{PerfConfig, load_perf_config};
+use crate::list_cache::{ConfigSummary, summaries};
 use crate::plan::{Topology, render_text};
 use crate::selection::{TrialSpec, all_trials, testlist_trials};
 use crate::settings::Settings;
@@ -82,8 +83,8 @@ struct ListRow {
     error: Option<String>,
 }
 
-/// `perfsanity list [--json]`.
-pub fn list(settings: &Settings, json: bool) -> Outcome {
+/// `perfsanity list [--json] [--no-cache]`.
+pub fn list(settings: &Settings, json: bool, use_cache: bool) -> Outcome {
     let (_, trials) = match selected_trials(settings) {
         Ok(t) => t,
         Err(e) => return Outcome::failure(e),
@@ -94,7 +95,13 @@ pub fn list(settings: &Settings, json: bool) -> Outcome {
         .collect();
     paths.sort();
     paths.dedup();
-    let parsed = parse_all(&paths);
+    let cache = settings.target_dir.join("perfsanity-cache/list.json");
+    let parsed = summaries(&paths, use_cache.then_some(cache.as_path()), |ps| {
+        parse_all(ps)
+            .into_iter()
+            .map(|r| r.map(|c| ConfigSummary::of(&c)).map_err(|e| e.to_string()))
+            .collect()
+    });
     let rows: Vec<ListRow> = trials
         .iter()
         .map(|t| {
@@ -117,22 +124,17 @@ pub fn list(settings: &Settings, json: bool) -> Outcome {
             };
             match config {
                 Some(Ok(c)) if row.error.is_none() => {
-                    let mode = t.mode_override.unwrap_or(c.benchmark.mode);
-                    let topo =
-                        Topology::of(c, mode == crate::config::BenchmarkMode::GenOnlyNoContext);
-                    row.mode = Some(mode.as_str().to_string());
-                    row.client = Some(
-                        if c.benchmark.use_nv_sa_benchmark.unwrap_or(true) {
-                            "nv_sa"
-                        } else {
-                            "standard"
-                        }
-                        .to_string(),
+                    let mode = t.mode_override.unwrap_or(c.benchmark_mode());
+                    let topo = Topology::from_shape(
+                        &c.shape,
+                        mode == crate::config::BenchmarkMode::GenOnlyNoContext,
                     );
+                    row.mode = Some(mode.as_str().to_string());
+                    row.client = Some(if c.nv_sa { "nv_sa" } else { "standard" }.to_string());
                     row.gpus = Some(topo.gpus_used);
                     row.nodes = Some(topo.total_nodes);
                 }
-                Some(Err(e)) if row.error.is_none() => row.error = Some(e.to_string()),
+                Some(Err(e)) if row.error.is_none() => row.error = Some(e.clone()),
                 _ => {}
             }
             row

@@ -12,6 +12,7 @@ pub mod config;
 pub mod execute;
 pub mod harness;
 pub mod launch;
+pub mod list_cache;
 pub mod measure;
 pub mod outcome;
 pub mod plan;

@@ -28,6 +28,9 @@ enum Command {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+        /// Parse every config instead of reusing summaries of unchanged files.
+        #[arg(long)]
+        no_cache: bool,
     },
     /// Dry-run one trial: every process, command line, env addition and generated file.
     Plan {
@@ -112,7 +115,7 @@ fn parse_role(s: &str) -> Result<perfsanity::plan::Role, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::List { json } => with_settings(|s| commands::list(s, json)),
+        Command::List { json, no_cache } => with_settings(|s| commands::list(s, json, !no_cache)),
         Command::Plan { trial, json } => with_settings(|s| commands::plan(s, &trial, json)),
         Command::Check => with_settings(commands::check),
         Command::Run { trials, role, tee } => match settings() {

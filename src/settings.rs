@@ -12,6 +12,8 @@ use crate::toolchain::{Toolchain, ToolchainChoice, on_path};
 pub struct Settings {
     /// Project root (where `test_configs/` lives).
     pub project_root: PathBuf,
+    /// Cargo's target directory (caches, default outputs).
+    pub target_dir: PathBuf,
     /// Config folders (`PERF_CONFIG_DIRS` or the defaults).
     pub config_dirs: Vec<PathBuf>,
     /// `PERF_TESTLIST`.
@@ -147,6 +149,7 @@ impl Settings {
             role,
             launcher_gen_logs: env.var("PERF_LAUNCHER_GEN_LOGS").as_deref() == Some("1"),
             project_root: project_root.to_path_buf(),
+            target_dir: target_dir.to_path_buf(),
             config_dirs: crate::catalog::config_dirs(
                 project_root,
                 env.var("PERF_CONFIG_DIRS").as_deref(),

@@ -25,7 +25,7 @@ pub use render::render_text;
 pub use role::Role;
 pub use router_config::RouterConfigTemplate;
 pub use scale::Scale;
-pub use topology::{Topology, WorkerTopology};
+pub use topology::{Shape, Topology, WorkerTopology};
 
 use crate::config::BenchmarkMode;
 use crate::config::env_string::EnvList;

@@ -29,17 +29,48 @@ pub struct WorkerTopology {
     pub gpus_per_node_per_worker: u64,
 }
 
+/// What sizing needs from a config: counts and parallelism, nothing else (small enough to
+/// cache, see `list_cache`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Shape {
+    /// `hardware.gpus_per_node`.
+    pub gpus_per_node: u64,
+    /// `hardware.num_ctx_servers`.
+    pub num_ctx: u64,
+    /// `hardware.num_gen_servers`.
+    pub num_gen: u64,
+    /// Context workers' (tp, pp, cp, ep).
+    pub ctx: [u64; 4],
+    /// Generation workers' (tp, pp, cp, ep).
+    pub gen_workers: [u64; 4],
+}
+
+impl Shape {
+    /// The shape of `config`.
+    pub fn of(config: &PerfConfig) -> Self {
+        let par = |w: &WorkerSection| [w.tp, w.pp, w.cp, w.ep];
+        Shape {
+            gpus_per_node: config.hardware.gpus_per_node,
+            num_ctx: config.hardware.num_ctx_servers,
+            num_gen: config.hardware.num_gen_servers,
+            ctx: par(&config.ctx_worker),
+            gen_workers: par(&config.gen_worker),
+        }
+    }
+}
+
 impl WorkerTopology {
-    /// Sizing for `count` workers configured by `w` on nodes with `gpus_per_node` GPUs.
-    pub fn new(count: u64, w: &WorkerSection, gpus_per_node: u64) -> Self {
-        let gpus = w.gpus_per_worker();
+    /// Sizing for `count` workers with parallelism `[tp, pp, cp, ep]` on nodes with
+    /// `gpus_per_node` GPUs.
+    pub fn new(count: u64, [tp, pp, cp, ep]: [u64; 4], gpus_per_node: u64) -> Self {
+        let gpus = tp * pp * cp;
         let gpn = gpus_per_node.max(1);
         WorkerTopology {
             count,
-            tp: w.tp,
-            pp: w.pp,
-            cp: w.cp,
-            ep: w.ep,
+            tp,
+            pp,
+            cp,
+            ep,
             gpus_per_worker: gpus,
             nodes_per_worker: gpus.div_ceil(gpn),
             gpus_per_node_per_worker: gpus.min(gpn),
@@ -75,17 +106,17 @@ pub struct Topology {
 }
 
 impl Topology {
-    /// Topology of `config` (`num_ctx_servers` is already 0 for gen_only_no_context).
+    /// Topology of `config`; `no_context` (gen_only_no_context) drops the context workers.
     pub fn of(config: &PerfConfig, no_context: bool) -> Self {
-        let gpn = config.hardware.gpus_per_node;
-        let ctx_count = if no_context {
-            0
-        } else {
-            config.hardware.num_ctx_servers
-        };
-        let ctx = WorkerTopology::new(ctx_count, &config.ctx_worker, gpn);
-        let gen_workers =
-            WorkerTopology::new(config.hardware.num_gen_servers, &config.gen_worker, gpn);
+        Self::from_shape(&Shape::of(config), no_context)
+    }
+
+    /// Topology of a [`Shape`].
+    pub fn from_shape(shape: &Shape, no_context: bool) -> Self {
+        let gpn = shape.gpus_per_node;
+        let ctx_count = if no_context { 0 } else { shape.num_ctx };
+        let ctx = WorkerTopology::new(ctx_count, shape.ctx, gpn);
+        let gen_workers = WorkerTopology::new(shape.num_gen, shape.gen_workers, gpn);
         let total_nodes = ctx.nodes() + gen_workers.nodes();
         Topology {
             gpus_per_node: gpn,
