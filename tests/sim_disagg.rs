@@ -330,17 +330,21 @@ fn a_worker_dying_mid_stream_becomes_a_clean_error() {
                      "faults": {"GEN_0": {"exit_after_requests": 1}}});
     let mut g = graph(1, 1, sim, &[]);
     let addr = g.router.addr.clone();
+    let (streaming, in_flight) = std::sync::mpsc::channel();
     let long = std::thread::spawn(move || {
         let started = Instant::now();
-        let r = post_sse(
+        let r = post_sse_notify(
             &http(),
             &addr,
             "/v1/completions",
             &json!({"model": "m", "prompt": [1], "max_tokens": 3000, "stream": true}),
+            move || streaming.send(()).unwrap(),
         );
         (started.elapsed(), r)
     });
-    std::thread::sleep(Duration::from_millis(150));
+    in_flight
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the long stream started");
     let short = post_sse(
         &http(),
         &g.router.addr,

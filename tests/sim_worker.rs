@@ -372,15 +372,19 @@ fn sigterm_stops_the_worker_within_one_second_even_mid_stream() {
     let mut w = start_worker(dir.path(), "AGGR_0", "m", &engine, Some(&sim), &[]);
     w.process.wait_healthy(&w.addr, Duration::from_secs(20));
     let addr = w.addr.clone();
+    let (streaming, in_flight) = std::sync::mpsc::channel();
     let reader = std::thread::spawn(move || {
-        post_sse(
+        post_sse_notify(
             &http(),
             &addr,
             "/v1/completions",
             &json!({"model": "m", "prompt": "x", "max_tokens": 5000, "stream": true}),
+            move || streaming.send(()).unwrap(),
         )
     });
-    std::thread::sleep(Duration::from_millis(200));
+    in_flight
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the stream started");
     let sent = Instant::now();
     w.process.signal(libc::SIGTERM);
     let status = w

@@ -330,6 +330,19 @@ pub fn post_sse(
     path: &str,
     body: &Value,
 ) -> SseRead {
+    post_sse_notify(client, addr, path, body, || {})
+}
+
+/// [`post_sse`], calling `on_first_event` as soon as the first `data:` event has arrived (so a
+/// test can act on a stream that is known to be in flight).
+pub fn post_sse_notify(
+    client: &reqwest::blocking::Client,
+    addr: &str,
+    path: &str,
+    body: &Value,
+    on_first_event: impl FnOnce(),
+) -> SseRead {
+    let mut on_first_event = Some(on_first_event);
     let resp = client
         .post(format!("http://{addr}{path}"))
         .json(body)
@@ -358,6 +371,9 @@ pub fn post_sse(
                         at: Instant::now(),
                         data: data.to_string(),
                     });
+                    if let Some(notify) = on_first_event.take() {
+                        notify();
+                    }
                 }
             }
             Err(e) => {
