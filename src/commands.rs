@@ -247,16 +247,18 @@ pub fn check(settings: &Settings) -> Outcome {
     let mut out = String::new();
     let mut errors = 0;
     let mut warnings = 0;
-    let mut checked: Vec<PathBuf> = Vec::new();
+    let mut configs_seen: std::collections::HashSet<PathBuf> = Default::default();
+    let mut checked = 0;
     for spec in &trials {
         // Both trials of a stem share a config and a plan shape: check each config once,
         // but every failing trial (unknown ids, bad lines) individually.
-        if let Some(path) = &spec.config_path {
-            if spec.preflight_error.is_none() && checked.contains(path) {
-                continue;
-            }
-            checked.push(path.clone());
+        if let Some(path) = &spec.config_path
+            && !configs_seen.insert(path.clone())
+            && spec.preflight_error.is_none()
+        {
+            continue;
         }
+        checked += 1;
         match plan_trial(settings, spec, KeyMode::ReadOnly) {
             Ok(plan) => {
                 out.push_str(&format!("ok     {}\n", spec.name));
@@ -275,8 +277,7 @@ pub fn check(settings: &Settings) -> Outcome {
         }
     }
     out.push_str(&format!(
-        "{} checked, {errors} error(s), {warnings} warning(s)\n",
-        checked.len().max(trials.len().min(1))
+        "{checked} checked, {errors} error(s), {warnings} warning(s)\n"
     ));
     Outcome {
         stdout: out,
