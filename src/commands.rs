@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::catalog::Catalog;
@@ -48,25 +49,16 @@ pub fn selected_trials(settings: &Settings) -> Result<(Catalog, Vec<TrialSpec>),
     Ok((catalog, trials))
 }
 
-/// Parses every config of `paths` on all cores, keeping order.
-pub fn parse_all(paths: &[PathBuf]) -> Vec<Result<PerfConfig, crate::config::ConfigError>> {
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(paths.len().max(1));
-    let chunk = paths.len().div_ceil(workers).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = paths
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || part.iter().map(|p| load_perf_config(p)).collect::<Vec<_>>())
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
+/// Parses every config of `paths` on all cores and maps each result with `summarize` on the
+/// same worker (so big parsed configs are dropped where they were built), keeping order.
+pub fn parse_all<T: Send>(
+    paths: &[PathBuf],
+    summarize: impl Fn(Result<PerfConfig, crate::config::ConfigError>) -> T + Sync,
+) -> Vec<T> {
+    paths
+        .par_iter()
+        .map(|p| summarize(load_perf_config(p)))
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -97,10 +89,9 @@ pub fn list(settings: &Settings, json: bool, use_cache: bool) -> Outcome {
     paths.dedup();
     let cache = settings.target_dir.join("perfsanity-cache/list.json");
     let parsed = summaries(&paths, use_cache.then_some(cache.as_path()), |ps| {
-        parse_all(ps)
-            .into_iter()
-            .map(|r| r.map(|c| ConfigSummary::of(&c)).map_err(|e| e.to_string()))
-            .collect()
+        parse_all(ps, |r| {
+            r.map(|c| ConfigSummary::of(&c)).map_err(|e| e.to_string())
+        })
     });
     let rows: Vec<ListRow> = trials
         .iter()

@@ -80,9 +80,12 @@ pub fn summaries(
     cache: Option<&Path>,
     parse: impl Fn(&[PathBuf]) -> Vec<Summary>,
 ) -> Vec<Summary> {
+    let Some(cache) = cache else {
+        return parse(paths);
+    };
     let writer = writer_identity();
-    let mut file: CacheFile = cache
-        .and_then(|c| std::fs::read(c).ok())
+    let mut file: CacheFile = std::fs::read(cache)
+        .ok()
         .and_then(|bytes| serde_json::from_slice(&bytes).ok())
         .filter(|f: &CacheFile| !writer.is_empty() && f.writer == writer)
         .unwrap_or_default();
@@ -115,7 +118,7 @@ pub fn summaries(
             None => file.entries[p].1.clone(),
         })
         .collect();
-    if let (Some(cache), true) = (cache, changed) {
+    if changed {
         file.writer = writer;
         // Best effort: a cache that cannot be written only costs the next run a re-parse.
         if let Some(dir) = cache.parent() {

@@ -100,12 +100,19 @@ impl Builder {
         let (line, col) = start(&span);
         match event {
             Event::Scalar(text, style, anchor, tag) => {
-                let value = scalar(text.clone(), style, tag.as_ref()).ok_or_else(|| YamlError {
-                    line,
-                    col,
-                    message: format!("invalid value {:?} for its tag", text),
-                })?;
-                self.complete(Node { value, line, col }, anchor, Some(text.into_owned()))
+                let is_key = matches!(self.stack.last(), Some(Frame::Map { key: None, .. }));
+                let value = if is_key && anchor == 0 {
+                    // A key is kept as text only; resolving its type would be wasted work.
+                    Value::Null
+                } else {
+                    scalar(Cow::Borrowed(&text), style, tag.as_ref()).ok_or_else(|| YamlError {
+                        line,
+                        col,
+                        message: format!("invalid value {:?} for its tag", text),
+                    })?
+                };
+                let key_text = is_key.then(|| text.into_owned());
+                self.complete(Node { value, line, col }, anchor, key_text)
             }
             Event::SequenceStart(anchor, _) => {
                 self.stack.push(Frame::Seq {
