@@ -345,38 +345,51 @@ pub fn namespace_line(opts: &BenchOptions) -> String {
     format!("Namespace({})\n", body.join(", "))
 }
 
+/// Which centre a spread line leads with.
+enum Centre {
+    Mean,
+    Median,
+}
+
+/// One `<label>, ms (<centre> / p99 / max): a / b / c` line of the health section.
+fn spread_line(out: &mut String, label: &str, centre: Centre, s: &Stat, decimals: usize) {
+    let (name, value) = match centre {
+        Centre::Mean => ("mean", s.mean),
+        Centre::Median => ("median", s.median),
+    };
+    let p99 = s.percentiles.get(1).map_or(0.0, |p| p.1);
+    let _ = writeln!(
+        out,
+        "{label}, ms ({name} / p99 / max): {value:.decimals$} / {p99:.decimals$} / {:.decimals$}",
+        s.max
+    );
+}
+
 /// Our section after the block: achieved concurrency, client-side queueing, client lag, CPU.
 pub fn health_section(h: &ClientHealth, cpu_seconds: Option<f64>) -> String {
     let mut out = String::new();
-    let p99 = |s: &Stat| s.percentiles.get(1).map_or(0.0, |p| p.1);
     let _ = writeln!(out, "{:-^50}", " perfsanity client check ");
     let _ = writeln!(
         out,
         "Concurrency slots / achieved mean / peak: {} / {:.2} / {}",
         h.slots, h.achieved_concurrency_mean, h.achieved_concurrency_peak
     );
-    let _ = writeln!(
-        out,
-        "Client queue wait before send, ms (mean / p99 / max): {:.2} / {:.2} / {:.2}",
-        h.slot_wait_ms.mean,
-        p99(&h.slot_wait_ms),
-        h.slot_wait_ms.max
+    spread_line(
+        &mut out,
+        "Client queue wait before send",
+        Centre::Mean,
+        &h.slot_wait_ms,
+        2,
     );
     if let Some(d) = &h.dispatch_late_ms {
-        let _ = writeln!(
-            out,
-            "Dispatch timer lateness, ms (mean / p99 / max): {:.3} / {:.3} / {:.3}",
-            d.mean,
-            p99(d),
-            d.max
-        );
+        spread_line(&mut out, "Dispatch timer lateness", Centre::Mean, d, 3);
     }
-    let _ = writeln!(
-        out,
-        "Arrival to handling, ms (mean / p99 / max): {:.3} / {:.3} / {:.3}",
-        h.handle_lag_ms.mean,
-        p99(&h.handle_lag_ms),
-        h.handle_lag_ms.max
+    spread_line(
+        &mut out,
+        "Arrival to handling",
+        Centre::Mean,
+        &h.handle_lag_ms,
+        3,
     );
     let _ = writeln!(
         out,
@@ -389,19 +402,19 @@ pub fn health_section(h: &ClientHealth, cpu_seconds: Option<f64>) -> String {
         h.unstamped_reads,
         h.median_chunk_gap_ms
     );
-    let _ = writeln!(
-        out,
-        "Run-queue delay probe, ms (median / p99 / max): {:.3} / {:.3} / {:.3}",
-        h.queue_delay_ms.median,
-        p99(&h.queue_delay_ms),
-        h.queue_delay_ms.max
+    spread_line(
+        &mut out,
+        "Run-queue delay probe",
+        Centre::Median,
+        &h.queue_delay_ms,
+        3,
     );
-    let _ = writeln!(
-        out,
-        "Timer wake lateness probe, ms (median / p99 / max): {:.3} / {:.3} / {:.3}",
-        h.timer_late_ms.median,
-        p99(&h.timer_late_ms),
-        h.timer_late_ms.max
+    spread_line(
+        &mut out,
+        "Timer wake lateness probe",
+        Centre::Median,
+        &h.timer_late_ms,
+        3,
     );
     let _ = writeln!(
         out,
@@ -430,4 +443,52 @@ pub fn health_section(h: &ClientHealth, cpu_seconds: Option<f64>) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stat(mean: f64, median: f64, p99: f64, max: f64) -> Stat {
+        Stat {
+            mean,
+            median,
+            percentiles: vec![(50.0, median), (99.0, p99)],
+            max,
+            ..Stat::default()
+        }
+    }
+
+    #[test]
+    fn health_section_lines() {
+        let h = ClientHealth {
+            slots: 4,
+            achieved_concurrency_mean: 3.5,
+            achieved_concurrency_peak: 4,
+            slot_wait_ms: stat(1.234, 0.0, 5.678, 9.0),
+            dispatch_late_ms: Some(stat(0.1234, 0.0, 0.5, 1.0)),
+            handle_lag_ms: stat(0.01, 0.0, 0.02, 0.03),
+            queue_delay_ms: stat(0.0, 0.004, 0.05, 0.5),
+            timer_late_ms: stat(0.0, 1.05, 1.2, 2.0),
+            connections_opened: 4,
+            events: 1000,
+            kernel_timestamps: true,
+            median_chunk_gap_ms: 10.0,
+            ..ClientHealth::default()
+        };
+        let text = health_section(&h, Some(0.5));
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[2..8],
+            [
+                "Client queue wait before send, ms (mean / p99 / max): 1.23 / 5.68 / 9.00",
+                "Dispatch timer lateness, ms (mean / p99 / max): 0.123 / 0.500 / 1.000",
+                "Arrival to handling, ms (mean / p99 / max): 0.010 / 0.020 / 0.030",
+                "Chunk timestamps: kernel receive time (0 reads without one); median chunk gap 10.00 ms",
+                "Run-queue delay probe, ms (median / p99 / max): 0.004 / 0.050 / 0.500",
+                "Timer wake lateness probe, ms (median / p99 / max): 1.050 / 1.200 / 2.000",
+            ]
+        );
+        assert!(text.contains("Client CPU time, s: 0.500 (500.00 us per streamed event)"));
+    }
 }

@@ -211,12 +211,14 @@ impl Builder {
         }
     }
 
-    /// A node is finished: register its anchor and hand it to its parent.
+    /// A node is finished: register its anchor and hand it to its parent. `key_text` is the
+    /// scalar's text when the node stands where its mapping expects a key (`None` for
+    /// collections and aliases, which cannot be keys).
     fn complete(
         &mut self,
         node: Node,
         anchor: usize,
-        scalar_text: Option<String>,
+        key_text: Option<String>,
     ) -> Result<(), YamlError> {
         if anchor > 0 {
             self.anchors.insert(anchor, node.clone());
@@ -237,9 +239,7 @@ impl Builder {
                 ..
             }) => match key.take() {
                 None => {
-                    let Some(name) = scalar_text
-                        .filter(|_| !matches!(node.value, Value::Seq(_) | Value::Map(_)))
-                    else {
+                    let Some(name) = key_text else {
                         return Err(YamlError {
                             line: node.line,
                             col: node.col,

@@ -78,8 +78,27 @@ fn header(h: &HeaderMap, name: &str) -> Option<String> {
     h.get(name).and_then(|v| v.to_str().ok()).map(String::from)
 }
 
-fn mode(m: Option<Mode>) -> Mode {
-    m.unwrap_or(Mode::Accept)
+impl App {
+    /// Records a request as seen and returns how requests of its kind are answered.
+    fn note(
+        &self,
+        method: &str,
+        path: String,
+        headers: &HeaderMap,
+        body: &str,
+        mode_of: impl Fn(&Inner) -> Option<Mode>,
+    ) -> Mode {
+        let mut inner = self.inner.lock().unwrap();
+        inner.seen.push(Seen {
+            method: method.into(),
+            path,
+            proxy_authorization: header(headers, "proxy-authorization"),
+            authorization: header(headers, "authorization"),
+            content_type: header(headers, "content-type"),
+            body: body.to_string(),
+        });
+        mode_of(&inner).unwrap_or(Mode::Accept)
+    }
 }
 
 async fn hang_or(m: Mode) -> Option<StatusCode> {
@@ -97,18 +116,13 @@ async fn posting(
     body: Bytes,
 ) -> impl IntoResponse {
     let text = String::from_utf8_lossy(&body).to_string();
-    let m = {
-        let mut inner = app.inner.lock().unwrap();
-        inner.seen.push(Seen {
-            method: "POST".into(),
-            path: format!("/dataflow2/{project}/posting"),
-            proxy_authorization: header(&headers, "proxy-authorization"),
-            authorization: header(&headers, "authorization"),
-            content_type: header(&headers, "content-type"),
-            body: text.clone(),
-        });
-        mode(inner.post_mode)
-    };
+    let m = app.note(
+        "POST",
+        format!("/dataflow2/{project}/posting"),
+        &headers,
+        &text,
+        |inner| inner.post_mode,
+    );
     if let Some(status) = hang_or(m).await {
         return (status, "stand-in failure mode".to_string());
     }
@@ -219,18 +233,13 @@ async fn search(
     body: Bytes,
 ) -> impl IntoResponse {
     let text = String::from_utf8_lossy(&body).to_string();
-    let m = {
-        let mut inner = app.inner.lock().unwrap();
-        inner.seen.push(Seen {
-            method: "GET".into(),
-            path: format!("/opensearch/{index}/_search"),
-            proxy_authorization: header(&headers, "proxy-authorization"),
-            authorization: header(&headers, "authorization"),
-            content_type: header(&headers, "content-type"),
-            body: text.clone(),
-        });
-        mode(inner.search_mode)
-    };
+    let m = app.note(
+        "GET",
+        format!("/opensearch/{index}/_search"),
+        &headers,
+        &text,
+        |inner| inner.search_mode,
+    );
     if let Some(status) = hang_or(m).await {
         return (status, "stand-in failure mode".to_string());
     }
