@@ -19,8 +19,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use nix::sys::resource::{UsageWho, getrusage};
-use perfsanity::bench::scripted_server::{Script, ScriptedServer, write_wordlevel_tokenizer};
-use perfsanity::stats;
+use perfsanity::tools::bench::scripted_server::{
+    Script, ScriptedServer, write_wordlevel_tokenizer,
+};
+use perfsanity::util::stats;
 use serde_json::Value;
 
 fn env_or(name: &str, default: &str) -> String {

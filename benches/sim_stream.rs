@@ -245,8 +245,8 @@ fn run_scenario(dir: &Path, streams: usize, o: &Options) -> Report {
         }
     }
     assert_eq!(tokens, o.tokens * streams as u64, "every token arrived");
-    let gaps = perfsanity::stats::sorted(&gaps);
-    let rel = perfsanity::stats::sorted(&rel_errors);
+    let gaps = perfsanity::util::stats::sorted(&gaps);
+    let rel = perfsanity::util::stats::sorted(&rel_errors);
     Report {
         streams,
         wall,
@@ -254,10 +254,10 @@ fn run_scenario(dir: &Path, streams: usize, o: &Options) -> Report {
         sim_cpu,
         client_cpu,
         drift_mean: (actual_sum / expected_sum - 1.0) * 100.0,
-        gap_p50: perfsanity::stats::percentile_sorted(&gaps, 50.0),
-        gap_p99: perfsanity::stats::percentile_sorted(&gaps, 99.0),
-        rel_err_p50: perfsanity::stats::percentile_sorted(&rel, 50.0),
-        rel_err_p99: perfsanity::stats::percentile_sorted(&rel, 99.0),
+        gap_p50: perfsanity::util::stats::percentile_sorted(&gaps, 50.0),
+        gap_p99: perfsanity::util::stats::percentile_sorted(&gaps, 99.0),
+        rel_err_p50: perfsanity::util::stats::percentile_sorted(&rel, 50.0),
+        rel_err_p99: perfsanity::util::stats::percentile_sorted(&rel, 99.0),
         late: metrics[0]["numLateIterations"].as_f64().unwrap_or(0.0),
     }
 }

@@ -21,7 +21,7 @@ fn main() {
                 }
             }
             "load" => {
-                let _ = perfsanity::yaml::load_str(text).unwrap();
+                let _ = perfsanity::util::yaml::load_str(text).unwrap();
                 n += 1;
             }
             _ => {

@@ -10,7 +10,7 @@ use std::io::Read;
 use std::time::Duration;
 
 use clap::Parser;
-use perfsanity::bench::scripted_server::{FailMode, Script, ScriptedServer};
+use perfsanity::tools::bench::scripted_server::{FailMode, Script, ScriptedServer};
 
 #[derive(Parser)]
 struct Opts {

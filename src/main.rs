@@ -7,8 +7,8 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use perfsanity::commands::{self, Outcome};
-use perfsanity::settings::{ProcessEnv, Settings, find_project_root, target_dir};
+use perfsanity::app::commands::{self, Outcome};
+use perfsanity::app::settings::{ProcessEnv, Settings, find_project_root, target_dir};
 
 /// perfsanity: perf tests for LLM serving (TensorRT-LLM disaggregated serving).
 ///
@@ -55,9 +55,9 @@ enum Command {
         tee: bool,
     },
     /// Embedded TensorRT-LLM simulator: `perfsanity sim trtllm-serve …`.
-    Sim(perfsanity::sim::SimArgs),
+    Sim(perfsanity::tools::sim::SimArgs),
     /// Native benchmark client, a drop-in for `benchmark_serving`.
-    Bench(perfsanity::bench::BenchArgs),
+    Bench(perfsanity::tools::bench::BenchArgs),
     /// Dataset tools.
     #[command(subcommand)]
     Dataset(DatasetCommand),
@@ -68,13 +68,13 @@ enum Command {
     Report(perfsanity::report::ReportArgs),
     /// SLURM batch scripts and submission (docs/SLURM.md).
     #[command(subcommand)]
-    Slurm(perfsanity::slurm::SlurmCommand),
+    Slurm(perfsanity::run::slurm::SlurmCommand),
 }
 
 #[derive(Debug, Subcommand)]
 enum DatasetCommand {
     /// Write a `trtllm_custom` JSON Lines dataset.
-    Gen(perfsanity::bench::DatasetGenArgs),
+    Gen(perfsanity::tools::bench::DatasetGenArgs),
 }
 
 fn settings() -> Result<Settings, String> {
@@ -122,18 +122,21 @@ fn main() -> ExitCode {
             Ok(s) => {
                 let code = emit(commands::run(s, &trials, role, tee));
                 // Interrupted: 128 + signal, as the signal handler's own exit would be.
-                perfsanity::launch::signals::interrupted_exit_code().map_or(code, ExitCode::from)
+                perfsanity::run::launch::signals::interrupted_exit_code()
+                    .map_or(code, ExitCode::from)
             }
             Err(e) => {
                 eprintln!("perfsanity: {e}");
                 ExitCode::from(2)
             }
         },
-        Command::Sim(args) => perfsanity::sim::run(args),
-        Command::Bench(args) => perfsanity::bench::run(args),
-        Command::Dataset(DatasetCommand::Gen(args)) => perfsanity::bench::run_dataset_gen(args),
+        Command::Sim(args) => perfsanity::tools::sim::run(args),
+        Command::Bench(args) => perfsanity::tools::bench::run(args),
+        Command::Dataset(DatasetCommand::Gen(args)) => {
+            perfsanity::tools::bench::run_dataset_gen(args)
+        }
         Command::Results(cmd) => emit(perfsanity::results::cli::run(&cmd)),
         Command::Report(args) => emit(perfsanity::report::run(&args)),
-        Command::Slurm(cmd) => perfsanity::slurm::run(cmd),
+        Command::Slurm(cmd) => perfsanity::run::slurm::run(cmd),
     }
 }

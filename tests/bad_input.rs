@@ -3,11 +3,11 @@
 
 use std::path::{Path, PathBuf};
 
-use perfsanity::catalog::Catalog;
+use perfsanity::app::settings::Settings;
+use perfsanity::catalog::scan::Catalog;
+use perfsanity::catalog::selection::{all_trials, testlist_trials};
+use perfsanity::catalog::testlist::{load_testlist, parse_test_db};
 use perfsanity::config::parse_perf_config;
-use perfsanity::selection::{all_trials, testlist_trials};
-use perfsanity::settings::Settings;
-use perfsanity::testlist::{load_testlist, parse_test_db};
 
 /// A small valid config; each case below breaks one thing.
 const GOOD: &str = "\
@@ -249,7 +249,7 @@ fn duplicate_stem_names_both_files() {
     let dir = tempfile::tempdir().unwrap();
     let a = write(dir.path(), "test_configs/disagg/perf/same.yaml", GOOD);
     let b = write(dir.path(), "test_configs/wideep/perf/same.yaml", GOOD);
-    let cat = Catalog::scan(&perfsanity::catalog::config_dirs(dir.path(), None)).unwrap();
+    let cat = Catalog::scan(&perfsanity::catalog::scan::config_dirs(dir.path(), None)).unwrap();
     let trials = all_trials(&cat);
     assert_eq!(trials.len(), 2);
     for t in &trials {
@@ -272,7 +272,7 @@ fn testlist_problems_become_failing_trials() {
         "disagg-tiny-one\ndisagg_upload-tiny-on TIMEOUT (5)\nperf/test_perf.py::test_perf[x]\nfoo bar baz\n\
          disagg-tiny-one TIMEOUT (soon)\naggr_upload-llama-x\ndisagg-tiny-one\n",
     );
-    let cat = Catalog::scan(&perfsanity::catalog::config_dirs(dir.path(), None)).unwrap();
+    let cat = Catalog::scan(&perfsanity::catalog::scan::config_dirs(dir.path(), None)).unwrap();
     let trials = testlist_trials(&cat, &load_testlist(&list).unwrap());
     let failing: Vec<(String, String)> = trials
         .iter()
@@ -360,7 +360,7 @@ fn bad_ready_timeout_env_fails_the_plan() {
             repo_root: None,
             cwd: "/".into(),
             sim_dataset_root: "/d".into(),
-            toolchain: perfsanity::toolchain::Toolchain::Sim,
+            toolchain: perfsanity::plan::toolchain::Toolchain::Sim,
             scale: Scale::Full,
             hostname: "h".into(),
             job_id: None,

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use assert_cmd::Command;
-use perfsanity::bench::scripted_server::{Script, ScriptedServer};
 use perfsanity::measure::{check_client_output, parse_client_output};
+use perfsanity::tools::bench::scripted_server::{Script, ScriptedServer};
 
 fn bench() -> Command {
     let mut c = Command::cargo_bin("perfsanity").unwrap();

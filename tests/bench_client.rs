@@ -10,14 +10,14 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use perfsanity::bench::dataset::{Prompt, RandomSpec, random_standard};
-use perfsanity::bench::scripted_server::{
+use perfsanity::measure::{OutputProblem, check_client_output, parse_client_output};
+use perfsanity::tools::bench::dataset::{Prompt, RandomSpec, random_standard};
+use perfsanity::tools::bench::scripted_server::{
     FailMode, Script, ScriptedServer, write_wordlevel_tokenizer,
 };
-use perfsanity::bench::{BenchArgs, BenchError, BenchReport, execute};
-use perfsanity::measure::{OutputProblem, check_client_output, parse_client_output};
-use perfsanity::stats;
-use perfsanity::tokenizer::Tokenizer;
+use perfsanity::tools::bench::{BenchArgs, BenchError, BenchReport, execute};
+use perfsanity::util::stats;
+use perfsanity::util::tokenizer::Tokenizer;
 use serde_json::Value;
 
 #[derive(Parser)]
@@ -449,7 +449,7 @@ fn sa_flavor_prints_and_saves_like_the_sa_client() {
 #[test]
 fn custom_dataset_chat_and_non_streaming() {
     let dir = tempfile::tempdir().unwrap();
-    let gen_args = perfsanity::bench::DatasetGenArgs {
+    let gen_args = perfsanity::tools::bench::DatasetGenArgs {
         num_prompts: 6,
         input_len: 10,
         output_len: 7,
@@ -459,7 +459,7 @@ fn custom_dataset_chat_and_non_streaming() {
         seed: 1,
         output_dir: dir.path().to_path_buf(),
     };
-    let path = perfsanity::bench::dataset_gen::generate(&gen_args).unwrap();
+    let path = perfsanity::tools::bench::dataset_gen::generate(&gen_args).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     let expected_out: u64 = text
         .lines()

@@ -6,10 +6,10 @@
 //! headers and trailing padding).
 
 use clap::Parser;
-use perfsanity::bench::BenchArgs;
-use perfsanity::bench::metrics::{Stat, Summary};
-use perfsanity::bench::report::{namespace_line, result_block};
 use perfsanity::measure::{OutputProblem, check_client_output, parse_client_output};
+use perfsanity::tools::bench::BenchArgs;
+use perfsanity::tools::bench::metrics::{Stat, Summary};
+use perfsanity::tools::bench::report::{namespace_line, result_block};
 
 #[derive(Parser)]
 struct Cli {
@@ -17,7 +17,7 @@ struct Cli {
     args: BenchArgs,
 }
 
-fn opts(extra: &[&str]) -> perfsanity::bench::BenchOptions {
+fn opts(extra: &[&str]) -> perfsanity::tools::bench::BenchOptions {
     let mut argv = vec![
         "bench",
         "--model",

@@ -6,10 +6,10 @@ use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use perfsanity::config::{BenchmarkMode, load_perf_config, parse_perf_config};
+use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{
     DatasetPlan, Plan, PlanError, PlanInputs, Role, Scale, TrialRequest, build_plan,
 };
-use perfsanity::toolchain::Toolchain;
 
 const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 const QWEN_STEM: &str = "h200_qwen3-32b-fp8_4k1k_con128_ctx1_tp1_gen1_tp2_eplb0_mtp0_ccb-DEFAULT";

@@ -8,11 +8,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use assert_cmd::Command;
-use perfsanity::outcome::{FailureClass, LogTail, TrialFailure, TrialOutcome, TrialStatus};
+use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{Role, Scale};
 use perfsanity::report::{write_html_report, write_junit};
 use perfsanity::results::{Store, record_trial_at};
-use perfsanity::toolchain::Toolchain;
+use perfsanity::run::outcome::{FailureClass, LogTail, TrialFailure, TrialOutcome, TrialStatus};
 use support::xml::{Element, parse};
 use support::*;
 

@@ -7,14 +7,14 @@ mod support;
 use std::path::Path;
 
 use assert_cmd::Command;
-use perfsanity::outcome::FailureClass;
+use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{Plan, Scale};
 use perfsanity::results::store::STALE_AFTER_MS;
 use perfsanity::results::{
     ClientResult, HistorySource, ResultsContext, ResultsError, Store, TrialResults, UploadOutcome,
     UploadState, record_trial_at,
 };
-use perfsanity::toolchain::Toolchain;
+use perfsanity::run::outcome::FailureClass;
 use support::gateway::StandIn;
 use support::*;
 

@@ -13,13 +13,13 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
 use perfsanity::config::PerfConfig;
+use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{Plan, Scale};
 use perfsanity::results::context::{POC_PROJECT, gateway_from_env};
 use perfsanity::results::{
     GatewaySettings, ResultsContext, Store, TrialResults, UploadOutcome, UploadState, push_pending,
     record_trial,
 };
-use perfsanity::toolchain::Toolchain;
 use serde_json::{Value, json};
 use support::gateway::{Mode, StandIn, refused_url};
 use support::*;
@@ -466,7 +466,10 @@ fn gateway_history_drives_a_failing_pre_merge_verdict() {
     let failure = results
         .regression_failure()
         .expect("token throughput halved");
-    assert_eq!(failure.class, perfsanity::outcome::FailureClass::Regression);
+    assert_eq!(
+        failure.class,
+        perfsanity::run::outcome::FailureClass::Regression
+    );
     assert!(
         failure
             .message

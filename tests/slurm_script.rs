@@ -11,13 +11,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use perfsanity::app::settings::Settings;
 use perfsanity::config::{BenchmarkMode, PerfConfig, load_perf_config, parse_perf_config};
+use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{Plan, PlanInputs, Scale, TrialRequest, build_plan};
-use perfsanity::settings::Settings;
-use perfsanity::slurm::quote::sbatch_split;
-use perfsanity::slurm::script::{LITERALS_BEGIN, LITERALS_END};
-use perfsanity::slurm::{JobEnv, JobLayout, ScriptInputs, SiteOptions, render_script};
-use perfsanity::toolchain::Toolchain;
+use perfsanity::run::slurm::quote::sbatch_split;
+use perfsanity::run::slurm::script::{LITERALS_BEGIN, LITERALS_END};
+use perfsanity::run::slurm::{JobEnv, JobLayout, ScriptInputs, SiteOptions, render_script};
 
 // ------------------------------------------------------------------ fixtures
 
@@ -126,7 +126,7 @@ fn script_of(plan: &Plan, config: &PerfConfig, root: &Path, env: &[(&str, &str)]
 
 struct Env<'a>(Vec<(&'a str, &'a str)>);
 
-impl perfsanity::settings::EnvSource for Env<'_> {
+impl perfsanity::app::settings::EnvSource for Env<'_> {
     fn var(&self, name: &str) -> Option<String> {
         self.0
             .iter()

@@ -4,10 +4,10 @@
 
 use std::path::{Path, PathBuf};
 
+use perfsanity::catalog::testlist::load_testlist;
 use perfsanity::config::{parse_aggregated_config, parse_perf_config};
+use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{PlanInputs, Scale, TrialRequest, build_plan};
-use perfsanity::testlist::load_testlist;
-use perfsanity::toolchain::Toolchain;
 
 fn upstream() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/upstream");

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use crate::yaml::Value;
+use crate::util::yaml::Value;
 
 use super::error::{ConfigError, Problems};
 use super::reader::{Section, describe};

@@ -94,8 +94,8 @@ impl Problems {
 }
 
 /// Parses YAML text, turning a syntax error into a [`ConfigError`] for `file`.
-pub fn load_yaml(text: &str, file: &Path) -> Result<crate::yaml::Node, ConfigError> {
-    crate::yaml::load_str(text).map_err(|e| {
+pub fn load_yaml(text: &str, file: &Path) -> Result<crate::util::yaml::Node, ConfigError> {
+    crate::util::yaml::load_str(text).map_err(|e| {
         ConfigError::single(
             file,
             "",

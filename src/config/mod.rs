@@ -1,6 +1,6 @@
 //! The perf YAML model ([`PerfConfig`]) and its strict parser.
 //!
-//! Reading happens in one pass over a position-annotated YAML tree ([`crate::yaml`]): typed
+//! Reading happens in one pass over a position-annotated YAML tree ([`crate::util::yaml`]): typed
 //! sections are read key by key and unknown keys are rejected; engine blocks are kept verbatim.
 //! Every problem carries the file, the key path and the line ([`ConfigError`]).
 

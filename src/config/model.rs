@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::env_string::EnvList;
-use crate::yaml::{Mapping, Node};
+use crate::util::yaml::{Mapping, Node};
 
 /// A parsed, validated perf config.
 #[derive(Debug, Clone, Serialize)]

@@ -3,7 +3,7 @@
 //! [`Section::finish`] rejects keys the section does not know (with a "did you mean" hint), so a
 //! typo like `concurency_list` can never silently fall back to a default.
 
-use crate::yaml::{Mapping, Node, Value};
+use crate::util::yaml::{Mapping, Node, Value};
 
 use super::error::Problems;
 
@@ -97,7 +97,7 @@ impl<'a> Section<'a> {
             Value::Str(s) if s.is_empty() || is_placeholder(s) => None,
             Value::Str(s) => Some(s.clone()),
             Value::Int(i) => Some(i.to_string()),
-            Value::Float(f) => Some(crate::yaml::python_float(*f)),
+            Value::Float(f) => Some(crate::util::yaml::python_float(*f)),
             _ => {
                 self.type_problem(p, key, node, "a string");
                 None
@@ -190,7 +190,7 @@ impl<'a> Section<'a> {
                 .filter_map(|(k, v)| match &v.value {
                     Value::Str(s) => Some((k.name.clone(), s.clone())),
                     Value::Int(i) => Some((k.name.clone(), i.to_string())),
-                    Value::Float(f) => Some((k.name.clone(), crate::yaml::python_float(*f))),
+                    Value::Float(f) => Some((k.name.clone(), crate::util::yaml::python_float(*f))),
                     Value::Bool(b) => Some((k.name.clone(), b.to_string())),
                     _ => {
                         p.push(
@@ -265,7 +265,7 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::yaml::load_str;
+    use crate::util::yaml::load_str;
 
     #[test]
     fn placeholders() {

@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 
 use memchr::memmem;
 
-use crate::stats;
+use crate::util::stats;
 
 /// Rows kept per file, as upstream.
 pub const MAX_ROWS_PER_FILE: usize = 500_000;

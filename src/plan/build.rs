@@ -11,8 +11,8 @@ use super::topology::Topology;
 use super::{ClientSpec, GeneratedFile, Plan, ProcessSpec, Role, RouterSpec, Timeouts};
 use crate::config::env_string::{EnvList, merge, set};
 use crate::config::{BenchmarkMode, PerfConfig, WorkerSection};
-use crate::toolchain::{ClientKind, Toolchain, client_prefix, router_prefix, worker_prefix};
-use crate::yaml::python_float;
+use crate::plan::toolchain::{ClientKind, Toolchain, client_prefix, router_prefix, worker_prefix};
+use crate::util::yaml::python_float;
 
 /// Which trial to plan.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -448,7 +448,7 @@ pub fn build_plan(
     if no_context {
         set(&mut router_env, "TRTLLM_DISAGG_BENCHMARK_GEN_ONLY", "1");
     }
-    let router_node = |specific: &Option<crate::yaml::Node>| {
+    let router_node = |specific: &Option<crate::util::yaml::Node>| {
         specific.clone().or_else(|| config.router_config.clone())
     };
     let router = RouterSpec {

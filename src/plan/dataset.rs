@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::config::{DatasetFallback, PerfConfig};
-use crate::toolchain::{ClientKind, Toolchain};
+use crate::plan::toolchain::{ClientKind, Toolchain};
 
 /// What a generated dataset must contain.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use crate::config::{HARNESS_ONLY_WORKER_KEYS, WorkerSection};
-use crate::yaml::{KeyOrder, Mapping, Node, Value, to_yaml_string};
+use crate::util::yaml::{KeyOrder, Mapping, Node, Value, to_yaml_string};
 
 /// Builds the engine config mapping for one worker kind.
 ///

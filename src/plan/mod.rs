@@ -5,13 +5,16 @@
 //! content, the client runs, the topology, timeouts and the benchmark mode with the reason it
 //! was chosen. The runner only executes a plan; the dry-run only prints one.
 
+pub mod auth_key;
 mod build;
 mod dataset;
 mod engine_config;
+pub mod prepare;
 mod render;
 mod role;
 mod router_config;
 mod scale;
+pub mod toolchain;
 mod topology;
 
 use std::path::PathBuf;
@@ -29,7 +32,7 @@ pub use topology::{Shape, Topology, WorkerTopology};
 
 use crate::config::BenchmarkMode;
 use crate::config::env_string::EnvList;
-use crate::toolchain::{ClientKind, Toolchain};
+use crate::plan::toolchain::{ClientKind, Toolchain};
 
 /// A complete, executable description of one trial.
 #[derive(Debug, Clone, Serialize)]

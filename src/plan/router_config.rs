@@ -4,7 +4,7 @@
 
 use serde::Serialize;
 
-use crate::yaml::{KeyOrder, Mapping, Node, Value, to_yaml_string};
+use crate::util::yaml::{KeyOrder, Mapping, Node, Value, to_yaml_string};
 
 /// Everything in `server_config.<s>.yaml` except the worker URLs.
 #[derive(Debug, Clone, Serialize)]

@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::outcome::{TrialOutcome, TrialStatus};
-use crate::settings::EnvSource;
+use crate::app::settings::EnvSource;
+use crate::run::outcome::{TrialOutcome, TrialStatus};
 
 /// Name of the report and of its one suite.
 pub const SUITE_NAME: &str = "perfsanity";
@@ -98,5 +98,5 @@ pub fn write_junit(path: &Path, outcomes: &[TrialOutcome]) -> Result<(), JunitEr
     if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
         std::fs::create_dir_all(parent).map_err(|e| err(e.to_string()))?;
     }
-    crate::trial::write_atomic(path, xml.as_bytes()).map_err(|e| err(e.to_string()))
+    crate::plan::prepare::write_atomic(path, xml.as_bytes()).map_err(|e| err(e.to_string()))
 }

@@ -12,10 +12,10 @@ use clap::Args;
 pub use html::{ReportError, ReportSummary, write_html_report};
 pub use junit::{JunitError, junit_path_from_env, junit_report, write_junit};
 
-use crate::commands::Outcome;
+use crate::app::commands::Outcome;
+use crate::app::settings::{EnvSource, ProcessEnv, find_project_root, target_dir};
 use crate::results::cli::db_path;
 use crate::results::store::Store;
-use crate::settings::{EnvSource, ProcessEnv, find_project_root, target_dir};
 
 /// `perfsanity report` options.
 #[derive(Debug, Args)]

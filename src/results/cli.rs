@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use crate::commands::Outcome;
-use crate::settings::{EnvSource, ProcessEnv, find_project_root, target_dir};
+use crate::app::commands::Outcome;
+use crate::app::settings::{EnvSource, ProcessEnv, find_project_root, target_dir};
 
 use super::context::{default_db_path, gateway_from_env};
 use super::store::{Row, Store, UploadState};

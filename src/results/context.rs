@@ -9,8 +9,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::settings::EnvSource;
-use crate::toolchain::Toolchain;
+use crate::app::settings::EnvSource;
+use crate::plan::toolchain::Toolchain;
 
 use super::ResultsError;
 use super::gpu;

@@ -39,7 +39,7 @@ pub use trial::{
 pub use value::{FieldValue, Record};
 pub use verdict::{HistorySource, RegressionVerdict, evaluate_verdict};
 
-use crate::outcome::FailureClass;
+use crate::run::outcome::FailureClass;
 
 /// Why the results stage failed.
 #[derive(Debug, thiserror::Error)]

@@ -12,8 +12,8 @@
 use indexmap::IndexMap;
 
 use crate::config::{BenchmarkMode, PerfConfig};
+use crate::plan::toolchain::ClientKind;
 use crate::plan::{ClientSpec, Plan};
-use crate::toolchain::ClientKind;
 
 use super::context::CiEnv;
 use super::job_info::job_info;

@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::context::ThresholdOverrides;
 use super::history::{Doc, latest, latest_baseline_threshold, timestamp_ms};
 use super::value::Record;
-use crate::stats::percentile;
+use crate::util::stats::percentile;
 
 /// Larger is better (TPOT included: an upstream quirk kept for comparable history, gotcha 2).
 pub const MAXIMIZE_METRICS: [&str; 8] = [

@@ -9,7 +9,7 @@
 
 use crate::config::WorkerSection;
 use crate::config::env_string::{EnvList, get};
-use crate::yaml::{Mapping, Node, Value};
+use crate::util::yaml::{Mapping, Node, Value};
 
 use super::pyjson::py_float_repr;
 use super::value::{FieldValue, Record};

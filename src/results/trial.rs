@@ -10,9 +10,9 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::config::PerfConfig;
-use crate::outcome::{FailureClass, TrialFailure};
+use crate::plan::toolchain::Toolchain;
 use crate::plan::{Plan, Role, Scale};
-use crate::toolchain::Toolchain;
+use crate::run::outcome::{FailureClass, TrialFailure};
 
 use super::ResultsError;
 use super::context::{GatewaySettings, ResultsContext};

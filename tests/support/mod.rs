@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 
 use indexmap::IndexMap;
 use perfsanity::config::{BenchmarkMode, PerfConfig, load_perf_config, parse_perf_config};
+use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{Plan, PlanInputs, Scale, TrialRequest, build_plan};
 use perfsanity::results::context::ThresholdOverrides;
 use perfsanity::results::{CiEnv, ClientResult, GatewaySettings, ResultsContext};
-use perfsanity::toolchain::Toolchain;
 
 pub const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
 pub const QWEN_STEM: &str =

@@ -1,0 +1,159 @@
+//! The `cargo test` harness behind `tests/perf.rs`: catalog (or `PERF_TESTLIST`) → one
+//! libtest-mimic trial per selected trial → run. All logic lives here so the test file stays a
+//! one-liner and this module stays testable.
+//!
+//! libtest-mimic owns argv (name filters, `--exact`, `--list`, `--ignored`, `--test-threads`),
+//! so settings come from environment variables. `main` returns the conclusion's exit code
+//! instead of calling `process::exit`, so destructors (process teardown guards) always run.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+
+use libtest_mimic::{Arguments, Failed, Trial};
+
+use crate::app::commands::selected_trials;
+use crate::app::settings::{ProcessEnv, Settings, target_dir};
+use crate::catalog::selection::TrialSpec;
+use crate::config::{BenchmarkMode, load_perf_config};
+use crate::plan::Topology;
+use crate::report::{junit_path_from_env, write_junit};
+use crate::run::execute::Executor;
+use crate::run::launch::signals;
+use crate::run::outcome::{TrialOutcome, TrialStatus};
+
+/// Everything a trial body needs, shared by all trials.
+pub struct HarnessContext {
+    /// Runs trials.
+    pub executor: Executor,
+    /// Outcomes of the trials that ran, for JUnit and the summary.
+    pub outcomes: Mutex<Vec<TrialOutcome>>,
+}
+
+/// Entry point of `tests/perf.rs`: `manifest_dir` is the crate root (`CARGO_MANIFEST_DIR`) and
+/// `self_exe` the built `perfsanity` binary (`CARGO_BIN_EXE_perfsanity`).
+pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
+    let args = Arguments::from_args();
+    let root = Path::new(manifest_dir);
+    let target = target_dir(&ProcessEnv, root);
+    let fail = |e: String| {
+        eprintln!("perfsanity harness: {e}");
+        ExitCode::from(2)
+    };
+    let settings = match Settings::from_env(&ProcessEnv, root, &target) {
+        Ok(s) => s,
+        Err(e) => return fail(e.to_string()),
+    };
+    let specs = match selected_trials(&settings) {
+        Ok((_, specs)) => specs,
+        Err(e) => return fail(e),
+    };
+    let executor = match Executor::from_env(settings, PathBuf::from(self_exe), args.nocapture) {
+        Ok(e) => e,
+        Err(e) => return fail(e),
+    };
+    let ctx = Arc::new(HarnessContext {
+        executor,
+        outcomes: Mutex::new(Vec::new()),
+    });
+    if !args.list {
+        signals::install();
+    }
+    let trials = build_trials(&ctx, specs, &args);
+    let conclusion = libtest_mimic::run(&args, trials);
+    let outcomes = ctx.outcomes.lock().unwrap_or_else(|e| e.into_inner());
+    print_summary(&outcomes);
+    if let Some(path) = junit_path_from_env(&ProcessEnv)
+        && let Err(e) = write_junit(&path, &outcomes)
+    {
+        eprintln!("perfsanity harness: {e}");
+        return ExitCode::from(2);
+    }
+    // Interrupted: the trials tore their processes down and reported; the exit status says
+    // why the run ended (the signal thread may still be about to exit with the same code).
+    if let Some(code) = signals::interrupted_exit_code() {
+        return ExitCode::from(code);
+    }
+    conclusion.exit_code()
+}
+
+/// After the run: the headline numbers of every trial that ran (stderr, so `--list` output and
+/// libtest's own report stay clean).
+fn print_summary(outcomes: &[TrialOutcome]) {
+    let lines: Vec<&String> = outcomes
+        .iter()
+        .filter(|o| matches!(o.status, TrialStatus::Passed))
+        .flat_map(|o| o.summary.iter())
+        .collect();
+    if lines.is_empty() {
+        return;
+    }
+    eprintln!("\nperfsanity results:");
+    for line in lines {
+        eprintln!("  {line}");
+    }
+}
+
+/// One libtest-mimic trial per spec. With `--exact <name>` (what nextest runs per test) only
+/// that trial is built.
+///
+/// With real GPUs (trtllm toolchain) a trial that needs more GPUs than the host shows is
+/// *ignored at list time*, with the reason printed to stderr, so nextest and JUnit count it as
+/// skipped rather than passed.
+pub fn build_trials(
+    ctx: &Arc<HarnessContext>,
+    specs: Vec<TrialSpec>,
+    args: &Arguments,
+) -> Vec<Trial> {
+    let exact = args.exact.then_some(args.filter.as_deref()).flatten();
+    specs
+        .into_iter()
+        .filter(|spec| exact.is_none_or(|name| name == spec.name))
+        .map(|spec| {
+            let too_big = ctx
+                .executor
+                .gpus
+                .as_ref()
+                .and_then(|pool| gpu_shortfall(&spec, pool.len()));
+            if let Some(reason) = &too_big
+                && !args.list
+            {
+                eprintln!("note: {} is ignored: {reason}", spec.name);
+            }
+            let ctx = Arc::clone(ctx);
+            Trial::test(spec.name.clone(), move || run_trial(&ctx, &spec))
+                .with_ignored_flag(too_big.is_some())
+        })
+        .collect()
+}
+
+/// "needs N GPUs, M visible" when the trial cannot run on this host.
+fn gpu_shortfall(spec: &TrialSpec, visible: usize) -> Option<String> {
+    let config = load_perf_config(spec.config_path.as_ref()?).ok()?;
+    let mode = spec.mode_override.unwrap_or(config.benchmark.mode);
+    let needs = Topology::of(&config, mode == BenchmarkMode::GenOnlyNoContext).gpus_used;
+    (needs as usize > visible).then(|| {
+        format!(
+            "needs {needs} GPUs, {visible} visible; run it through SLURM (perfsanity slurm submit)"
+        )
+    })
+}
+
+/// Runs one trial and keeps its outcome for the JUnit report and the summary.
+pub fn run_trial(ctx: &HarnessContext, spec: &TrialSpec) -> Result<(), Failed> {
+    let outcome = ctx.executor.execute(spec);
+    let result = match &outcome.status {
+        TrialStatus::Failed(f) => Err(Failed::from(f.to_string())),
+        _ => Ok(()),
+    };
+    if ctx.executor.tee {
+        for line in &outcome.summary {
+            println!("{line}");
+        }
+    }
+    ctx.outcomes
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .push(outcome);
+    result
+}

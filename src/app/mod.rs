@@ -1,0 +1,6 @@
+//! The edge: the only code that reads argv and the process environment, writes to stdout and
+//! stderr, or decides exit codes. Everything below it takes values and returns values.
+
+pub mod commands;
+pub mod harness;
+pub mod settings;

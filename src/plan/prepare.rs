@@ -1,0 +1,136 @@
+//! From a selected trial to its plan: load and validate the config, obtain the auth key, build
+//! the plan; and write a plan's files. Shared by the CLI (`plan`, `check`) and the harness.
+
+use std::path::Path;
+
+use crate::app::settings::Settings;
+use crate::catalog::selection::TrialSpec;
+use crate::config::{ConfigError, PerfConfig, load_perf_config};
+use crate::plan::auth_key;
+use crate::plan::{Plan, PlanError, PlanInputs, TrialRequest, build_plan};
+
+/// Why a trial could not be planned.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TrialError {
+    /// Failed before reading a config (duplicate stem, unknown id, bad test-list line).
+    #[error("{0}")]
+    Preflight(String),
+    /// The config is invalid.
+    #[error("config error:\n{0}")]
+    Config(#[from] ConfigError),
+    /// The plan cannot be built.
+    #[error("plan error: {0}")]
+    Plan(#[from] PlanError),
+    /// Files could not be read or written.
+    #[error("{0}")]
+    Io(String),
+}
+
+/// How the auth key is obtained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyMode {
+    /// Dry-run: use an existing key or show a placeholder; write nothing.
+    ReadOnly,
+    /// Create the key file when missing (a real run).
+    Create,
+}
+
+/// The plan of `spec`.
+pub fn plan_trial(
+    settings: &Settings,
+    spec: &TrialSpec,
+    key_mode: KeyMode,
+) -> Result<Plan, TrialError> {
+    prepare_trial(settings, spec, key_mode).map(|(_, plan)| plan)
+}
+
+/// The validated config and the plan of `spec`.
+pub fn prepare_trial(
+    settings: &Settings,
+    spec: &TrialSpec,
+    key_mode: KeyMode,
+) -> Result<(PerfConfig, Plan), TrialError> {
+    if let Some(message) = &spec.preflight_error {
+        return Err(TrialError::Preflight(message.clone()));
+    }
+    let (Some(stem), Some(path)) = (&spec.stem, &spec.config_path) else {
+        return Err(TrialError::Preflight(format!(
+            "trial {} has no config",
+            spec.name
+        )));
+    };
+    let config = load_perf_config(path)?;
+    let output_dir = settings.output_root.join(&spec.name);
+    let auth_key = match (&config.internal_request_auth_key, key_mode) {
+        (Some(k), _) => k.clone(),
+        (None, KeyMode::ReadOnly) => auth_key::read_key(&output_dir)
+            .unwrap_or_else(|| auth_key::AUTH_KEY_PLACEHOLDER.to_string()),
+        (None, KeyMode::Create) => auth_key::obtain_key(&output_dir).map_err(|e| {
+            TrialError::Io(format!(
+                "cannot create {}: {e}",
+                auth_key::key_path(&output_dir).display()
+            ))
+        })?,
+    };
+    let exists = |p: &Path| p.exists();
+    let inputs = PlanInputs {
+        output_root: settings.output_root.clone(),
+        models_root: settings.models_root.clone(),
+        repo_root: settings.repo_root.clone(),
+        cwd: settings.project_root.clone(),
+        sim_dataset_root: settings.sim_dataset_root.clone(),
+        toolchain: settings.toolchain,
+        scale: settings.scale,
+        hostname: settings.hostname.clone(),
+        job_id: settings.job_id.clone(),
+        auth_key,
+        dataset_fallback_env: settings.dataset_fallback_env,
+        disagg_ready_timeout_env: settings.disagg_ready_timeout_env.clone(),
+        ready_timeout_env: settings.ready_timeout_env.clone(),
+        exists: &exists,
+    };
+    let request = TrialRequest {
+        trial: spec.name.clone(),
+        test_list_id: spec.test_list_id.clone(),
+        stem: stem.clone(),
+        upload: spec.upload,
+        mode_override: spec.mode_override,
+        time_limit_s: spec.time_limit_s,
+    };
+    let mut plan = build_plan(&config, &request, &inputs)?;
+    // PERF_TRIAL_TIMEOUT_S replaces the test list's TIMEOUT (minutes) for every trial.
+    if let Some(limit_s) = settings.trial_timeout_s {
+        plan.timeouts.trial_s = Some(limit_s);
+        plan.timeouts.trial_source = "PERF_TRIAL_TIMEOUT_S".to_string();
+    }
+    Ok((config, plan))
+}
+
+/// Writes the plan's generated files (keeping an existing auth key) and `plan.json` into the
+/// trial's output directory.
+pub fn write_plan_files(plan: &Plan) -> Result<(), TrialError> {
+    let io = |what: &Path, e: std::io::Error| {
+        TrialError::Io(format!("cannot write {}: {e}", what.display()))
+    };
+    std::fs::create_dir_all(&plan.output_dir).map_err(|e| io(&plan.output_dir, e))?;
+    for file in &plan.files {
+        if file.keep_existing && file.path.exists() {
+            continue;
+        }
+        if let Some(parent) = file.path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        }
+        write_atomic(&file.path, file.content.as_bytes()).map_err(|e| io(&file.path, e))?;
+    }
+    let json = serde_json::to_string_pretty(plan)
+        .map_err(|e| TrialError::Io(format!("cannot serialise the plan: {e}")))?;
+    let path = plan.output_dir.join("plan.json");
+    write_atomic(&path, json.as_bytes()).map_err(|e| io(&path, e))
+}
+
+/// Writes `bytes` to a temp sibling and renames it over `path`.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, path)
+}

@@ -1,0 +1,206 @@
+//! One trial from selection to outcome: plan it, run it on this host, record its results, and
+//! classify whatever went wrong. Shared by the `cargo test` harness and `perfsanity run`.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use indexmap::IndexMap;
+
+use crate::app::settings::Settings;
+use crate::catalog::selection::TrialSpec;
+use crate::config::PerfConfig;
+use crate::plan::Plan;
+use crate::plan::prepare::{KeyMode, TrialError, prepare_trial};
+use crate::results::{ClientResult, ResultsContext, record_trial};
+use crate::run::launch::gpus::GpuPool;
+use crate::run::launch::signals::interrupted;
+use crate::run::launch::{RunContext, RunReport, run_plan, run_role};
+use crate::run::outcome::{FailureClass, TrialFailure, TrialOutcome, TrialStatus};
+
+/// Everything needed to execute trials.
+pub struct Executor {
+    /// Resolved settings.
+    pub settings: Settings,
+    /// The `perfsanity` executable the simulator and native client run from.
+    pub self_exe: PathBuf,
+    /// This host's GPUs (trtllm toolchain).
+    pub gpus: Option<GpuPool>,
+    /// Copy client output to the terminal.
+    pub tee: bool,
+    /// Where results go.
+    pub results: ResultsContext,
+}
+
+fn config_failure(message: String) -> TrialFailure {
+    TrialFailure {
+        class: FailureClass::Config,
+        role: None,
+        message,
+        log_tail: None,
+    }
+}
+
+impl Executor {
+    /// An executor configured from the environment: results context, this host's GPUs (trtllm
+    /// toolchain) and `PERFSANITY_BIN` (else `self_exe`).
+    pub fn from_env(settings: Settings, self_exe: PathBuf, tee: bool) -> Result<Self, String> {
+        use crate::app::settings::ProcessEnv;
+        let target = crate::app::settings::target_dir(&ProcessEnv, &settings.project_root);
+        let results = ResultsContext::from_env(&ProcessEnv, &target, settings.toolchain)
+            .map_err(|e| e.to_string())?;
+        let gpus = (settings.toolchain == crate::plan::toolchain::Toolchain::Trtllm).then(|| {
+            GpuPool::new(crate::run::launch::gpus::visible_gpus(
+                std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref(),
+            ))
+        });
+        let self_exe = std::env::var_os("PERFSANITY_BIN")
+            .map(PathBuf::from)
+            .unwrap_or(self_exe);
+        Ok(Executor {
+            settings,
+            self_exe,
+            gpus,
+            tee,
+            results,
+        })
+    }
+
+    /// Plans, runs and records one trial.
+    pub fn execute(&self, spec: &TrialSpec) -> TrialOutcome {
+        let started = Instant::now();
+        let mut summary = Vec::new();
+        let mut output_dir = None;
+        let status = match self.execute_inner(spec, started, &mut summary, &mut output_dir) {
+            Ok(()) => TrialStatus::Passed,
+            Err(failure) => TrialStatus::Failed(failure),
+        };
+        TrialOutcome {
+            trial: spec.name.clone(),
+            status,
+            duration: started.elapsed(),
+            output_dir,
+            summary,
+        }
+    }
+
+    fn execute_inner(
+        &self,
+        spec: &TrialSpec,
+        started: Instant,
+        summary: &mut Vec<String>,
+        output_dir: &mut Option<PathBuf>,
+    ) -> Result<(), TrialFailure> {
+        // After SIGINT/SIGTERM no new trial starts (the harness and `perfsanity run` would
+        // otherwise go on to the next one while the handler tears the groups down).
+        if let Some(sig) = interrupted() {
+            return Err(TrialFailure {
+                class: FailureClass::Interrupted,
+                role: None,
+                message: format!("not started: the run was interrupted by signal {sig}"),
+                log_tail: None,
+            });
+        }
+        let (config, plan) = prepare_trial(&self.settings, spec, KeyMode::Create)
+            .map_err(|e: TrialError| config_failure(e.to_string()))?;
+        *output_dir = Some(plan.output_dir.clone());
+        let run = RunContext {
+            started,
+            self_exe: &self.self_exe,
+            tee: self.tee,
+            gpus: self.gpus.as_ref(),
+        };
+        let report = match self.settings.role {
+            None => run_plan(&plan, &run)?,
+            Some(role) => match run_role(&plan, role, &run, self.settings.launcher_gen_logs)? {
+                Some(report) => report,
+                None => {
+                    summary.push(format!(
+                        "{}: {role} done (the benchmark finished)",
+                        plan.trial
+                    ));
+                    return Ok(());
+                }
+            },
+        };
+        summary.push(format!(
+            "{}: toolchain {}, scale {}",
+            plan.trial,
+            plan.toolchain.as_str(),
+            plan.scale.describe()
+        ));
+        summary.extend(headline(&plan, &report));
+        let recorded = self.record(&plan, &config, &report, summary);
+        let mut timeline = report.timeline;
+        timeline.recorded_s = started.elapsed().as_secs_f64();
+        let _ = std::fs::write(
+            plan.output_dir.join("timeline.json"),
+            serde_json::to_string_pretty(&timeline).unwrap_or_default(),
+        );
+        recorded
+    }
+
+    fn record(
+        &self,
+        plan: &Plan,
+        config: &PerfConfig,
+        report: &RunReport,
+        summary: &mut Vec<String>,
+    ) -> Result<(), TrialFailure> {
+        let clients: Vec<ClientResult> = report
+            .clients
+            .iter()
+            .map(|c| ClientResult {
+                client_index: c.index,
+                metrics: c
+                    .metrics
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect::<IndexMap<_, _>>(),
+            })
+            .collect();
+        let results =
+            record_trial(&self.results, plan, config, &clients).map_err(|e| TrialFailure {
+                class: e.class(),
+                role: None,
+                message: e.to_string(),
+                log_tail: None,
+            })?;
+        summary.extend(results.lines());
+        match results.regression_failure() {
+            Some(failure) => Err(failure),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One line per client with the numbers people look at first.
+fn headline(plan: &Plan, report: &RunReport) -> Vec<String> {
+    report
+        .clients
+        .iter()
+        .map(|c| {
+            let m = &c.metrics;
+            let v = |k: &str| m.value(k).map_or("n/a".to_string(), |x| format!("{x:.2}"));
+            let name = plan
+                .clients
+                .get(c.index as usize)
+                .map_or(String::new(), |s| s.name.clone());
+            let mut line = format!(
+                "{} {name}: {} req/s, {} output tok/s, TTFT mean {} ms, ITL mean {} ms, E2EL mean {} ms",
+                plan.trial,
+                v("seq_throughput"),
+                v("token_throughput"),
+                v("mean_ttft"),
+                v("mean_itl"),
+                v("mean_e2el"),
+            );
+            if let Some(step) = m.value("mean_gen_worker_per_iter_device_step_time") {
+                line.push_str(&format!(", gen device step mean {step:.2} ms"));
+            }
+            if let Some(al) = m.value("al") {
+                line.push_str(&format!(", AL {al:.2}"));
+            }
+            line
+        })
+        .collect()
+}

@@ -1,0 +1,64 @@
+//! Datasets the simulator toolchain generates: when a standard-mode config names a
+//! `trtllm_custom` file that is not on this machine, the plan points at a generated stand-in
+//! (fixed lengths, as upstream's `ratio-1` files), written here once before the clients run.
+
+use std::io::Write;
+use std::path::Path;
+
+use nix::fcntl::{Flock, FlockArg};
+
+use crate::plan::DatasetGenSpec;
+use crate::tools::bench::DatasetGenArgs;
+use crate::tools::bench::dataset_gen::{lines, load_tokenizer};
+
+/// Writes `path` unless a file with enough lines is already there. Concurrent trials that
+/// need the same file serialise on an exclusive `flock` of `<path>.lock`.
+pub fn ensure_generated(
+    path: &Path,
+    spec: &DatasetGenSpec,
+    model_path: &str,
+) -> Result<(), String> {
+    let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).map_err(io)?;
+    let lock = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.with_extension("lock"))
+        .map_err(io)?;
+    let _lock = Flock::lock(lock, FlockArg::LockExclusive)
+        .map_err(|(_, errno)| io(std::io::Error::from(errno)))?;
+    let wanted = spec.num_prompts as usize;
+    if let Ok(text) = std::fs::read_to_string(path)
+        && text.lines().count() >= wanted
+    {
+        return Ok(());
+    }
+    let tokenizer = if Path::new(model_path).join("tokenizer.json").is_file() {
+        model_path.to_string()
+    } else {
+        "builtin".to_string()
+    };
+    let args = DatasetGenArgs {
+        num_prompts: wanted,
+        input_len: spec.input_len as u32,
+        output_len: spec.output_len as u32,
+        range_ratio: spec.range_ratio,
+        tokenizer,
+        model_name: None,
+        seed: spec.seed,
+        output_dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
+    };
+    let tok = load_tokenizer(&args.tokenizer).map_err(|e| e.to_string())?;
+    let body =
+        lines(&args, &tok).map_err(|e| format!("cannot generate {}: {e}", path.display()))?;
+    let tmp = path.with_extension("generating");
+    let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
+    for line in body {
+        f.write_all(line.as_bytes()).map_err(io)?;
+    }
+    f.flush().map_err(io)?;
+    drop(f);
+    std::fs::rename(&tmp, path).map_err(io)
+}

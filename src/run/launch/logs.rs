@@ -1,0 +1,57 @@
+//! Log tails for failure messages: the last lines of a (possibly huge) log, read from its end.
+
+use std::io::{Read, Seek, SeekFrom};
+use std::path::Path;
+
+use crate::run::outcome::LogTail;
+
+/// Lines of log tail attached to a failure.
+pub const TAIL_LINES: usize = 40;
+
+/// The last `n` lines of `path` (reads at most the final 256 KiB). `None` when unreadable.
+pub fn tail(path: &Path, n: usize) -> Option<String> {
+    let mut f = std::fs::File::open(path).ok()?;
+    let len = f.metadata().ok()?.len();
+    let window = len.min(256 * 1024);
+    f.seek(SeekFrom::Start(len - window)).ok()?;
+    let mut buf = Vec::with_capacity(window as usize);
+    f.read_to_end(&mut buf).ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    let start = lines.len().saturating_sub(n);
+    Some(lines[start..].join("\n"))
+}
+
+/// A [`LogTail`] of `path` (`(empty)` for an empty file, a note when unreadable).
+pub fn log_tail(path: &Path) -> LogTail {
+    let text = match tail(path, TAIL_LINES) {
+        Some(t) if t.trim().is_empty() => "(empty)".to_string(),
+        Some(t) => t,
+        None => format!("(cannot read {})", path.display()),
+    };
+    LogTail {
+        path: path.to_path_buf(),
+        text,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l.log");
+        let text: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        std::fs::write(&p, text).unwrap();
+        assert_eq!(tail(&p, 2).unwrap(), "line 98\nline 99");
+        std::fs::write(&p, "").unwrap();
+        assert_eq!(log_tail(&p).text, "(empty)");
+        assert!(
+            log_tail(&dir.path().join("none"))
+                .text
+                .contains("cannot read")
+        );
+    }
+}

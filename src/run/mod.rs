@@ -1,0 +1,8 @@
+//! The run stage: the only stage that touches processes. [`execute`] takes one trial from plan
+//! to outcome on this host through [`launch`]; [`slurm`] does the same across a cluster;
+//! [`outcome`] is what every path reports.
+
+pub mod execute;
+pub mod launch;
+pub mod outcome;
+pub mod slurm;

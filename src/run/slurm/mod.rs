@@ -1,0 +1,61 @@
+//! The SLURM launcher: one batch job per trial, laid out as upstream's disaggregated launcher
+//! does (spec `upstream-perf-sanity.md` §1.4), every step running `perfsanity run --role <ROLE>`.
+//!
+//! * [`layout`] — node math and node slices, once, from the plan's topology (pure);
+//! * [`site`] — partition/account/time/… from the YAML and `PERF_SLURM_*` (pure);
+//! * [`job_env`] — the variables the steps need (pure);
+//! * [`quote`] — bash and `#SBATCH` quoting (pure);
+//! * [`script`] — the batch script text (pure);
+//! * [`state`] — job states, status-command output, end-state classification (pure);
+//! * [`poll`], [`submit`] — `sbatch`, `sacct`/`squeue`/`scontrol`, `scancel` (processes);
+//! * [`cli`] — `perfsanity slurm script|submit`.
+//!
+//! User documentation: `docs/SLURM.md`.
+
+pub mod cli;
+pub mod error;
+pub mod job_env;
+pub mod layout;
+pub mod poll;
+pub mod quote;
+pub mod script;
+pub mod site;
+pub mod state;
+pub mod submit;
+
+use std::path::Path;
+
+pub use cli::{SlurmCommand, run};
+pub use error::SlurmError;
+pub use job_env::JobEnv;
+pub use layout::{JobLayout, WorkerStep};
+pub use script::{ScriptInputs, render_script};
+pub use site::SiteOptions;
+
+use crate::app::settings::{EnvSource, Settings, target_dir};
+use crate::catalog::selection::TrialSpec;
+use crate::plan::Plan;
+use crate::plan::prepare::{KeyMode, prepare_trial};
+
+/// Plans `spec` and renders its batch script. `env` supplies the `PERF_SLURM_*` knobs,
+/// `PERFSANITY_BIN` and `PERF_DB`; `cwd` resolves relative paths among them; `self_exe` is the
+/// default program.
+pub fn build_script(
+    settings: &Settings,
+    spec: &TrialSpec,
+    env: &dyn EnvSource,
+    cwd: &Path,
+    self_exe: &Path,
+) -> Result<(Plan, String), SlurmError> {
+    let (config, plan) = prepare_trial(settings, spec, KeyMode::ReadOnly)
+        .map_err(|e| SlurmError::Plan(format!("{}: {e}", spec.name)))?;
+    let site = SiteOptions::resolve(&config, &plan.trial, plan.timeouts.trial_s, env)?;
+    let target = target_dir(env, &settings.project_root);
+    let job_env = JobEnv::from_settings(settings, env, cwd, &target, self_exe)?;
+    let script = render_script(&ScriptInputs {
+        plan: &plan,
+        site: &site,
+        job_env: &job_env,
+    })?;
+    Ok((plan, script))
+}

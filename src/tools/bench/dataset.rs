@@ -1,0 +1,384 @@
+//! Request datasets: upstream's `random` (both clients' semantics) and `trtllm_custom`.
+//!
+//! Everything here is pure and seeded: the same flags give the same prompts. Lengths follow
+//! upstream's definitions (upstream-disagg-and-benchmark.md §7); the draws come from a seeded
+//! ChaCha RNG, so they are not the same numbers torch/numpy would draw for that seed.
+
+use std::path::Path;
+
+use rand::seq::SliceRandom;
+use rand::{RngExt, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+
+use super::error::BenchError;
+use crate::util::tokenizer::Tokenizer;
+
+/// What is sent as the prompt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prompt {
+    /// Text prompt.
+    Text(String),
+    /// Token ids (`--tokenize-on-client`).
+    Ids(Vec<u32>),
+}
+
+/// One request of the run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SampleRequest {
+    /// The prompt.
+    pub prompt: Prompt,
+    /// Prompt length as upstream's sampler records it (not re-tokenised by the server).
+    pub prompt_len: u64,
+    /// `max_tokens` of the request.
+    pub output_len: u32,
+}
+
+/// Settings of the `random` dataset.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RandomSpec {
+    /// Number of prompts.
+    pub num_prompts: usize,
+    /// Input length L_in.
+    pub input_len: u32,
+    /// Output length L_out.
+    pub output_len: u32,
+    /// Range ratio r.
+    pub range_ratio: f64,
+    /// Random prefix length.
+    pub prefix_len: u32,
+    /// Seed.
+    pub seed: u64,
+}
+
+/// Inclusive length range of the standard client: `[⌊L(1−r)⌋, ⌊L(1+r)⌋]`.
+pub fn standard_len_range(len: u32, r: f64) -> (u32, u32) {
+    let l = f64::from(len);
+    (
+        (l * (1.0 - r)).floor() as u32,
+        (l * (1.0 + r)).floor() as u32,
+    )
+}
+
+/// Inclusive length range of the SA client: `[⌊L·r⌋, L]`.
+pub fn sa_len_range(len: u32, r: f64) -> (u32, u32) {
+    (((f64::from(len)) * r).floor() as u32, len)
+}
+
+struct Draws {
+    prefix: Vec<u32>,
+    input_lens: Vec<u32>,
+    output_lens: Vec<u32>,
+    offsets: Vec<u32>,
+}
+
+fn draw(spec: &RandomSpec, vocab: u32, input: (u32, u32), output: (u32, u32)) -> Draws {
+    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+    let n = spec.num_prompts;
+    let prefix = (0..spec.prefix_len)
+        .map(|_| rng.random_range(0..vocab))
+        .collect();
+    let input_lens = (0..n)
+        .map(|_| rng.random_range(input.0..=input.1))
+        .collect();
+    let output_lens = (0..n)
+        .map(|_| rng.random_range(output.0..=output.1))
+        .collect();
+    let offsets = (0..n).map(|_| rng.random_range(0..vocab)).collect();
+    Draws {
+        prefix,
+        input_lens,
+        output_lens,
+        offsets,
+    }
+}
+
+fn prompt_ids(d: &Draws, i: usize, vocab: u32) -> Vec<u32> {
+    let mut ids = d.prefix.clone();
+    let base = u64::from(d.offsets[i]) + i as u64;
+    ids.extend((0..u64::from(d.input_lens[i])).map(|j| ((base + j) % u64::from(vocab)) as u32));
+    ids
+}
+
+/// TensorRT-LLM `RandomDataset` with `--random-ids`: symmetric lengths, ids
+/// `(offset + i + j) mod vocab`, decoded to text unless `as_ids` (`--tokenize-on-client`).
+pub fn random_standard(
+    spec: &RandomSpec,
+    tokenizer: &Tokenizer,
+    as_ids: bool,
+) -> Result<Vec<SampleRequest>, BenchError> {
+    if spec.range_ratio >= 1.0 {
+        return Err(BenchError::Dataset(format!(
+            "random_range_ratio must be < 1.0, got {}",
+            spec.range_ratio
+        )));
+    }
+    let vocab = tokenizer.vocab_size().max(1);
+    let input = standard_len_range(spec.input_len, spec.range_ratio);
+    let output = standard_len_range(spec.output_len, spec.range_ratio);
+    let d = draw(spec, vocab, input, output);
+    Ok((0..spec.num_prompts)
+        .map(|i| {
+            let ids = prompt_ids(&d, i, vocab);
+            SampleRequest {
+                prompt: if as_ids {
+                    Prompt::Ids(ids)
+                } else {
+                    Prompt::Text(tokenizer.decode(&ids))
+                },
+                prompt_len: u64::from(spec.prefix_len) + u64::from(d.input_lens[i]),
+                output_len: d.output_lens[i],
+            }
+        })
+        .collect())
+}
+
+/// The SA client's random dataset: lengths in `[⌊L·r⌋, L]`; the decoded prompt is re-encoded,
+/// truncated to `prefix + len` tokens and decoded again.
+pub fn random_sa(
+    spec: &RandomSpec,
+    tokenizer: &Tokenizer,
+) -> Result<Vec<SampleRequest>, BenchError> {
+    if spec.range_ratio > 1.0 {
+        return Err(BenchError::Dataset(format!(
+            "random_range_ratio must be ≤ 1.0, got {}",
+            spec.range_ratio
+        )));
+    }
+    let vocab = tokenizer.vocab_size().max(1);
+    let input = sa_len_range(spec.input_len, spec.range_ratio);
+    let output = sa_len_range(spec.output_len, spec.range_ratio);
+    let d = draw(spec, vocab, input, output);
+    Ok((0..spec.num_prompts)
+        .map(|i| {
+            let ids = prompt_ids(&d, i, vocab);
+            let keep = (spec.prefix_len + d.input_lens[i]) as usize;
+            let mut re = tokenizer.encode(&tokenizer.decode(&ids), false);
+            re.truncate(keep);
+            SampleRequest {
+                prompt: Prompt::Text(tokenizer.decode(&re)),
+                prompt_len: u64::from(spec.prefix_len) + u64::from(d.input_lens[i]),
+                output_len: d.output_lens[i],
+            }
+        })
+        .collect())
+}
+
+#[derive(Deserialize)]
+struct CustomLine {
+    input: CustomInput,
+}
+
+#[derive(Deserialize)]
+struct CustomInput {
+    messages: Vec<CustomMessage>,
+    max_tokens: u32,
+}
+
+#[derive(Deserialize)]
+struct CustomMessage {
+    content: String,
+}
+
+/// One parsed `trtllm_custom` line: the second message's content and `max_tokens`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CustomEntry {
+    /// `input.messages[1].content`.
+    pub prompt: String,
+    /// `input.max_tokens`.
+    pub max_tokens: u32,
+}
+
+/// Parses a `trtllm_custom` JSON Lines text; `path` only names the file in errors.
+/// Blank lines are skipped; any other malformed line is an error naming file and line.
+pub fn parse_custom(path: &Path, text: &str) -> Result<Vec<CustomEntry>, BenchError> {
+    let mut out = Vec::new();
+    for (idx, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let err = |message: String| BenchError::DatasetLine {
+            path: path.to_path_buf(),
+            line: idx + 1,
+            message,
+        };
+        let parsed: CustomLine = serde_json::from_str(line).map_err(|e| {
+            err(format!(
+                "expected {{\"input\": {{\"messages\": [{{…}}, {{\"role\": \"user\", \"content\": \
+                 \"…\"}}], \"max_tokens\": N}}}}: {e}"
+            ))
+        })?;
+        let mut messages = parsed.input.messages;
+        if messages.len() < 2 {
+            return Err(err(format!(
+                "input.messages has {} message(s); the prompt is the second message's content",
+                messages.len()
+            )));
+        }
+        out.push(CustomEntry {
+            prompt: std::mem::take(&mut messages[1].content),
+            max_tokens: parsed.input.max_tokens,
+        });
+    }
+    Ok(out)
+}
+
+/// Loads, shuffles (seeded) and samples a `trtllm_custom` file: the first `num_prompts`
+/// entries after the shuffle, never oversampling; `prompt_len` counts special tokens.
+pub fn load_custom(
+    path: &Path,
+    num_prompts: usize,
+    seed: u64,
+    tokenizer: &Tokenizer,
+) -> Result<Vec<SampleRequest>, BenchError> {
+    let text = std::fs::read_to_string(path).map_err(|source| BenchError::DatasetIo {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut entries = parse_custom(path, &text)?;
+    entries.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    entries.truncate(num_prompts);
+    Ok(entries
+        .into_iter()
+        .map(|e| SampleRequest {
+            prompt_len: tokenizer.encode(&e.prompt, true).len() as u64,
+            prompt: Prompt::Text(e.prompt),
+            output_len: e.max_tokens,
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(n: usize, r: f64) -> RandomSpec {
+        RandomSpec {
+            num_prompts: n,
+            input_len: 100,
+            output_len: 10,
+            range_ratio: r,
+            prefix_len: 0,
+            seed: 0,
+        }
+    }
+
+    #[test]
+    fn length_ranges_match_upstream() {
+        assert_eq!(standard_len_range(1024, 0.8), (204, 1843));
+        assert_eq!(standard_len_range(1024, 0.0), (1024, 1024));
+        assert_eq!(sa_len_range(1024, 0.8), (819, 1024));
+        assert_eq!(sa_len_range(1024, 1.0), (1024, 1024));
+    }
+
+    #[test]
+    fn standard_random_ids_follow_the_formula() {
+        let t = Tokenizer::synthetic();
+        let reqs = random_standard(&spec(50, 0.5), &t, true).unwrap();
+        assert_eq!(reqs.len(), 50);
+        for r in &reqs {
+            let Prompt::Ids(ids) = &r.prompt else {
+                panic!()
+            };
+            assert!((50..=150).contains(&ids.len()));
+            assert_eq!(r.prompt_len, ids.len() as u64);
+            assert!((5..=15).contains(&r.output_len));
+            // Consecutive ids, starting at offset + i.
+            for w in ids.windows(2) {
+                assert_eq!(
+                    w[1],
+                    (w[0] + 1) % crate::util::tokenizer::SYNTHETIC_VOCAB_SIZE
+                );
+            }
+        }
+        // Deterministic per seed, different across seeds.
+        assert_eq!(reqs, random_standard(&spec(50, 0.5), &t, true).unwrap());
+        let mut other = spec(50, 0.5);
+        other.seed = 1;
+        assert_ne!(reqs, random_standard(&other, &t, true).unwrap());
+        assert!(random_standard(&spec(1, 1.0), &t, true).is_err());
+    }
+
+    #[test]
+    fn standard_text_prompt_round_trips_with_the_synthetic_tokenizer() {
+        let t = Tokenizer::synthetic();
+        let mut s = spec(3, 0.0);
+        s.prefix_len = 4;
+        let reqs = random_standard(&s, &t, false).unwrap();
+        for r in &reqs {
+            let Prompt::Text(text) = &r.prompt else {
+                panic!()
+            };
+            assert_eq!(t.encode(text, false).len() as u64, r.prompt_len);
+            assert_eq!(r.prompt_len, 104);
+        }
+    }
+
+    #[test]
+    fn sa_lengths_are_in_lr_to_l() {
+        let t = Tokenizer::synthetic();
+        let reqs = random_sa(&spec(200, 0.8), &t).unwrap();
+        assert!(reqs.iter().all(|r| (80..=100).contains(&r.prompt_len)));
+        assert!(reqs.iter().all(|r| (8..=10).contains(&r.output_len)));
+        assert!(reqs.iter().any(|r| r.prompt_len < 100));
+        let fixed = random_sa(&spec(5, 1.0), &t).unwrap();
+        assert!(
+            fixed
+                .iter()
+                .all(|r| r.prompt_len == 100 && r.output_len == 10)
+        );
+    }
+
+    #[test]
+    fn custom_lines_are_parsed_and_errors_name_the_line() {
+        let p = Path::new("data.json");
+        let good = r#"{"input": {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "t1 t2 t3"}], "max_tokens": 7}, "extra": 1}"#;
+        let text = format!("{good}\n\n{good}\n");
+        let e = parse_custom(p, &text).unwrap();
+        assert_eq!(e.len(), 2);
+        assert_eq!(e[0].prompt, "t1 t2 t3");
+        assert_eq!(e[0].max_tokens, 7);
+
+        let one_msg =
+            r#"{"input": {"messages": [{"role": "user", "content": "x"}], "max_tokens": 7}}"#;
+        let err = parse_custom(p, &format!("{good}\n{one_msg}\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("data.json:2:") && err.contains("second message"),
+            "{err}"
+        );
+        let err = parse_custom(p, "{not json").unwrap_err().to_string();
+        assert!(err.starts_with("data.json:1:"), "{err}");
+        let err = parse_custom(p, r#"{"input": {"messages": [], "max_tokens": -1}}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("data.json:1:"), "{err}");
+    }
+
+    #[test]
+    fn custom_sampling_shuffles_without_oversampling() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.json");
+        let lines: String = (0..10)
+            .map(|i| {
+                format!(
+                    "{{\"input\": {{\"messages\": [{{\"content\": \"\"}}, {{\"content\": \"w{i} x\"}}], \"max_tokens\": {}}}}}\n",
+                    i + 1
+                )
+            })
+            .collect();
+        std::fs::write(&path, lines).unwrap();
+        let t = Tokenizer::synthetic();
+        let all = load_custom(&path, 100, 0, &t).unwrap();
+        assert_eq!(all.len(), 10, "no oversampling");
+        let mut max_tokens: Vec<u32> = all.iter().map(|r| r.output_len).collect();
+        assert_ne!(max_tokens, (1..=10).collect::<Vec<_>>(), "shuffled");
+        max_tokens.sort();
+        assert_eq!(max_tokens, (1..=10).collect::<Vec<_>>());
+        assert!(all.iter().all(|r| r.prompt_len == 2));
+        assert_eq!(load_custom(&path, 3, 0, &t).unwrap(), all[..3].to_vec());
+        let missing = load_custom(&dir.path().join("nope.json"), 1, 0, &t).unwrap_err();
+        assert!(missing.to_string().contains("nope.json"));
+    }
+}

@@ -1,0 +1,146 @@
+//! Embedded TensorRT-LLM simulator: a drop-in `trtllm-serve` worker and disaggregated router.
+//!
+//! `perfsanity sim [--role R] [--sim-config F] trtllm-serve …` runs the same process graph as real
+//! TensorRT-LLM on a CPU-only machine: workers speak the OpenAI protocol with TensorRT-LLM's
+//! field names (including `disaggregated_params`), pace tokens with a configurable latency model
+//! driven by the engine config, print upstream's iteration log lines, and inject faults on
+//! request; the router splits each request into a context and a generation call as
+//! `trtllm-serve disaggregated` does. See `docs/SIMULATOR.md`.
+//!
+//! Layout: `cli` (argv) → `config` / `engine_config` / `server_config` (inputs) → `worker`
+//! (HTTP) over `engine` (thread, clock) over `scheduler` (batching, pure), `latency` and `spec`
+//! (speculative decoding, pure); `protocol` / `encode` / `tokens` (bodies), `iter_log`, `auth`,
+//! `faults`, `report_addr`, `signals`, `log`; `router` for the disaggregated server.
+
+mod auth;
+pub mod cli;
+pub mod config;
+mod encode;
+mod engine;
+pub mod engine_config;
+mod faults;
+pub mod iter_log;
+pub mod latency;
+mod log;
+pub mod protocol;
+mod report_addr;
+mod router;
+pub mod scheduler;
+pub mod server_config;
+mod signals;
+pub mod spec;
+mod tokens;
+mod worker;
+mod yaml_json;
+
+use std::process::ExitCode;
+
+pub use cli::SimArgs;
+pub use config::{FaultConfig, LatencyConfig, SimConfig, SimConfigError};
+
+use cli::{CliError, Command};
+use config::{RoleKind, role_kind};
+
+/// Runs `perfsanity sim …`; the exit code is the simulated server's.
+pub fn run(args: SimArgs) -> ExitCode {
+    crate::util::rlimit::raise_open_files_limit();
+    let sim = match &args.sim_config {
+        Some(path) => match SimConfig::from_json_file(path) {
+            Ok(c) => c,
+            Err(e) => {
+                log::error(&format!("[sim] --sim-config {}: {e}", path.display()));
+                return ExitCode::from(2);
+            }
+        },
+        None => SimConfig::default(),
+    };
+    if let Some(role) = &args.role
+        && role_kind(role).is_none()
+    {
+        log::error(&format!(
+            "[sim] --role {role}: expected CTX_<i>, GEN_<i>, AGGR_<i> or DISAGG_SERVER"
+        ));
+        return ExitCode::from(2);
+    }
+    let command = match cli::parse_command(&args.command) {
+        Ok(c) => c,
+        Err(CliError::Clap(e)) => {
+            let _ = e.print();
+            return ExitCode::from(2);
+        }
+        Err(CliError::Unsupported(m)) => {
+            log::error(&format!("[sim] {m}"));
+            return ExitCode::from(2);
+        }
+    };
+    let is_router = matches!(command, Command::Disaggregated(_));
+    if let Some(role) = &args.role {
+        let role_is_router = role_kind(role) == Some(RoleKind::Router);
+        if role_is_router != is_router {
+            log::error(&format!(
+                "[sim] --role {role} does not match `trtllm-serve{}`",
+                if is_router {
+                    " disaggregated"
+                } else {
+                    " <model>"
+                }
+            ));
+            return ExitCode::from(2);
+        }
+    }
+    let faults = sim.faults_for(args.role.as_deref());
+    if let Some(code) = faults.exit_at_start {
+        log::error(&format!(
+            "[sim] fault injection: exit_at_start={code}; exiting before start-up"
+        ));
+        return ExitCode::from(code);
+    }
+    let code = match command {
+        Command::Serve(cli) => {
+            let req_queues_size = match env_u64("TLLM_BENCHMARK_REQ_QUEUES_SIZE") {
+                Ok(v) => v,
+                Err(m) => {
+                    log::error(&format!("[sim] {m}"));
+                    return ExitCode::from(2);
+                }
+            };
+            let force_accepted = match std::env::var(spec::FORCE_ACCEPTED_ENV) {
+                Err(_) => None,
+                Ok(v) if v.trim().is_empty() => None,
+                Ok(v) => match spec::parse_forced_accepted(&v) {
+                    Ok(n) => n,
+                    Err(m) => {
+                        log::error(&format!("[sim] {m}"));
+                        return ExitCode::from(2);
+                    }
+                },
+            };
+            worker::run(worker::WorkerOptions {
+                cli: *cli,
+                sim,
+                role: args.role,
+                req_queues_size,
+                force_accepted,
+            })
+        }
+        Command::Disaggregated(cli) => router::run(router::RouterOptions {
+            cli,
+            sim,
+            role: args.role,
+            gen_only: std::env::var("TRTLLM_DISAGG_BENCHMARK_GEN_ONLY").as_deref() == Ok("1"),
+        }),
+    };
+    ExitCode::from(code)
+}
+
+fn env_u64(name: &str) -> Result<Option<u64>, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(None),
+        Ok(v) if v.trim().is_empty() => Ok(None),
+        Ok(v) => v
+            .trim()
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| format!("{name}={v:?}: expected a non-negative integer")),
+    }
+}

@@ -1,0 +1,7 @@
+//! Utilities shared by every stage and by the tools: exact statistics, tokenizers, the
+//! open-file limit, and the position-annotated YAML stack.
+
+pub mod rlimit;
+pub mod stats;
+pub mod tokenizer;
+pub mod yaml;
