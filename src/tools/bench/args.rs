@@ -64,8 +64,8 @@ pub struct BenchFlags {
     /// exceeds this many ms; with any stamps: when p99 dispatch lateness exceeds it by > 1 ms.
     #[arg(long, default_value_t = 1.0)]
     pub client_lag_budget_ms: f64,
-    /// Client threads (default: the CPUs this process may run on — its affinity mask, and a
-    /// cgroup CPU quota if lower); never more than the concurrency.
+    /// Client threads (default: one per 128 connections, at most the CPUs this process may
+    /// run on — its affinity mask, or a cgroup CPU quota if lower).
     #[arg(long)]
     pub threads: Option<usize>,
     /// How the threads run the connections: one single-threaded runtime per thread, each with
@@ -631,7 +631,11 @@ impl BenchFlags {
                 })?;
                 n
             }
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            None => {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let workers = self.max_concurrency.unwrap_or(self.num_prompts);
+                limits::default_threads(cpus, workers)
+            }
         };
         Ok(super::driver::Threads {
             count,

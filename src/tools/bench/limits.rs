@@ -22,6 +22,19 @@ pub const MAX_CONCURRENCY: usize = 1 << 20;
 /// Most client threads (`--threads`).
 pub const MAX_THREADS: usize = 1024;
 
+/// Connections per client thread by default: one thread handles ~100k chunks/s with exact
+/// timings (`docs/BENCHMARKS.md`, *Client across cores*), 128 streams of up to a few hundred
+/// chunks/s each stay far below that, and fewer threads cost less CPU per chunk at low
+/// concurrency (each thread wakes for its own chunks and probes).
+pub const CONNECTIONS_PER_THREAD: usize = 128;
+
+/// Default `--threads`: one per [`CONNECTIONS_PER_THREAD`] connections, at most `cpus`.
+pub fn default_threads(cpus: usize, connections: usize) -> usize {
+    connections
+        .div_ceil(CONNECTIONS_PER_THREAD)
+        .clamp(1, cpus.max(1))
+}
+
 /// Default `--request-timeout-s`: upstream's client gives a request 6 hours (aiohttp's total
 /// timeout), and so do we.
 pub const DEFAULT_REQUEST_TIMEOUT_S: f64 = 6.0 * 3600.0;
@@ -77,6 +90,15 @@ mod tests {
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e30] {
             assert!(seconds(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn default_threads_follow_connections_up_to_the_cpus() {
+        assert_eq!(default_threads(4, 1), 1);
+        assert_eq!(default_threads(4, 128), 1);
+        assert_eq!(default_threads(4, 129), 2);
+        assert_eq!(default_threads(4, 4096), 4);
+        assert_eq!(default_threads(0, 4096), 1);
     }
 
     #[test]
