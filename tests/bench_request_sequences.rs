@@ -98,7 +98,9 @@ fn standard_random_ids_match_tensorrt_llm() {
 fn custom_file(dir: &Path, lines: u64) -> std::path::PathBuf {
     let text: String = (0..lines)
         .map(|k| {
-            let words: Vec<String> = (0..(k % 7) + 1).map(|w| format!("t{}", k * 10 + w)).collect();
+            let words: Vec<String> = (0..(k % 7) + 1)
+                .map(|w| format!("t{}", k * 10 + w))
+                .collect();
             format!(
                 "{}\n",
                 serde_json::json!({"input": {"messages": [

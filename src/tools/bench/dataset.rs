@@ -88,9 +88,8 @@ fn draw_numpy(
     let mut g = NumpyLegacy::seed(spec.seed).map_err(BenchError::Dataset)?;
     let n = spec.num_prompts;
     let vocab = i64::from(vocab);
-    let mut range = |(lo, hi): (u32, u32), count| {
-        to_u32(g.randint(i64::from(lo), i64::from(hi) + 1, count))
-    };
+    let mut range =
+        |(lo, hi): (u32, u32), count| to_u32(g.randint(i64::from(lo), i64::from(hi) + 1, count));
     let prefix = range((0, (vocab - 1) as u32), spec.prefix_len as usize);
     let input_lens = range(input, n);
     let output_lens = range(output, n);
@@ -108,9 +107,8 @@ fn draw_numpy(
 fn draw_torch(spec: &RandomSpec, vocab: u32, input: (u32, u32), output: (u32, u32)) -> Draws {
     let mut g = TorchCpu::manual_seed(spec.seed);
     let n = spec.num_prompts;
-    let mut range = |(lo, hi): (u32, u32), count| {
-        to_u32(g.randint(i64::from(lo), i64::from(hi) + 1, count))
-    };
+    let mut range =
+        |(lo, hi): (u32, u32), count| to_u32(g.randint(i64::from(lo), i64::from(hi) + 1, count));
     let prefix = if spec.prefix_len > 0 {
         range((0, vocab - 1), spec.prefix_len as usize)
     } else {
