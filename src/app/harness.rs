@@ -110,12 +110,12 @@ pub fn build_trials(
         .into_iter()
         .filter(|spec| exact.is_none_or(|name| name == spec.name))
         .map(|spec| {
-            let too_big = ctx
-                .executor
-                .gpus
-                .as_ref()
-                .and_then(|pool| gpu_shortfall(&spec, pool.len()))
-                .or_else(|| sim_only(&spec, ctx.executor.settings.toolchain));
+            let too_big = sim_only(&spec, ctx.executor.settings.toolchain).or_else(|| {
+                ctx.executor
+                    .gpus
+                    .as_ref()
+                    .and_then(|pool| gpu_shortfall(&spec, pool.len()))
+            });
             if let Some(reason) = &too_big
                 && !args.list
             {
