@@ -141,3 +141,75 @@ fn trtllm_custom_subset_matches_tensorrt_llm() {
         }
     }
 }
+
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    args: perfsanity::tools::bench::BenchArgs,
+}
+
+/// The whole SA client run of sim-e2e-nvsa_ctx1_gen2.yaml's first client (concurrency 2, two
+/// rounds) sends the recorded requests: its totals are the recorded client's.
+#[test]
+fn sa_client_run_totals_are_the_recorded_clients() {
+    use clap::Parser;
+    use perfsanity::tools::bench::execute;
+    use perfsanity::tools::bench::scripted_server::{Script, ScriptedServer};
+    let all = fixtures();
+    let case = all["sa"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["input_len"] == 48 && c["num_prompts"] == 4)
+        .expect("the sim-e2e-nvsa case is recorded");
+    let want = case["requests"].as_array().unwrap();
+    let sum = |k: usize| want.iter().map(|r| r[k].as_u64().unwrap()).sum::<u64>();
+    let srv = ScriptedServer::start(
+        Script {
+            ttft: std::time::Duration::from_millis(1),
+            gaps: vec![std::time::Duration::from_millis(1)],
+            ..Script::default()
+        },
+        0,
+        0,
+    )
+    .unwrap();
+    let port = srv.addr.port().to_string();
+    let argv = [
+        "bench",
+        "--flavor",
+        "sa",
+        "--tokenizer-fallback",
+        "builtin",
+        "--model",
+        "/nonexistent/model",
+        "--port",
+        &port,
+        "--disable-tqdm",
+        "--dataset-name",
+        "random",
+        "--num-prompts",
+        "4",
+        "--max-concurrency",
+        "2",
+        "--random-input-len",
+        "48",
+        "--random-output-len",
+        "24",
+        "--random-range-ratio",
+        "0.5",
+        "--ignore-eos",
+        "--percentile-metrics",
+        "ttft,tpot,itl,e2el",
+    ];
+    let opts = Cli::try_parse_from(argv).unwrap().args.resolve().unwrap();
+    let mut out = Vec::new();
+    let rep = execute(&opts, &mut out).unwrap();
+    let s = &rep.summary;
+    assert_eq!(
+        (s.completed, s.total_input, s.total_output),
+        (4, sum(0), sum(1)),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
+}
