@@ -16,6 +16,7 @@ pub mod error;
 pub mod limits;
 pub mod metrics;
 pub mod payload;
+pub mod py_random;
 pub mod record;
 pub mod report;
 pub mod result_json;
