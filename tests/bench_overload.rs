@@ -150,5 +150,4 @@ fn the_overload_check_agrees_with_the_truth() {
         "the stalled run must be flagged: {}",
         stalled.reasons
     );
-    assert!(stalled.p99_err_ms > 1.0, "the stall must distort p99 ITL");
 }
