@@ -5,6 +5,7 @@
 //! Every problem carries the file, the key path and the line ([`ConfigError`]).
 
 mod aggregated;
+pub mod bounds;
 pub mod env_string;
 mod error;
 mod model;
