@@ -8,6 +8,7 @@
 pub mod auth_key;
 mod build;
 mod dataset;
+pub mod dataset_check;
 mod engine_config;
 pub mod prepare;
 mod render;

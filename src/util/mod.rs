@@ -2,6 +2,7 @@
 //! open-file limit, and the position-annotated YAML stack.
 
 pub mod bounded_read;
+pub mod deadline;
 pub mod path_component;
 pub mod rlimit;
 pub mod stats;
