@@ -454,3 +454,17 @@ fn control_characters_in_lists_and_yaml_strings_are_escaped() {
     assert!(!out.contains(&0x1b) && !out.contains(&0x07), "{}", text(&o));
     assert!(text(&o).contains("]0;pwned\\u"), "{}", text(&o));
 }
+
+#[test]
+fn required_keys_given_no_value_are_reported_as_missing() {
+    // Found by tests/proptest_parsers.rs: `gpus_per_node:` with no value used to end in an
+    // "internal error" instead of naming the key.
+    let text = GOOD.replace("gpus_per_node: 1", "gpus_per_node:");
+    let e = perfsanity::config::parse_perf_config(&text, Path::new("n.yaml")).unwrap_err();
+    let t = e.to_string();
+    assert!(
+        t.contains("`hardware.gpus_per_node`: required key missing"),
+        "{t}"
+    );
+    assert!(!t.contains("internal error"), "{t}");
+}

@@ -596,7 +596,8 @@ fn read_hardware(
 ) -> Option<Hardware> {
     let _ = s.string_list(p, "supported_gpus");
     let required = |key: &str, min: u64, p: &mut Problems| -> Option<u64> {
-        match s.node(key) {
+        // `key:` with no value is as missing as no key (found by tests/proptest_parsers.rs).
+        match s.node(key).filter(|n| !n.is_null()) {
             None => {
                 p.push(
                     &s.key_path(key),
