@@ -466,3 +466,18 @@ fn required_keys_given_no_value_are_reported_as_missing() {
     );
     assert!(!t.contains("internal error"), "{t}");
 }
+
+#[test]
+fn nul_bytes_in_config_strings_are_found_by_check() {
+    let (dir, configs) = fixture();
+    let d = dir.path();
+    let body = GOOD.to_string() + "environment:\n  worker_env_var: \"A=1\\0B=2\"\n";
+    std::fs::write(configs.join("nul.yaml"), body).unwrap();
+    let o = check(d, &[]);
+    let t = text(&o);
+    assert!(
+        t.contains("`environment.worker_env_var`: contains a NUL byte"),
+        "{t}"
+    );
+    assert!(t.contains("ok     disagg_upload-ok"), "{t}");
+}

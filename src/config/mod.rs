@@ -9,6 +9,7 @@ pub mod bounds;
 pub mod env_string;
 mod error;
 mod model;
+pub mod nul_bytes;
 mod parse;
 pub mod reader;
 

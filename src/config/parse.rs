@@ -238,6 +238,7 @@ pub fn parse_perf_config(text: &str, path: &Path) -> Result<PerfConfig, ConfigEr
     }
 
     super::bounds::check_bounds(&root, &mut p);
+    super::nul_bytes::check_no_nul(&root, &mut p);
     p.into_result(path)?;
     // Every `None` below was recorded as a problem above, so `into_result` returned early.
     let (Some(metadata), Some(benchmark), Some(hardware), Some(gen_worker)) =
