@@ -146,8 +146,8 @@ impl Settings {
                 Ok(s) if (1..=crate::app::env_check::MAX_TRIAL_TIMEOUT_S).contains(&s) => Some(s),
                 _ => {
                     return Err(SettingsError(format!(
-                        "PERF_TRIAL_TIMEOUT_S={v:?}: expected a whole number of seconds from 1 to \
-                         {}",
+                        "PERF_TRIAL_TIMEOUT_S={v:?}: expected a positive whole number of seconds, \
+                         at most {} (30 days)",
                         crate::app::env_check::MAX_TRIAL_TIMEOUT_S
                     )));
                 }
