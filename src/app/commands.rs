@@ -351,7 +351,7 @@ pub fn run(
             out.push_str(&format!("  {line}\n"));
         }
         // Print as we go: trials take minutes.
-        print!("{out}");
+        print!("{}", crate::util::terminal::escape_lines(&out));
         out.clear();
     }
     Outcome {

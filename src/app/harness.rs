@@ -91,7 +91,7 @@ fn print_summary(outcomes: &[TrialOutcome]) {
     }
     eprintln!("\nperfsanity results:");
     for line in lines {
-        eprintln!("  {line}");
+        eprintln!("  {}", escape_lines(line));
     }
 }
 
@@ -149,7 +149,7 @@ pub fn run_trial(ctx: &HarnessContext, spec: &TrialSpec) -> Result<(), Failed> {
     };
     if ctx.executor.tee {
         for line in &outcome.summary {
-            println!("{line}");
+            println!("{}", escape_lines(line));
         }
     }
     ctx.outcomes

@@ -108,7 +108,10 @@ fn prepare(settings: &Settings, spec: &TrialSpec, cwd: &Path, exe: &Path) -> Pre
 }
 
 fn fail(message: String) -> ExitCode {
-    eprintln!("perfsanity slurm: {message}");
+    eprintln!(
+        "perfsanity slurm: {}",
+        crate::util::terminal::escape_lines(&message)
+    );
     ExitCode::from(2)
 }
 
@@ -137,7 +140,10 @@ pub fn run(cmd: SlurmCommand) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("perfsanity slurm script: {e}");
+                    eprintln!(
+                        "perfsanity slurm script: {}",
+                        crate::util::terminal::escape_lines(&e.to_string())
+                    );
                     ExitCode::FAILURE
                 }
             }

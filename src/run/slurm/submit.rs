@@ -68,7 +68,8 @@ fn now() -> String {
 
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
+    // Log tails and trial names come from files we do not control.
+    let _ = writeln!(out, "{}", crate::util::terminal::escape_lines(line));
     let _ = out.flush();
 }
 
