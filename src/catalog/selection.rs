@@ -65,6 +65,8 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
         .unwrap_or_else(|| list.path.display().to_string());
     let mut out: Vec<TrialSpec> = Vec::new();
     let mut seen: std::collections::HashMap<String, usize> = Default::default();
+    let mut yaml_modes: std::collections::HashMap<String, Option<BenchmarkMode>> =
+        Default::default();
     for entry in &list.entries {
         let origin = format!("{}:{}", list.path.display(), entry.line);
         let time_limit_s = entry.timeout_minutes.map(|m| m.saturating_mul(60));
@@ -73,10 +75,16 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
                 let config = catalog
                     .get(&id.stem)
                     .expect("resolved stems are in the catalog");
-                // A label equal to the YAML's own mode keeps the plain trial name.
-                let yaml_mode = load_perf_config(&config.path)
-                    .ok()
-                    .map(|c| c.benchmark.mode);
+                // A label equal to the YAML's own mode keeps the plain trial name. Each config
+                // is read once however often the list names it.
+                let yaml_mode = match id.mode_label {
+                    None => None,
+                    Some(_) => *yaml_modes.entry(id.stem.clone()).or_insert_with(|| {
+                        load_perf_config(&config.path)
+                            .ok()
+                            .map(|c| c.benchmark.mode)
+                    }),
+                };
                 let name = match id.mode_label {
                     Some(label) if yaml_mode.is_some_and(|m| m != label) => {
                         labelled_trial_name(id.upload, label, &id.stem)
