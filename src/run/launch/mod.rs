@@ -11,6 +11,7 @@ pub mod role;
 pub mod signals;
 pub mod startup;
 pub mod steps;
+pub mod tree;
 
 pub use local::run_plan;
 pub use role::run_role;

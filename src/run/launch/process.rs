@@ -97,6 +97,8 @@ pub struct ManagedChild {
     pub log: PathBuf,
     child: Child,
     pgid: i32,
+    /// `PERFSANITY_TREE` of this child's tree ([`super::tree`]).
+    mark: String,
     status: Option<ExitStatus>,
     tee_thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -115,6 +117,8 @@ pub fn spawn(launch: Launch<'_>) -> Result<ManagedChild, SpawnError> {
         source,
     };
     let log = File::create(launch.log).map_err(err)?;
+    super::tree::ensure_owner(launch.self_exe);
+    let mark = super::tree::next_mark();
     let mut cmd = Command::new(&program);
     cmd.args(launch.argv.iter().skip(1))
         .args(&launch.extra_args)
@@ -124,6 +128,7 @@ pub fn spawn(launch: Launch<'_>) -> Result<ManagedChild, SpawnError> {
     for (k, v) in launch.env.iter().chain(launch.extra_env.iter()) {
         cmd.env(k, v);
     }
+    cmd.env(super::tree::TREE_ENV, &mark);
     if launch.tee {
         cmd.stdout(Stdio::piped())
             .stderr(log.try_clone().map_err(err)?);
@@ -163,6 +168,7 @@ pub fn spawn(launch: Launch<'_>) -> Result<ManagedChild, SpawnError> {
         log: launch.log.to_path_buf(),
         child,
         pgid,
+        mark,
         status: None,
         tee_thread,
     })
@@ -175,6 +181,8 @@ impl ManagedChild {
             && let Ok(Some(s)) = self.child.try_wait()
         {
             self.status = Some(s);
+            // What it left behind must not outlive it (nor hold the tee pipe open).
+            super::tree::kill_tree(&self.mark);
             self.finish_tee();
         }
         self.status
@@ -204,6 +212,8 @@ impl ManagedChild {
         if self.status.is_none() {
             self.status = self.child.wait().ok();
         }
+        // Then whatever of its tree left the group (a new session, a double fork).
+        super::tree::kill_tree(&self.mark);
         self.finish_tee();
         unregister(self.pgid);
         already.or(self.status)
