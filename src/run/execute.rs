@@ -103,6 +103,14 @@ impl Executor {
         let (config, plan) = prepare_trial(&self.settings, spec, KeyMode::Create)
             .map_err(|e: TrialError| config_failure(e.to_string()))?;
         *output_dir = Some(plan.output_dir.clone());
+        // One run per trial folder, held until the results are recorded.
+        let _folder = crate::run::launch::folder_lock::lock_folder(&plan.output_dir, self.settings.role)
+            .map_err(|e| TrialFailure {
+                class: FailureClass::Busy,
+                role: self.settings.role,
+                message: e.to_string(),
+                log_tail: None,
+            })?;
         let run = RunContext {
             started,
             self_exe: &self.self_exe,

@@ -3,6 +3,7 @@
 //! all of them on one host, [`role`] runs one role of a multi-host trial.
 
 pub mod dataset;
+pub mod folder_lock;
 pub mod gpus;
 pub mod local;
 pub mod logs;
@@ -12,6 +13,7 @@ pub mod signals;
 pub mod startup;
 pub mod steps;
 pub mod tree;
+pub mod watch;
 
 pub use local::run_plan;
 pub use role::run_role;

@@ -15,6 +15,7 @@ use super::gpus::GpuLease;
 use super::logs::log_tail;
 use super::process::{GRACE, Launch, ManagedChild, describe_status, spawn};
 use super::signals::interrupted;
+use super::watch::{DEFAULT_TRIAL_LIMIT_S, Target, Watch, WatchSettings};
 use crate::measure::gen_log::device_step_stats;
 use crate::measure::{ClientMetrics, check_client_output, parse_client_output};
 use crate::plan::toolchain::ClientKind;
@@ -137,22 +138,56 @@ pub struct Graph<'a> {
     pub servers: Vec<ManagedChild>,
     /// Trial start.
     pub started: Instant,
-    /// Trial deadline (test list `TIMEOUT`).
+    /// Trial deadline (test list `TIMEOUT`, `PERF_TRIAL_TIMEOUT_S`, else the default).
     pub deadline: Option<Instant>,
+    /// The trial limit in seconds and where it came from.
+    limit: (u64, String),
+    /// `PERF_STALL_S` / `PERF_PROGRESS_S`, or why they are unusable (the first check fails).
+    knobs: Result<WatchSettings, String>,
+    /// The liveness watch while clients run.
+    watch: Option<Watch>,
 }
 
 impl<'a> Graph<'a> {
     /// A graph for `plan` whose clock (and trial deadline) started at `started`.
     pub fn new(plan: &'a Plan, started: Instant) -> Self {
+        let limit = match plan.timeouts.trial_s {
+            Some(s) => (s, plan.timeouts.trial_source.clone()),
+            None => (
+                DEFAULT_TRIAL_LIMIT_S,
+                "the default, upstream's pytest --timeout".to_string(),
+            ),
+        };
         Graph {
             plan,
             servers: Vec::new(),
             started,
-            deadline: plan
-                .timeouts
-                .trial_s
-                .map(|s| started + Duration::from_secs(s)),
+            // An unrepresentable instant (a limit of centuries) is no limit.
+            deadline: started.checked_add(Duration::from_secs(limit.0)),
+            limit,
+            knobs: WatchSettings::from_env(),
+            watch: None,
         }
+    }
+
+    /// Starts the liveness watch over `targets` (while the clients run).
+    pub fn watch(&mut self, targets: Vec<Target>) {
+        if let Ok(knobs) = &self.knobs {
+            self.watch = Watch::start(targets, knobs.stall);
+        }
+    }
+
+    /// Ends the liveness watch.
+    pub fn unwatch(&mut self) {
+        self.watch = None;
+    }
+
+    /// The process of `role`, when this host started it.
+    pub fn pid_of(&self, role: Role) -> Option<i32> {
+        self.servers
+            .iter()
+            .find(|c| c.role == Some(role))
+            .map(ManagedChild::pid)
     }
 
     /// Seconds since the trial started.
@@ -170,6 +205,9 @@ impl<'a> Graph<'a> {
                 None,
             ));
         }
+        if let Err(e) = &self.knobs {
+            return Err(config_failure(e.clone()));
+        }
         let plan = self.plan;
         for child in &mut self.servers {
             if let Some(status) = child.try_status() {
@@ -182,11 +220,14 @@ impl<'a> Graph<'a> {
                 } else {
                     (FailureClass::Launch, " before reporting its address")
                 };
+                let panicked = super::logs::panic_message(&child.log)
+                    .map(|m| format!(" after a panic: {m};"))
+                    .unwrap_or_default();
                 return Err(failure(
                     class,
                     child.role,
                     format!(
-                        "{} exited with {}{when} while {phase} (it was still needed)",
+                        "{} exited with {}{when}{panicked} while {phase} (it was still needed)",
                         child.name,
                         describe_status(&status)
                     ),
@@ -194,14 +235,23 @@ impl<'a> Graph<'a> {
                 ));
             }
         }
+        if let Some(stall) = self.watch.as_ref().and_then(Watch::verdict) {
+            let log = self.log_of(stall.role);
+            return Err(failure(
+                FailureClass::Stalled,
+                Some(stall.role),
+                format!("{} while {phase}", stall.message),
+                log.as_deref(),
+            ));
+        }
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(failure(
                 FailureClass::Timeout,
                 None,
                 format!(
                     "trial time limit of {} s ({}) reached while {phase}{}",
-                    plan.timeouts.trial_s.unwrap_or(0),
-                    plan.timeouts.trial_source,
+                    self.limit.0,
+                    self.limit.1,
                     self.server_log_ends()
                 ),
                 None,
@@ -238,17 +288,39 @@ impl<'a> Graph<'a> {
         on_timeout: impl FnOnce(&Self) -> TrialFailure,
         mut probe: impl FnMut() -> Option<T>,
     ) -> Result<T, TrialFailure> {
-        let until = limit.map(|l| Instant::now() + l);
+        let began = Instant::now();
+        let until = limit.and_then(|l| began.checked_add(l));
+        let every = self.knobs.as_ref().map_or(Duration::ZERO, |k| k.progress);
+        let mut next_line = began.checked_add(every).filter(|_| !every.is_zero());
         loop {
             if let Some(v) = probe() {
                 return Ok(v);
             }
             self.check(phase)?;
+            if next_line.is_some_and(|t| Instant::now() >= t) {
+                eprintln!("{}", self.progress_line(phase, began));
+                next_line = next_line.and_then(|t| t.checked_add(every));
+            }
             if until.is_some_and(|u| Instant::now() >= u) {
                 return Err(on_timeout(self));
             }
             std::thread::sleep(POLL);
         }
+    }
+
+    /// `perfsanity: <trial>: <phase> for N s (trial limit L s (source), M s left)`.
+    fn progress_line(&self, phase: &str, began: Instant) -> String {
+        let left = self
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()).as_secs())
+            .unwrap_or(0);
+        format!(
+            "perfsanity: {}: {phase} for {} s (trial limit {} s, {}; {left} s left)",
+            self.plan.trial,
+            began.elapsed().as_secs(),
+            self.limit.0,
+            self.limit.1
+        )
     }
 
     /// Stops every server (SIGTERM to all groups first, so they shut down in parallel).
@@ -530,6 +602,45 @@ pub struct ClientOutput<'p> {
 
 /// Runs every client in turn against `host:port`.
 pub fn run_clients<'p>(
+    graph: &mut Graph<'p>,
+    ctx: &RunContext<'_>,
+    host: &str,
+    port: u16,
+    timeline: &mut Timeline,
+) -> Result<Vec<ClientOutput<'p>>, TrialFailure> {
+    let targets = watch_targets(graph, host, port);
+    graph.watch(targets);
+    let outputs = run_each_client(graph, ctx, host, port, timeline);
+    graph.unwatch();
+    outputs
+}
+
+/// Every role with a published address: the workers and the router at `host:port`.
+fn watch_targets(graph: &Graph<'_>, host: &str, port: u16) -> Vec<Target> {
+    let plan = graph.plan;
+    let mut targets: Vec<Target> = plan
+        .workers
+        .iter()
+        .filter_map(|w| {
+            let (h, p) = read_address(&w.address_file)?;
+            Some(Target {
+                role: w.role,
+                pid: graph.pid_of(w.role),
+                address: format!("{h}:{p}"),
+                worker: true,
+            })
+        })
+        .collect();
+    targets.push(Target {
+        role: Role::DisaggServer,
+        pid: graph.pid_of(Role::DisaggServer),
+        address: format!("{host}:{port}"),
+        worker: false,
+    });
+    targets
+}
+
+fn run_each_client<'p>(
     graph: &mut Graph<'p>,
     ctx: &RunContext<'_>,
     host: &str,
