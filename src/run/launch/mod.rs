@@ -7,6 +7,7 @@ pub mod folder_lock;
 pub mod gpus;
 pub mod local;
 pub mod logs;
+pub mod ports;
 pub mod process;
 pub mod role;
 pub mod signals;

@@ -188,6 +188,11 @@ impl ManagedChild {
         self.status
     }
 
+    /// The `PERFSANITY_TREE` mark of its tree.
+    pub fn mark(&self) -> &str {
+        &self.mark
+    }
+
     /// Process id (= process group id).
     pub fn pid(&self) -> i32 {
         self.pgid

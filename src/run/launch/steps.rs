@@ -563,19 +563,29 @@ pub fn await_router(graph: &mut Graph<'_>) -> Result<(String, u16), TrialFailure
     graph.wait_for(
         "waiting for the router to become ready",
         Some(Duration::from_secs(plan.timeouts.ready_s)),
-        |_| {
-            failure(
-                FailureClass::NeverReady,
-                Some(Role::DisaggServer),
-                format!(
-                    "{health_url} did not answer 200 within {} s (last answer: {})",
-                    plan.timeouts.ready_s,
-                    last_status
-                        .get()
-                        .map_or("none".to_string(), |s: u16| s.to_string())
+        |g| {
+            let message = format!(
+                "{health_url} did not answer 200 within {} s (last answer: {})",
+                plan.timeouts.ready_s,
+                last_status
+                    .get()
+                    .map_or("none".to_string(), |s: u16| s.to_string())
+            );
+            // The router waits for its workers: one that is not ready is the role at fault.
+            match unready_workers(plan, &http).into_iter().next() {
+                Some((role, why)) => failure(
+                    FailureClass::NeverReady,
+                    Some(role),
+                    format!("{role} never became ready behind the router ({why}): {message}"),
+                    g.log_of(role).as_deref(),
                 ),
-                Some(&router_log),
-            )
+                None => failure(
+                    FailureClass::NeverReady,
+                    Some(Role::DisaggServer),
+                    message,
+                    Some(&router_log),
+                ),
+            }
         },
         || {
             let status = http
@@ -588,6 +598,119 @@ pub fn await_router(graph: &mut Graph<'_>) -> Result<(String, u16), TrialFailure
         },
     )?;
     Ok((host, port))
+}
+
+/// Workers whose `/health` does not answer 200, with what it answered.
+fn unready_workers(plan: &Plan, http: &reqwest::blocking::Client) -> Vec<(Role, String)> {
+    plan.workers
+        .iter()
+        .filter_map(|w| {
+            let Some((h, p)) = read_address(&w.address_file) else {
+                return Some((w.role, "no address published".to_string()));
+            };
+            let url = format!("http://{h}:{p}/health");
+            match http.get(&url).send() {
+                Ok(r) if r.status().as_u16() == 200 => None,
+                Ok(r) => Some((w.role, format!("{url} answers {}", r.status().as_u16()))),
+                Err(e) => Some((w.role, format!("{url} does not answer: {e}"))),
+            }
+        })
+        .collect()
+}
+
+/// Checks that each worker's published address is served by that worker's own process tree
+/// and nobody else's: another server that took (or shares) the port would get the router's
+/// requests. Ports this host shows no listener for (a remote host) are not checked.
+pub fn verify_worker_ports(
+    graph: &Graph<'_>,
+    addresses: &[(Role, String)],
+) -> Result<(), TrialFailure> {
+    for (role, address) in addresses {
+        let Some(child) = graph.servers.iter().find(|c| c.role == Some(*role)) else {
+            continue;
+        };
+        let Some(port) = address.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()) else {
+            continue;
+        };
+        let inodes = super::ports::listening_inodes(port);
+        if inodes.is_empty() {
+            continue;
+        }
+        let holders = super::ports::holders(&inodes);
+        let foreign: Vec<String> = holders
+            .iter()
+            .filter(|&&pid| pid != child.pid() && !super::tree::in_tree(pid, child.mark()))
+            .map(|&pid| super::ports::describe_pid(pid))
+            .collect();
+        let ours = holders
+            .iter()
+            .any(|&pid| pid == child.pid() || super::tree::in_tree(pid, child.mark()));
+        if !foreign.is_empty() || !ours {
+            let who = if foreign.is_empty() {
+                "a process this user cannot inspect".to_string()
+            } else {
+                foreign.join(", ")
+            };
+            return Err(failure(
+                FailureClass::Launch,
+                Some(*role),
+                format!(
+                    "{role} published {address}, but port {port} is served by {who}{}: another \
+                     server took its port",
+                    if ours { " as well as by it" } else { ", not by it" }
+                ),
+                Some(&child.log),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The worker the router's log blames: the last line of its tail that names a worker's
+/// address (`(role, line)`). The router knows which worker failed a request; the client only
+/// sees the failure.
+pub fn router_blames(router_log: &Path, workers: &[(Role, String)]) -> Option<(Role, String)> {
+    let tail = super::logs::tail(router_log, super::logs::TAIL_LINES)?;
+    tail.lines().rev().filter(|l| is_problem_line(l)).find_map(|line| {
+        workers
+            .iter()
+            .find(|(_, addr)| line.contains(addr.as_str()))
+            .map(|(role, _)| (*role, line.trim().to_string()))
+    })
+}
+
+/// A warning or error line (TensorRT-LLM's `[W]` / `[E]`, Python's `WARNING` / `ERROR`).
+fn is_problem_line(line: &str) -> bool {
+    ["[W]", "[E]", "WARNING", "ERROR", "Error", "error:"]
+        .iter()
+        .any(|tag| line.contains(tag))
+}
+
+/// Worker addresses as published (`host:port`).
+fn published_workers(plan: &Plan) -> Vec<(Role, String)> {
+    plan.workers
+        .iter()
+        .filter_map(|w| read_address(&w.address_file).map(|(h, p)| (w.role, format!("{h}:{p}"))))
+        .collect()
+}
+
+/// A client failure, with the role the router's log blames when it names one.
+fn client_failure(
+    plan: &Plan,
+    class: FailureClass,
+    message: String,
+    client_log: &Path,
+) -> TrialFailure {
+    let blamed = router_blames(&plan.router.process.log_file, &published_workers(plan));
+    match blamed {
+        Some((role, line)) => failure(
+            class,
+            Some(role),
+            format!("{message}; the router's log blames {role}: {line}"),
+            Some(client_log),
+        ),
+        None => failure(class, Some(Role::Benchmark), message, Some(client_log)),
+    }
 }
 
 /// A client's raw output and the gen-log offsets taken before it started.
@@ -714,24 +837,24 @@ fn run_each_client<'p>(
             graph.check(&format!("client {} ({}) was running", c.index, c.name))?;
         }
         if !status.success() {
-            return Err(failure(
+            return Err(client_failure(
+                plan,
                 FailureClass::Client,
-                Some(Role::Benchmark),
                 format!(
                     "client {} ({}) exited with {}",
                     c.index,
                     c.name,
                     describe_status(&status)
                 ),
-                Some(&c.log_file),
+                &c.log_file,
             ));
         }
         if let Err(problem) = check_client_output(&output) {
-            return Err(failure(
+            return Err(client_failure(
+                plan,
                 FailureClass::FailedRequests,
-                Some(Role::Benchmark),
                 format!("client {} ({}): {problem}", c.index, c.name),
-                Some(&c.log_file),
+                &c.log_file,
             ));
         }
         outputs.push(ClientOutput {

@@ -151,6 +151,11 @@ fn kill_marked(mark: &str, prefix: bool) -> usize {
     }
 }
 
+/// True when process `pid` carries `mark` (exactly).
+pub fn in_tree(pid: i32, mark: &str) -> bool {
+    std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| carries_mark(&env, mark, false))
+}
+
 /// Pids (not ours, not zombies) whose environment holds the mark.
 pub fn marked_processes(mark: &str, prefix: bool) -> Vec<i32> {
     let me = std::process::id() as i32;
