@@ -35,14 +35,20 @@ pub fn log_tail(path: &Path) -> LogTail {
     }
 }
 
+/// How far back from a log's end a panic is looked for.
+const PANIC_SEARCH_LINES: usize = 2000;
+
 /// The last Rust panic in the end of `path`: `"<message>" at <location>` (the message is the
-/// line after `thread '…' panicked at <location>:`). `None` when the tail holds no panic.
+/// line after `thread '…' [(id)] panicked at <location>:`). `None` when the tail holds no panic.
 pub fn panic_message(path: &Path) -> Option<String> {
-    let text = tail(path, TAIL_LINES)?;
+    // A backtrace (RUST_BACKTRACE) runs to hundreds of lines after the panic line.
+    let text = tail(path, PANIC_SEARCH_LINES)?;
     let lines: Vec<&str> = text.lines().collect();
-    let at = lines.iter().rposition(|l| l.contains("' panicked at "))?;
+    let at = lines
+        .iter()
+        .rposition(|l| l.starts_with("thread '") && l.contains(" panicked at "))?;
     let location = lines[at]
-        .split_once("' panicked at ")
+        .split_once(" panicked at ")
         .map(|(_, loc)| loc.trim_end_matches(':').trim())
         .unwrap_or_default();
     let message = lines.get(at + 1).map_or("", |m| m.trim());
@@ -59,7 +65,7 @@ mod tests {
         let p = dir.path().join("l.log");
         std::fs::write(
             &p,
-            "INFO up\nthread 'tokio-runtime-worker' panicked at src/tools/sim/faults.rs:9:13:\n\
+            "INFO up\nthread 'tokio-runtime-worker' (812) panicked at src/tools/sim/faults.rs:9:13:\n\
              fault injection: panic_after_requests=4 reached\nnote: run with RUST_BACKTRACE=1\n",
         )
         .unwrap();

@@ -54,6 +54,12 @@ pub fn holders(inodes: &HashSet<u64>) -> Vec<i32> {
         .collect()
 }
 
+/// The holders of `inodes` that are not `ours`, and whether any holder is.
+pub fn split_holders(inodes: &HashSet<u64>, ours: impl Fn(i32) -> bool) -> (Vec<i32>, bool) {
+    let (mine, foreign): (Vec<i32>, Vec<i32>) = holders(inodes).into_iter().partition(|&p| ours(p));
+    (foreign, !mine.is_empty())
+}
+
 /// The inode of an fd link `socket:[12345]`.
 pub fn socket_inode(link: &str) -> Option<u64> {
     link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
@@ -91,6 +97,10 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         let inodes = listening_inodes(port);
         assert!(!inodes.is_empty());
-        assert!(holders(&inodes).contains(&(std::process::id() as i32)));
+        let me = std::process::id() as i32;
+        assert!(holders(&inodes).contains(&me));
+        // Seen from a worker whose tree this process is not part of: a foreign server.
+        assert_eq!(split_holders(&inodes, |_| false), (vec![me], false));
+        assert_eq!(split_holders(&inodes, |p| p == me), (vec![], true));
     }
 }

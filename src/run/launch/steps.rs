@@ -221,7 +221,7 @@ impl<'a> Graph<'a> {
                     (FailureClass::Launch, " before reporting its address")
                 };
                 let panicked = super::logs::panic_message(&child.log)
-                    .map(|m| format!(" after a panic: {m};"))
+                    .map(|m| format!(" after a panic: {m},"))
                     .unwrap_or_default();
                 return Err(failure(
                     class,
@@ -636,15 +636,13 @@ pub fn verify_worker_ports(
         if inodes.is_empty() {
             continue;
         }
-        let holders = super::ports::holders(&inodes);
-        let foreign: Vec<String> = holders
-            .iter()
-            .filter(|&&pid| pid != child.pid() && !super::tree::in_tree(pid, child.mark()))
-            .map(|&pid| super::ports::describe_pid(pid))
+        let (foreign, ours) = super::ports::split_holders(&inodes, |pid| {
+            pid == child.pid() || super::tree::in_tree(pid, child.mark())
+        });
+        let foreign: Vec<String> = foreign
+            .into_iter()
+            .map(super::ports::describe_pid)
             .collect();
-        let ours = holders
-            .iter()
-            .any(|&pid| pid == child.pid() || super::tree::in_tree(pid, child.mark()));
         if !foreign.is_empty() || !ours {
             let who = if foreign.is_empty() {
                 "a process this user cannot inspect".to_string()

@@ -24,8 +24,16 @@ pub fn install_panic_hook() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
         default(info);
+        // Once more after any backtrace, so a log's last lines always say what happened.
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_default();
+        let location = info.location().map(|l| l.to_string()).unwrap_or_default();
         log::error(&format!(
-            "[sim] panic: exiting with code {PANIC_EXIT_CODE}"
+            "[sim] panic: {message:?} at {location}; exiting with code {PANIC_EXIT_CODE}"
         ));
         std::process::exit(PANIC_EXIT_CODE);
     }));
