@@ -667,7 +667,10 @@ fn grandchildren_are_gone_after_their_worker_is_killed() {
     let f = t.finish();
     assert_eq!(f.status.code(), Some(101), "{}", f.stdout);
     let text = failure_text(&f.stdout, &t.trial);
-    assert!(text.starts_with("[crash] GEN_0: GEN_0 exited with signal SIGKILL"), "{text}");
+    assert!(
+        text.starts_with("[crash] GEN_0: GEN_0 exited with signal SIGKILL"),
+        "{text}"
+    );
     assert_eq!(t.processes(), Vec::<String>::new(), "survivors at exit");
     println!(
         "fault-matrix | SIGKILL of GEN_0 (which has a grandchild) | crash | GEN_0 | {:.2} s, 0 survivors",
@@ -695,7 +698,11 @@ fn a_second_sigterm_still_reports_and_writes_junit() {
     let f = t.finish();
     let after = signalled.elapsed();
     assert_eq!(f.status.code(), Some(143), "{}", f.stdout);
-    assert!(f.stdout.contains("[interrupted] interrupted by signal 15"), "{}", f.stdout);
+    assert!(
+        f.stdout.contains("[interrupted] interrupted by signal 15"),
+        "{}",
+        f.stdout
+    );
     let xml = std::fs::read_to_string(&junit_path).expect("JUnit written");
     assert!(xml.contains("interrupted"), "{xml}");
     assert_eq!(t.processes(), Vec::<String>::new(), "processes left");
@@ -738,7 +745,10 @@ fn a_second_run_on_the_same_trial_folder_is_refused() {
         text.contains("[busy] ") && text.contains(&holder) && text.contains(" since "),
         "the refusal names the holder ({holder}):\n{text}"
     );
-    assert!(first.child.try_wait().unwrap().is_none(), "the first run goes on");
+    assert!(
+        first.child.try_wait().unwrap().is_none(),
+        "the first run goes on"
+    );
     assert_eq!(std::fs::read_to_string(&gen_addr).unwrap(), before);
     assert!(took < FAST, "refused after {took:?}");
     kill(Pid::from_raw(first.child.id() as i32), Signal::SIGTERM).unwrap();
@@ -826,7 +836,8 @@ fn bad_watch_knob_is_a_config_failure() {
     let f = t.finish();
     assert_eq!(f.status.code(), Some(101), "{}", f.stdout);
     assert!(
-        f.stdout.contains("[config] PERF_STALL_S=\"2m\": expected a whole number of seconds"),
+        f.stdout
+            .contains("[config] PERF_STALL_S=\"2m\": expected a whole number of seconds"),
         "{}",
         f.stdout
     );
@@ -875,5 +886,64 @@ fn an_unready_worker_behind_the_router_is_named() {
             message_has: "GEN_0 never became ready behind the router (http://",
             at_least: Duration::from_secs(2),
         },
+    );
+}
+
+/// Runs `perfsanity results …` against `db`.
+fn results_cli(db: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_perfsanity"))
+        .arg("results")
+        .args(args)
+        .env("PERF_DB", db)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Class 12: client 0 finishes, GEN_0 crashes under client 1. The trial fails as GEN_0's
+/// crash, and client 0's measurement is kept — marked invalid with the trial's outcome, never
+/// uploaded — and its `perf_records.json` can be imported into another history database.
+#[test]
+fn a_finished_clients_measurement_survives_a_later_failure() {
+    let mut t = Trial::start(Entry::Harness, "fault-crash-second-client", &[]);
+    let f = t.finish();
+    assert_eq!(f.status.code(), Some(101), "{}", f.stdout);
+    let text = failure_text(&f.stdout, &t.trial);
+    assert!(text.starts_with("[crash] GEN_0:"), "{text}");
+    assert!(
+        text.contains("results: 1 finished client record(s) of this failed trial kept"),
+        "{text}"
+    );
+    let db = t.dir.path().join("results.sqlite");
+    let (ok, shown) = results_cli(&db, &["show", "--json"]);
+    assert!(ok, "{shown}");
+    let rows: Vec<serde_json::Value> = shown
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(rows.len(), 1, "{shown}");
+    let row = rows[0].to_string();
+    assert!(row.contains("\"b_is_valid\":false"), "{row}");
+    assert!(row.contains("\"s_trial_outcome\":\"failed: crash (GEN_0)\""), "{row}");
+    assert!(row.contains("not_requested"), "{row}");
+    // The artifact left in the trial folder imports into a fresh database, once.
+    let artifact = t.trial_dir().join("perf_records.json");
+    let other = t.dir.path().join("other.sqlite");
+    let artifact_s = artifact.to_str().unwrap();
+    let (ok, out) = results_cli(&other, &["import", artifact_s]);
+    assert!(ok && out.contains("imported 1 record(s)") && out.contains("state not_requested"), "{out}");
+    let (ok, out) = results_cli(&other, &["import", artifact_s]);
+    assert!(!ok && out.contains("is already in"), "{out}");
+    assert_eq!(t.processes(), Vec::<String>::new());
+    println!(
+        "fault-matrix | GEN_0 crashes under the second of two clients (exit_after_requests: 8) | crash | GEN_0 | {:.2} s, client 0's record kept (b_is_valid false), 0 survivors",
+        f.elapsed.as_secs_f64()
     );
 }

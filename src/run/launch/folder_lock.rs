@@ -100,7 +100,9 @@ fn holder_line() -> String {
     format!(
         "pid {} on host {host} since {}\n",
         std::process::id(),
-        jiff::Timestamp::now().round(jiff::Unit::Second).unwrap_or_else(|_| jiff::Timestamp::now())
+        jiff::Timestamp::now()
+            .round(jiff::Unit::Second)
+            .unwrap_or_else(|_| jiff::Timestamp::now())
     )
 }
 

@@ -62,13 +62,21 @@ pub fn split_holders(inodes: &HashSet<u64>, ours: impl Fn(i32) -> bool) -> (Vec<
 
 /// The inode of an fd link `socket:[12345]`.
 pub fn socket_inode(link: &str) -> Option<u64> {
-    link.strip_prefix("socket:[")?.strip_suffix(']')?.parse().ok()
+    link.strip_prefix("socket:[")?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
 }
 
 /// `pid N (command line)` for messages.
 pub fn describe_pid(pid: i32) -> String {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|b| String::from_utf8_lossy(&b).replace('\0', " ").trim().to_string())
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .replace('\0', " ")
+                .trim()
+                .to_string()
+        })
         .unwrap_or_default();
     let short: String = cmdline.chars().take(120).collect();
     format!("pid {pid} ({short})")

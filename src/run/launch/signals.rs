@@ -81,8 +81,7 @@ pub fn install() {
 fn teardown_and_exit(sig: i32) {
     signal_all(Signal::SIGTERM);
     let deadline = Instant::now() + GRACE;
-    while !live_groups().is_empty() && Instant::now() < deadline && !HURRY.load(Ordering::SeqCst)
-    {
+    while !live_groups().is_empty() && Instant::now() < deadline && !HURRY.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(10));
     }
     signal_all(Signal::SIGKILL);

@@ -40,6 +40,8 @@ pub struct RunContext<'a> {
     pub tee: bool,
     /// GPUs of this host (trtllm toolchain).
     pub gpus: Option<&'a super::gpus::GpuPool>,
+    /// Each client's result as soon as it finished (kept when a later client fails).
+    pub finished: std::sync::Mutex<Vec<ClientRun>>,
 }
 
 /// One client run's result.
@@ -629,7 +631,10 @@ pub fn verify_worker_ports(
         let Some(child) = graph.servers.iter().find(|c| c.role == Some(*role)) else {
             continue;
         };
-        let Some(port) = address.rsplit_once(':').and_then(|(_, p)| p.parse::<u16>().ok()) else {
+        let Some(port) = address
+            .rsplit_once(':')
+            .and_then(|(_, p)| p.parse::<u16>().ok())
+        else {
             continue;
         };
         let inodes = super::ports::listening_inodes(port);
@@ -655,7 +660,11 @@ pub fn verify_worker_ports(
                 format!(
                     "{role} published {address}, but port {port} is served by {who}{}: another \
                      server took its port",
-                    if ours { " as well as by it" } else { ", not by it" }
+                    if ours {
+                        " as well as by it"
+                    } else {
+                        ", not by it"
+                    }
                 ),
                 Some(&child.log),
             ));
@@ -669,12 +678,15 @@ pub fn verify_worker_ports(
 /// sees the failure.
 pub fn router_blames(router_log: &Path, workers: &[(Role, String)]) -> Option<(Role, String)> {
     let tail = super::logs::tail(router_log, super::logs::TAIL_LINES)?;
-    tail.lines().rev().filter(|l| is_problem_line(l)).find_map(|line| {
-        workers
-            .iter()
-            .find(|(_, addr)| line.contains(addr.as_str()))
-            .map(|(role, _)| (*role, line.trim().to_string()))
-    })
+    tail.lines()
+        .rev()
+        .filter(|l| is_problem_line(l))
+        .find_map(|line| {
+            workers
+                .iter()
+                .find(|(_, addr)| line.contains(addr.as_str()))
+                .map(|(role, _)| (*role, line.trim().to_string()))
+        })
 }
 
 /// A warning or error line (TensorRT-LLM's `[W]` / `[E]`, Python's `WARNING` / `ERROR`).
@@ -855,14 +867,32 @@ fn run_each_client<'p>(
                 &c.log_file,
             ));
         }
-        outputs.push(ClientOutput {
+        let done = ClientOutput {
             spec: c,
             output,
             gen_offsets,
-        });
+        };
+        keep_finished(plan, ctx, &done);
+        outputs.push(done);
     }
     timeline.clients_done_s = graph.elapsed();
     Ok(outputs)
+}
+
+/// Keeps a finished client's metrics in `ctx.finished` right away, so a later failure does
+/// not discard them (the main path recomputes them once every gen log is complete).
+fn keep_finished(plan: &Plan, ctx: &RunContext<'_>, done: &ClientOutput<'_>) {
+    let copy = ClientOutput {
+        spec: done.spec,
+        output: done.output.clone(),
+        gen_offsets: done.gen_offsets.clone(),
+    };
+    if let Ok(mut runs) = finish_metrics(plan, vec![copy]) {
+        ctx.finished
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .append(&mut runs);
+    }
 }
 
 /// Marks the benchmark done for every role (`benchmark_status.<s>.txt` = `Done`).

@@ -107,7 +107,9 @@ pub fn watchdog_main(token: &str) -> std::process::ExitCode {
     while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
     let killed = kill_marked(&format!("{token}/"), true);
     if killed > 0 {
-        eprintln!("perfsanity watchdog: the run {token} ended; killed {killed} process(es) it left");
+        eprintln!(
+            "perfsanity watchdog: the run {token} ended; killed {killed} process(es) it left"
+        );
     }
     std::process::ExitCode::SUCCESS
 }
@@ -200,7 +202,11 @@ mod tests {
         assert!(!carries_mark(env, "123.9/", false));
         assert!(carries_mark(env, "123.9/", true));
         assert!(!carries_mark(env, "123.8/", true));
-        assert!(!carries_mark(b"XPERFSANITY_TREE=123.9/4\0", "123.9/4", false));
+        assert!(!carries_mark(
+            b"XPERFSANITY_TREE=123.9/4\0",
+            "123.9/4",
+            false
+        ));
     }
 
     #[test]
@@ -231,7 +237,10 @@ mod tests {
         // Wait until the grandchild exec'd with the mark (polling, bounded).
         let until = Instant::now() + Duration::from_secs(10);
         while !marked_processes(&mark, false).contains(&grandchild) {
-            assert!(Instant::now() < until, "the grandchild never showed its mark");
+            assert!(
+                Instant::now() < until,
+                "the grandchild never showed its mark"
+            );
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(kill_tree(&mark) >= 2);

@@ -45,9 +45,7 @@ impl WatchSettings {
     }
 
     /// Same, from any lookup (tests).
-    pub fn from_lookup(
-        get: impl Fn(&str) -> Option<std::ffi::OsString>,
-    ) -> Result<Self, String> {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Self, String> {
         let knob = |name: &str, default: u64| -> Result<Duration, String> {
             let Some(raw) = get(name) else {
                 return Ok(Duration::from_secs(default));
@@ -179,7 +177,12 @@ fn probe_loop(
     }
 }
 
-fn probe(http: &reqwest::blocking::Client, t: &Target, s: &mut Seen, stall: Duration) -> Option<Stall> {
+fn probe(
+    http: &reqwest::blocking::Client,
+    t: &Target,
+    s: &mut Seen,
+    stall: Duration,
+) -> Option<Stall> {
     let now = Instant::now();
     let stall_s = stall.as_secs();
     if let Some(pid) = t.pid {
@@ -307,7 +310,9 @@ mod tests {
     #[test]
     fn metrics_last_entry() {
         assert_eq!(
-            last_iteration(r#"[{"iter":1,"numActiveRequests":0},{"iter":7,"numActiveRequests":2}]"#),
+            last_iteration(
+                r#"[{"iter":1,"numActiveRequests":0},{"iter":7,"numActiveRequests":2}]"#
+            ),
             Some((7, 2))
         );
         assert_eq!(last_iteration("[]"), None);
@@ -322,8 +327,11 @@ mod tests {
             .unwrap();
         let pid = child.id() as i32;
         assert!(!process_stopped(pid));
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGSTOP)
-            .unwrap();
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(pid),
+            nix::sys::signal::Signal::SIGSTOP,
+        )
+        .unwrap();
         let until = Instant::now() + Duration::from_secs(10);
         while !process_stopped(pid) {
             assert!(Instant::now() < until, "never seen stopped");
