@@ -139,17 +139,20 @@ fn kill_marked(mark: &str, prefix: bool) -> usize {
             let _ = kill(Pid::from_raw(*pid), Signal::SIGKILL);
         }
         total += found.len();
-        for pid in &found {
-            // Only our own children (re-parented orphans) can be reaped; others are a no-op.
-            let _ = waitpid(Pid::from_raw(*pid), Some(WaitPidFlag::WNOHANG));
-        }
+        // Only our own children (re-parented orphans) can be reaped; others are a no-op. The
+        // children the runner manages are left to their `ManagedChild`, which reaps them itself.
+        let managed = super::process::live_groups();
+        let reap = || {
+            for pid in found.iter().filter(|p| !managed.contains(p)) {
+                let _ = waitpid(Pid::from_raw(*pid), Some(WaitPidFlag::WNOHANG));
+            }
+        };
+        reap();
         if Instant::now() >= until {
             return total;
         }
         std::thread::sleep(Duration::from_millis(2));
-        for pid in &found {
-            let _ = waitpid(Pid::from_raw(*pid), Some(WaitPidFlag::WNOHANG));
-        }
+        reap();
     }
 }
 
@@ -244,7 +247,8 @@ mod tests {
             std::thread::sleep(Duration::from_millis(5));
         }
         assert!(kill_tree(&mark) >= 2);
-        child.wait().unwrap();
+        // kill_tree reaped it already (it is not a managed child), or we do.
+        let _ = child.wait();
         let until = Instant::now() + Duration::from_secs(10);
         while std::fs::read_to_string(format!("/proc/{grandchild}/stat"))
             .is_ok_and(|s| !s.contains(") Z"))
