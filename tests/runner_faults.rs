@@ -786,6 +786,10 @@ fn a_stopped_router_is_named() {
         },
     );
     assert!(after >= Duration::from_secs(2) && after < FAST, "{after:?}");
+    println!(
+        "fault-matrix | (same case, from the SIGSTOP) | stalled | DISAGG_SERVER | {:.2} s after the SIGSTOP",
+        after.as_secs_f64()
+    );
 }
 
 /// Class 10/13: a frozen generation worker (alive, `/health` 200) stalls the streams; the
@@ -931,14 +935,20 @@ fn a_finished_clients_measurement_survives_a_later_failure() {
     assert_eq!(rows.len(), 1, "{shown}");
     let row = rows[0].to_string();
     assert!(row.contains("\"b_is_valid\":false"), "{row}");
-    assert!(row.contains("\"s_trial_outcome\":\"failed: crash (GEN_0)\""), "{row}");
+    assert!(
+        row.contains("\"s_trial_outcome\":\"failed: crash (GEN_0)\""),
+        "{row}"
+    );
     assert!(row.contains("not_requested"), "{row}");
     // The artifact left in the trial folder imports into a fresh database, once.
     let artifact = t.trial_dir().join("perf_records.json");
     let other = t.dir.path().join("other.sqlite");
     let artifact_s = artifact.to_str().unwrap();
     let (ok, out) = results_cli(&other, &["import", artifact_s]);
-    assert!(ok && out.contains("imported 1 record(s)") && out.contains("state not_requested"), "{out}");
+    assert!(
+        ok && out.contains("imported 1 record(s)") && out.contains("state not_requested"),
+        "{out}"
+    );
     let (ok, out) = results_cli(&other, &["import", artifact_s]);
     assert!(!ok && out.contains("is already in"), "{out}");
     assert_eq!(t.processes(), Vec::<String>::new());
@@ -946,4 +956,27 @@ fn a_finished_clients_measurement_survives_a_later_failure() {
         "fault-matrix | GEN_0 crashes under the second of two clients (exit_after_requests: 8) | crash | GEN_0 | {:.2} s, client 0's record kept (b_is_valid false), 0 survivors",
         f.elapsed.as_secs_f64()
     );
+}
+
+/// Class 13: failed requests caused by one worker are blamed on it: the router's log names the
+/// worker's address, and the failure names the role behind it.
+#[test]
+fn failed_requests_name_the_worker_the_router_blames() {
+    let mut t = Trial::start(Entry::Harness, "fault-gen-http-500", &[]);
+    let f = t.finish();
+    check_failure(
+        &t,
+        &f,
+        &Expect {
+            case: "worker error rate (GEN_0 http_500_every: 3)",
+            class: "failed_requests",
+            roles: &["GEN_0"],
+            log: "trtllm-benchmark.0.0.log",
+            tail_has: "Successful requests:",
+            message_has: "the router's log blames GEN_0: ",
+            at_least: Duration::ZERO,
+        },
+    );
+    let text = failure_text(&f.stdout, &t.trial);
+    assert!(text.contains("answered HTTP 500"), "{text}");
 }

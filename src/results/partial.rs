@@ -49,9 +49,8 @@ pub fn record_partial(
     for r in &mut records {
         mark_partial(r, &outcome);
     }
-    let note = format!(
-        "partial: the trial {outcome}; kept for the record, never gates, never uploads"
-    );
+    let note =
+        format!("partial: the trial {outcome}; kept for the record, never gates, never uploads");
     let batch = batch_id(&plan.trial, now);
     let (_, row_ids) = insert_records(
         ctx,
@@ -107,8 +106,15 @@ pub fn import_records(store: &mut Store, file: &Path) -> Result<ImportReport, St
     let dir = file.parent().unwrap_or(Path::new("."));
     let plan_path = dir.join("plan.json");
     let plan: serde_json::Value = std::fs::read_to_string(&plan_path)
-        .map_err(|e| format!("{}: {e} (the trial's plan names its trial, toolchain and scale)", plan_path.display()))
-        .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("{}: {e}", plan_path.display())))?;
+        .map_err(|e| {
+            format!(
+                "{}: {e} (the trial's plan names its trial, toolchain and scale)",
+                plan_path.display()
+            )
+        })
+        .and_then(|t| {
+            serde_json::from_str(&t).map_err(|e| format!("{}: {e}", plan_path.display()))
+        })?;
     let field = |k: &str| -> Result<String, String> {
         plan[k]
             .as_str()
@@ -141,7 +147,10 @@ pub fn import_records(store: &mut Store, file: &Path) -> Result<ImportReport, St
     let (state, note) = if upload {
         (
             UploadState::Pending,
-            format!("imported from {}; `perfsanity results push` uploads it", file.display()),
+            format!(
+                "imported from {}; `perfsanity results push` uploads it",
+                file.display()
+            ),
         )
     } else {
         (

@@ -205,8 +205,8 @@ impl Store {
             std::fs::create_dir_all(parent)
                 .map_err(|e| err(format!("cannot create {}: {e}", parent.display())))?;
         }
-        let wait = parse_lock_wait(std::env::var("PERF_DB_LOCK_WAIT_S").ok().as_deref())
-            .map_err(err)?;
+        let wait =
+            parse_lock_wait(std::env::var("PERF_DB_LOCK_WAIT_S").ok().as_deref()).map_err(err)?;
         Self::open_with_lock_wait(path, wait)
     }
 
