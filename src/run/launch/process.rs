@@ -208,6 +208,8 @@ impl ManagedChild {
     pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
         let already = self.try_status();
         let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGTERM);
+        // A stopped (SIGSTOPped) process only acts on SIGTERM once continued.
+        let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGCONT);
         let deadline = Instant::now() + grace;
         while self.try_status().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));

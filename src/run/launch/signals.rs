@@ -80,6 +80,8 @@ pub fn install() {
 
 fn teardown_and_exit(sig: i32) {
     signal_all(Signal::SIGTERM);
+    // A stopped process acts on SIGTERM only once continued.
+    signal_all(Signal::SIGCONT);
     let deadline = Instant::now() + GRACE;
     while !live_groups().is_empty() && Instant::now() < deadline && !HURRY.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(10));

@@ -329,10 +329,10 @@ impl<'a> Graph<'a> {
     pub fn stop_all(&mut self) {
         for child in &mut self.servers {
             if child.try_status().is_none() {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(child.pid()),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
+                let group = nix::unistd::Pid::from_raw(child.pid());
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+                // A stopped process acts on SIGTERM only once continued.
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGCONT);
             }
         }
         for child in &mut self.servers {
