@@ -980,3 +980,31 @@ fn failed_requests_name_the_worker_the_router_blames() {
     let text = failure_text(&f.stdout, &t.trial);
     assert!(text.contains("answered HTTP 500"), "{text}");
 }
+
+/// Class 12 under `kill -9`: client 0's record reaches `perf_records.json` as soon as it
+/// finishes (marked unfinished), so killing the harness while client 1 hangs leaves it for
+/// `perfsanity results import`.
+#[test]
+fn a_finished_clients_record_survives_kill_9_of_the_harness() {
+    let mut t = Trial::start(Entry::Harness, "fault-stall-second-client", &[]);
+    let artifact = t.trial_dir().join("perf_records.json");
+    t.wait_for_text(&artifact, "unfinished: the trial was still running");
+    kill(Pid::from_raw(t.child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = t.finish();
+    wait_until(
+        "the killed run's processes are gone",
+        Duration::from_secs(10),
+        || t.processes().is_empty(),
+    );
+    let db = t.dir.path().join("imported.sqlite");
+    let (ok, out) = results_cli(&db, &["import", artifact.to_str().unwrap()]);
+    assert!(
+        ok && out.contains("imported 1 record(s)") && out.contains("state not_requested"),
+        "{out}"
+    );
+    let (ok, shown) = results_cli(&db, &["show", "--json"]);
+    assert!(ok && shown.contains("\"b_is_valid\":false"), "{shown}");
+    println!(
+        "fault-matrix | SIGKILL to the harness while client 1 of 2 hangs | (killed) | — | client 0's record in perf_records.json (unfinished), imports; 0 survivors"
+    );
+}

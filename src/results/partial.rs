@@ -73,6 +73,26 @@ pub fn record_partial(
     Ok(lines)
 }
 
+/// The outcome text of records written while their trial still ran.
+pub const UNFINISHED: &str = "unfinished: the trial was still running";
+
+/// Writes the finished clients' records of a trial that is still running to its
+/// `perf_records.json`, marked [`UNFINISHED`], so a runner killed outright (`kill -9`) leaves
+/// them for `perfsanity results import`. The trial's own end replaces the file.
+pub fn write_unfinished(
+    ctx: &ResultsContext,
+    plan: &Plan,
+    config: &PerfConfig,
+    clients: &[ClientResult],
+) -> Result<std::path::PathBuf, String> {
+    let mut notes = Vec::new();
+    let (mut records, _) = build_trial_records(ctx, plan, config, clients, &mut notes);
+    for r in &mut records {
+        mark_partial(r, UNFINISHED);
+    }
+    super::trial::write_artifact(&plan.output_dir, &records)
+}
+
 /// What an import stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImportReport {

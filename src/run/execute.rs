@@ -103,6 +103,19 @@ impl Executor {
         let (config, plan) = prepare_trial(&self.settings, spec, KeyMode::Create)
             .map_err(|e: TrialError| config_failure(e.to_string()))?;
         *output_dir = Some(plan.output_dir.clone());
+        // Every finished client's record reaches perf_records.json at once (a kill -9 of this
+        // process later still leaves it for `perfsanity results import`).
+        let write_unfinished = |runs: &[ClientRun]| {
+            let clients = client_results(runs);
+            if let Err(e) =
+                crate::results::partial::write_unfinished(&self.results, &plan, &config, &clients)
+            {
+                eprintln!(
+                    "perfsanity: {}: cannot write the finished clients' records: {e}",
+                    plan.trial
+                );
+            }
+        };
         // One run per trial folder, held until the results are recorded.
         let _folder =
             crate::run::launch::folder_lock::lock_folder(&plan.output_dir, self.settings.role)
@@ -118,6 +131,7 @@ impl Executor {
             tee: self.tee,
             gpus: self.gpus.as_ref(),
             finished: std::sync::Mutex::new(Vec::new()),
+            on_client_finished: Some(&write_unfinished),
         };
         let ran = match self.settings.role {
             None => run_plan(&plan, &run).map(Some),

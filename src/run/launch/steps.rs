@@ -42,6 +42,8 @@ pub struct RunContext<'a> {
     pub gpus: Option<&'a super::gpus::GpuPool>,
     /// Each client's result as soon as it finished (kept when a later client fails).
     pub finished: std::sync::Mutex<Vec<ClientRun>>,
+    /// Called with every finished client so far, each time one finishes (writes them out).
+    pub on_client_finished: Option<&'a (dyn Fn(&[ClientRun]) + Sync)>,
 }
 
 /// One client run's result.
@@ -888,10 +890,11 @@ fn keep_finished(plan: &Plan, ctx: &RunContext<'_>, done: &ClientOutput<'_>) {
         gen_offsets: done.gen_offsets.clone(),
     };
     if let Ok(mut runs) = finish_metrics(plan, vec![copy]) {
-        ctx.finished
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .append(&mut runs);
+        let mut finished = ctx.finished.lock().unwrap_or_else(|e| e.into_inner());
+        finished.append(&mut runs);
+        if let Some(write) = ctx.on_client_finished {
+            write(&finished);
+        }
     }
 }
 
