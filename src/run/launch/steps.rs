@@ -29,6 +29,9 @@ const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the benchmark waits for `gen_server_<i>.done` sentinels (upstream: 120 s, soft).
 pub const SENTINEL_WAIT: Duration = Duration::from_secs(120);
 
+/// A callback given every finished client so far.
+pub type OnClientFinished = dyn Fn(&[ClientRun]) + Sync;
+
 /// What the runner needs besides the plan.
 pub struct RunContext<'a> {
     /// When the trial started (before planning): the clock of the [`Timeline`] and of the
@@ -43,7 +46,7 @@ pub struct RunContext<'a> {
     /// Each client's result as soon as it finished (kept when a later client fails).
     pub finished: std::sync::Mutex<Vec<ClientRun>>,
     /// Called with every finished client so far, each time one finishes (writes them out).
-    pub on_client_finished: Option<&'a (dyn Fn(&[ClientRun]) + Sync)>,
+    pub on_client_finished: Option<&'a OnClientFinished>,
 }
 
 /// One client run's result.
