@@ -30,7 +30,7 @@ const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 pub const SENTINEL_WAIT: Duration = Duration::from_secs(120);
 
 /// A callback given every finished client so far.
-pub type OnClientFinished = dyn Fn(&[ClientRun]) + Sync;
+pub type OnClientFinished<'a> = dyn Fn(&[ClientRun]) + Sync + 'a;
 
 /// What the runner needs besides the plan.
 pub struct RunContext<'a> {
@@ -46,7 +46,7 @@ pub struct RunContext<'a> {
     /// Each client's result as soon as it finished (kept when a later client fails).
     pub finished: std::sync::Mutex<Vec<ClientRun>>,
     /// Called with every finished client so far, each time one finishes (writes them out).
-    pub on_client_finished: Option<&'a OnClientFinished>,
+    pub on_client_finished: Option<&'a OnClientFinished<'a>>,
 }
 
 /// One client run's result.
