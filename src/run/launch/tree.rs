@@ -31,6 +31,8 @@ pub const WATCHDOG_VERB: &str = "__watchdog";
 /// How long one [`kill_marked`] keeps sweeping while marked processes keep appearing (a tree
 /// that forks as fast as we kill).
 const SWEEP_LIMIT: Duration = Duration::from_secs(2);
+/// How long a sweep waits for a SIGKILLed orphan of ours to die before reaping it.
+const REAP_WAIT: Duration = Duration::from_millis(200);
 
 static TOKEN: OnceLock<String> = OnceLock::new();
 static NEXT_CHILD: AtomicU64 = AtomicU64::new(0);
@@ -142,23 +144,35 @@ fn kill_marked(mark: &str, prefix: bool) -> usize {
         // Only our own children (re-parented orphans) can be reaped; others are a no-op. The
         // children the runner manages are left to their `ManagedChild`, which reaps them itself.
         let managed = super::process::live_groups();
-        let reap = || {
-            for pid in found.iter().filter(|p| !managed.contains(p)) {
-                let _ = waitpid(Pid::from_raw(*pid), Some(WaitPidFlag::WNOHANG));
-            }
-        };
-        reap();
+        let orphans: Vec<i32> = found.into_iter().filter(|p| !managed.contains(p)).collect();
+        reap(&orphans);
         if Instant::now() >= until {
             return total;
         }
-        std::thread::sleep(Duration::from_millis(2));
-        reap();
     }
 }
 
 /// True when process `pid` carries `mark` (exactly).
 pub fn in_tree(pid: i32, mark: &str) -> bool {
     std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| carries_mark(&env, mark, false))
+}
+
+/// Reaps those of `pids` that are our children (orphans re-parented to us, the subreaper) once
+/// they are dead, waiting at most [`REAP_WAIT`]; others answer ECHILD at once.
+fn reap(pids: &[i32]) {
+    let until = Instant::now() + REAP_WAIT;
+    let mut left: Vec<i32> = pids.to_vec();
+    while !left.is_empty() && Instant::now() < until {
+        left.retain(|pid| {
+            matches!(
+                waitpid(Pid::from_raw(*pid), Some(WaitPidFlag::WNOHANG)),
+                Ok(nix::sys::wait::WaitStatus::StillAlive)
+            )
+        });
+        if !left.is_empty() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
 }
 
 /// Pids (not ours, not zombies) whose environment holds the mark.
