@@ -845,7 +845,21 @@ fn bad_watch_knob_is_a_config_failure() {
         "{}",
         f.stdout
     );
+    // Refused before any process started: no server log exists.
+    assert!(!t.trial_dir().join("trtllm-serve.GEN_0.0.log").exists());
     assert_eq!(t.processes(), Vec::<String>::new());
+    let mut t = Trial::start(
+        Entry::Harness,
+        "runner-ok",
+        &[("PERF_DB_LOCK_WAIT_S", "soon")],
+    );
+    let f = t.finish();
+    assert!(
+        f.stdout
+            .contains("[config] PERF_DB_LOCK_WAIT_S=\"soon\": expected a whole number"),
+        "{}",
+        f.stdout
+    );
 }
 
 /// Class 6: a worker that panics (in a request handler) fails the trial as that role's crash,

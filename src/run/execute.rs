@@ -100,6 +100,7 @@ impl Executor {
                 log_tail: None,
             });
         }
+        crate::run::launch::watch::check_env().map_err(config_failure)?;
         let (config, plan) = prepare_trial(&self.settings, spec, KeyMode::Create)
             .map_err(|e: TrialError| config_failure(e.to_string()))?;
         *output_dir = Some(plan.output_dir.clone());

@@ -71,6 +71,21 @@ impl WatchSettings {
     }
 }
 
+/// Validates every knob of issue 15's runner hardening (`PERF_STALL_S`, `PERF_PROGRESS_S`,
+/// `PERF_DB_LOCK_WAIT_S`), for `perfsanity check` and before a trial starts any process.
+pub fn check_env() -> Result<(), String> {
+    WatchSettings::from_env()?;
+    let lock = std::env::var_os("PERF_DB_LOCK_WAIT_S");
+    let lock = match &lock {
+        None => None,
+        Some(v) => Some(
+            v.to_str()
+                .ok_or_else(|| "PERF_DB_LOCK_WAIT_S: not valid UTF-8".to_string())?,
+        ),
+    };
+    crate::results::store::parse_lock_wait(lock).map(drop)
+}
+
 /// One role to watch.
 #[derive(Debug, Clone)]
 pub struct Target {
