@@ -860,6 +860,21 @@ fn bad_watch_knob_is_a_config_failure() {
         "{}",
         f.stdout
     );
+    // `perfsanity check` reports it too.
+    let out = Command::new(env!("CARGO_BIN_EXE_perfsanity"))
+        .arg("check")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("PERF_CONFIG_DIRS", FIXTURES)
+        .env_remove("PERF_TESTLIST")
+        .env("PERF_PROGRESS_S", "-1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("ERROR  runner knobs\n  PERF_PROGRESS_S=\"-1\""),
+        "{text}"
+    );
 }
 
 /// Class 6: a worker that panics (in a request handler) fails the trial as that role's crash,
