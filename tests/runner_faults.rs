@@ -686,7 +686,7 @@ fn a_second_sigterm_still_reports_and_writes_junit() {
     let junit_path = junit.path().join("junit.xml");
     let mut t = Trial::start(
         Entry::Harness,
-        "fault-stall",
+        "fault-ignore-sigterm",
         &[("PERF_JUNIT", junit_path.to_str().unwrap())],
     );
     let client_log = t.trial_dir().join("trtllm-benchmark.0.0.log");
@@ -694,20 +694,33 @@ fn a_second_sigterm_still_reports_and_writes_junit() {
     let harness = Pid::from_raw(t.child.id() as i32);
     let signalled = Instant::now();
     kill(harness, Signal::SIGTERM).unwrap();
+    // GEN_0 ignores the SIGTERM, so the teardown sits in its 3 s grace period: the second
+    // signal must end it early, and still let the run report.
+    let gen_log = t.trial_dir().join("trtllm-serve.GEN_0.0.log");
+    t.wait_for_text(&gen_log, "SIGTERM ignored");
     kill(harness, Signal::SIGTERM).unwrap();
     let f = t.finish();
     let after = signalled.elapsed();
+    assert!(
+        after < Duration::from_secs(3),
+        "exit {after:?} after the first signal: the 3 s grace was not cut short"
+    );
     assert_eq!(f.status.code(), Some(143), "{}", f.stdout);
     assert!(
         f.stdout.contains("[interrupted] interrupted by signal 15"),
         "{}",
         f.stdout
     );
+    assert!(
+        f.stdout.contains("perfsanity: second signal: killing"),
+        "the second signal took its own path\n{}",
+        f.stdout
+    );
     let xml = std::fs::read_to_string(&junit_path).expect("JUnit written");
     assert!(xml.contains("interrupted"), "{xml}");
     assert_eq!(t.processes(), Vec::<String>::new(), "processes left");
     println!(
-        "fault-matrix | two SIGTERMs to the harness mid-trial | interrupted (exit 143), JUnit written | — | {:.2} s after the signals, 0 survivors",
+        "fault-matrix | two SIGTERMs to the harness mid-trial (GEN_0 ignores SIGTERM) | interrupted (exit 143), JUnit written | — | {:.2} s after the first signal (grace 3 s), 0 survivors",
         after.as_secs_f64()
     );
 }

@@ -121,6 +121,9 @@ pub struct FaultConfig {
     /// processes look like to the runner (1..=8).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spawn_descendants: Option<u32>,
+    /// SIGTERM is logged and ignored, so only SIGKILL (or SIGINT) stops the process.
+    #[serde(default)]
+    pub ignore_sigterm: bool,
 }
 
 /// Longest chain `sim.faults.<ROLE>.spawn_descendants` may ask for.

@@ -96,6 +96,7 @@ pub fn run(args: SimArgs) -> ExitCode {
         return ExitCode::from(code);
     }
     faults::install_panic_hook();
+    signals::IGNORE_SIGTERM.store(faults.ignore_sigterm, std::sync::atomic::Ordering::Relaxed);
     if let Some(depth) = faults.spawn_descendants
         && let Err(e) = faults::spawn_descendants(depth)
     {
