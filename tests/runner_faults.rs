@@ -5,6 +5,11 @@
 //! run started is left afterwards (every process whose working directory or command line lies
 //! in the run's private temp dir; the runner starts every child there).
 //!
+//! Issue 15 grew it (classes 4, 6, 8–13): whole process trees (a grandchild in another session)
+//! under `kill -9` and every other exit path, a second SIGTERM, two runs on one trial folder, a
+//! stopped router and a frozen generation worker, progress lines and the default trial limit, a
+//! panicking worker, the role at fault behind the router, and finished clients' records kept.
+//!
 //! Each case prints one `fault-matrix |` line (case, class, role, time to failure) for
 //! `docs/BENCHMARKS.md`:
 //! `cargo test --release --test runner_faults -- --nocapture --test-threads 1 2>&1 | grep fault-matrix`
