@@ -4,31 +4,78 @@
 //! server that took (or shares) its port — and to name the role whose port was taken.
 
 use std::collections::HashSet;
+use std::net::{IpAddr, SocketAddr};
 
-/// Socket inodes listening on `port` (any local address, IPv4 or IPv6).
-pub fn listening_inodes(port: u16) -> HashSet<u64> {
-    ["/proc/net/tcp", "/proc/net/tcp6"]
+/// Socket inodes of the listeners that take connections to `addrs` (a published `host:port`,
+/// resolved): the listeners bound to exactly one of those addresses, or — when there is none —
+/// the wildcard (`0.0.0.0` / `::`) listeners on that port, as the kernel chooses.
+pub fn serving_inodes(addrs: &[SocketAddr]) -> HashSet<u64> {
+    let rows: Vec<Listener> = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
         .filter_map(|f| std::fs::read_to_string(f).ok())
-        .flat_map(|table| parse_listeners(&table, port))
+        .flat_map(|table| parse_listeners(&table))
+        .collect();
+    let exact: HashSet<u64> = rows
+        .iter()
+        .filter(|l| addrs.iter().any(|a| a.ip() == l.ip && a.port() == l.port))
+        .map(|l| l.inode)
+        .collect();
+    if !exact.is_empty() {
+        return exact;
+    }
+    rows.iter()
+        .filter(|l| l.ip.is_unspecified() && addrs.iter().any(|a| a.port() == l.port))
+        .map(|l| l.inode)
         .collect()
 }
 
-/// Inodes of the LISTEN rows (`st` = `0A`) of a `/proc/net/tcp*` table with local port `port`.
-pub fn parse_listeners(table: &str, port: u16) -> Vec<u64> {
+/// One LISTEN row of `/proc/net/tcp*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Local address.
+    pub ip: IpAddr,
+    /// Local port.
+    pub port: u16,
+    /// Socket inode.
+    pub inode: u64,
+}
+
+/// The LISTEN rows (`st` = `0A`) of a `/proc/net/tcp` or `/proc/net/tcp6` table.
+pub fn parse_listeners(table: &str) -> Vec<Listener> {
     table
         .lines()
         .skip(1)
         .filter_map(|line| {
             let cols: Vec<&str> = line.split_whitespace().collect();
-            let local = cols.get(1)?;
-            let state = cols.get(3)?;
-            let inode = cols.get(9)?.parse::<u64>().ok()?;
-            let (_, hex_port) = local.rsplit_once(':')?;
-            let p = u16::from_str_radix(hex_port, 16).ok()?;
-            (p == port && *state == "0A").then_some(inode)
+            if *cols.get(3)? != "0A" {
+                return None;
+            }
+            let (hex_ip, hex_port) = cols.get(1)?.rsplit_once(':')?;
+            Some(Listener {
+                ip: parse_ip(hex_ip)?,
+                port: u16::from_str_radix(hex_port, 16).ok()?,
+                inode: cols.get(9)?.parse().ok()?,
+            })
         })
         .collect()
+}
+
+/// A `/proc/net/tcp*` address: 8 (IPv4) or 32 (IPv6) hex digits, each 32-bit word in host
+/// (little-endian) byte order.
+fn parse_ip(hex: &str) -> Option<IpAddr> {
+    let words: Vec<u32> = (0..hex.len() / 8)
+        .map(|i| u32::from_str_radix(hex.get(i * 8..i * 8 + 8)?, 16).ok())
+        .collect::<Option<_>>()?;
+    let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_le_bytes()).collect();
+    match bytes.len() {
+        4 => Some(IpAddr::from(<[u8; 4]>::try_from(bytes).ok()?)),
+        16 => {
+            let v6 = std::net::Ipv6Addr::from(<[u8; 16]>::try_from(bytes).ok()?);
+            // An IPv4-mapped listener serves the IPv4 address.
+            Some(v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4))
+        }
+        _ => None,
+    }
 }
 
 /// Processes (that this user may inspect) holding any of `inodes`.
@@ -87,14 +134,35 @@ mod tests {
     use super::*;
 
     #[test]
-    fn listeners_of_a_port() {
+    fn listeners_of_a_table() {
         let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n\
    0: 00000000:07E8 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 1108 1 0 100 0 0 10 0\n\
    1: 0100007F:07E8 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0        0 2222 1 0 100 0 0 10 0\n\
    2: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 3333 1 0 100 0 0 10 0\n";
-        assert_eq!(parse_listeners(table, 2024), vec![1108]);
-        assert_eq!(parse_listeners(table, 8080), vec![3333]);
-        assert!(parse_listeners(table, 1).is_empty());
+        let rows = parse_listeners(table);
+        assert_eq!(
+            rows,
+            vec![
+                Listener {
+                    ip: "0.0.0.0".parse().unwrap(),
+                    port: 2024,
+                    inode: 1108
+                },
+                Listener {
+                    ip: "127.0.0.1".parse().unwrap(),
+                    port: 8080,
+                    inode: 3333
+                },
+            ]
+        );
+        assert_eq!(
+            parse_ip("00000000000000000000000001000000"),
+            Some("::1".parse().unwrap())
+        );
+        assert_eq!(
+            parse_ip("0000000000000000FFFF00000100007F"),
+            Some("127.0.0.1".parse().unwrap())
+        );
         assert_eq!(socket_inode("socket:[77]"), Some(77));
         assert_eq!(socket_inode("pipe:[77]"), None);
     }
@@ -102,8 +170,7 @@ mod tests {
     #[test]
     fn our_own_listener_is_found() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let port = l.local_addr().unwrap().port();
-        let inodes = listening_inodes(port);
+        let inodes = serving_inodes(&[l.local_addr().unwrap()]);
         assert!(!inodes.is_empty());
         let me = std::process::id() as i32;
         assert!(holders(&inodes).contains(&me));

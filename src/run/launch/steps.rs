@@ -628,8 +628,10 @@ fn unready_workers(plan: &Plan, http: &reqwest::blocking::Client) -> Vec<(Role, 
 }
 
 /// Checks that each worker's published address is served by that worker's own process tree
-/// and nobody else's: another server that took (or shares) the port would get the router's
-/// requests. Ports this host shows no listener for (a remote host) are not checked.
+/// and nobody else's: another server that took (or shares, `SO_REUSEPORT`) the address would get
+/// the router's requests. Only the listeners the kernel would hand a connection to that address
+/// count (bound to it exactly, else a wildcard on its port); an address this host shows no
+/// listener for (a remote host) is not checked.
 pub fn verify_worker_ports(
     graph: &Graph<'_>,
     addresses: &[(Role, String)],
@@ -638,13 +640,17 @@ pub fn verify_worker_ports(
         let Some(child) = graph.servers.iter().find(|c| c.role == Some(*role)) else {
             continue;
         };
-        let Some(port) = address
+        let Some((host, port)) = address
             .rsplit_once(':')
-            .and_then(|(_, p)| p.parse::<u16>().ok())
+            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
         else {
             continue;
         };
-        let inodes = super::ports::listening_inodes(port);
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let Ok(resolved) = std::net::ToSocketAddrs::to_socket_addrs(&(host, port)) else {
+            continue;
+        };
+        let inodes = super::ports::serving_inodes(&resolved.collect::<Vec<_>>());
         if inodes.is_empty() {
             continue;
         }
