@@ -6,6 +6,7 @@
 //! the graph owns, the interrupt flag and the trial deadline — so a dying server fails the
 //! trial at once, naming its role, with its log tail.
 
+use crate::util::deadline::deadline_after;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -170,7 +171,7 @@ impl<'a> Graph<'a> {
             servers: Vec::new(),
             started,
             // An unrepresentable instant (a limit of centuries) is no limit.
-            deadline: started.checked_add(Duration::from_secs(limit.0)),
+            deadline: deadline_after(started, Duration::from_secs(limit.0)),
             limit,
             knobs: WatchSettings::from_env(),
             watch: None,
@@ -296,9 +297,9 @@ impl<'a> Graph<'a> {
         mut probe: impl FnMut() -> Option<T>,
     ) -> Result<T, TrialFailure> {
         let began = Instant::now();
-        let until = limit.and_then(|l| began.checked_add(l));
+        let until = limit.and_then(|l| deadline_after(began, l));
         let every = self.knobs.as_ref().map_or(Duration::ZERO, |k| k.progress);
-        let mut next_line = began.checked_add(every).filter(|_| !every.is_zero());
+        let mut next_line = deadline_after(began, every).filter(|_| !every.is_zero());
         loop {
             if let Some(v) = probe() {
                 return Ok(v);
@@ -306,7 +307,7 @@ impl<'a> Graph<'a> {
             self.check(phase)?;
             if next_line.is_some_and(|t| Instant::now() >= t) {
                 eprintln!("{}", self.progress_line(phase, began));
-                next_line = next_line.and_then(|t| t.checked_add(every));
+                next_line = next_line.and_then(|t| deadline_after(t, every));
             }
             if until.is_some_and(|u| Instant::now() >= u) {
                 return Err(on_timeout(self));
