@@ -99,7 +99,7 @@ pub enum PlanError {
 const READY_TIMEOUT_DEFAULT_S: u64 = 3600;
 
 pub(super) fn ready_timeout(inputs: &PlanInputs<'_>) -> Result<(u64, String), PlanError> {
-    for (name, value) in [
+    ready_timeout_from(&[
         (
             "TRTLLM_TEST_DISAGG_SERVER_READY_TIMEOUT",
             &inputs.disagg_ready_timeout_env,
@@ -108,7 +108,14 @@ pub(super) fn ready_timeout(inputs: &PlanInputs<'_>) -> Result<(u64, String), Pl
             "TRTLLM_TEST_SERVER_READY_TIMEOUT",
             &inputs.ready_timeout_env,
         ),
-    ] {
+    ])
+}
+
+/// The first set knob of `knobs` (in precedence order), else the default.
+pub(super) fn ready_timeout_from(
+    knobs: &[(&str, &Option<String>)],
+) -> Result<(u64, String), PlanError> {
+    for &(name, value) in knobs {
         if let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
             return match v.parse::<u64>() {
                 Ok(s) if s > 0 => Ok((s, name.to_string())),
@@ -916,13 +923,27 @@ pub(super) fn smoke_warning(scale: Scale) -> Option<String> {
 }
 
 pub(super) fn model_path(config: &PerfConfig, inputs: &PlanInputs<'_>) -> String {
-    if let (Some(root), Some(dir)) = (&inputs.models_root, &config.metadata.model_dir_name) {
+    resolve_model_path(
+        &config.metadata.model_name,
+        config.metadata.model_dir_name.as_deref(),
+        inputs,
+    )
+}
+
+/// The model path servers and clients get: `<LLM_MODELS_ROOT>/<model dir>` when that directory
+/// exists, else the bare model name (aggregated servers and disaggregated workers alike).
+pub(super) fn resolve_model_path(
+    model_name: &str,
+    model_dir_name: Option<&str>,
+    inputs: &PlanInputs<'_>,
+) -> String {
+    if let (Some(root), Some(dir)) = (&inputs.models_root, model_dir_name) {
         let candidate = root.join(dir);
         if (inputs.exists)(&candidate) {
             return candidate.display().to_string();
         }
     }
-    config.metadata.model_name.clone()
+    model_name.to_string()
 }
 
 #[allow(clippy::too_many_arguments)]
