@@ -57,6 +57,13 @@ pub fn prepare_trial(
     if let Some(message) = &spec.preflight_error {
         return Err(TrialError::Preflight(message.clone()));
     }
+    if spec.aggr.is_some() {
+        return Err(TrialError::Preflight(format!(
+            "{} is an aggregated-runtime trial (one aggregated server per step), not a \
+             disaggregated process graph; this command does not run it yet",
+            spec.name
+        )));
+    }
     let (Some(stem), Some(path)) = (&spec.stem, &spec.config_path) else {
         return Err(TrialError::Preflight(format!(
             "trial {} has no config",
