@@ -251,8 +251,8 @@ fn duplicate_stem_names_both_files() {
     let b = write(dir.path(), "test_configs/wideep/perf/same.yaml", GOOD);
     let cat = Catalog::scan(&perfsanity::catalog::scan::config_dirs(dir.path(), None)).unwrap();
     let trials = all_trials(&cat);
-    // disagg_upload/disagg, and the aggregated-runtime ctx_only and gen_only_no_context pairs.
-    assert_eq!(trials.len(), 6);
+    // disagg_upload/disagg and the aggregated-runtime ctx_only pair.
+    assert_eq!(trials.len(), 4);
     for t in &trials {
         let e = t.preflight_error.as_deref().unwrap();
         assert!(
