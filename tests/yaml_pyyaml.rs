@@ -122,7 +122,7 @@ fn write_engine_configs(config: &PerfConfig, dir: &Path, tag: &str) -> Vec<(Path
     for (kind, worker) in [("ctx", &config.ctx_worker), ("gen", &config.gen_worker)] {
         let map = engine_config(
             worker,
-            "k",
+            Some("k"),
             Some(Path::new("/m")),
             Some(Path::new("/r")),
             &mut Vec::new(),

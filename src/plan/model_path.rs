@@ -63,16 +63,24 @@ pub struct ModelMissing {
 
 /// The candidate directories, in the order they are tried.
 pub fn candidates(config: &PerfConfig, models_root: Option<&Path>) -> Vec<PathBuf> {
+    candidates_of(
+        &config.metadata.model_name,
+        config.metadata.model_dir_name.as_deref(),
+        models_root,
+    )
+}
+
+/// The candidate directories of a model name (and an explicit directory), in order.
+pub fn candidates_of(
+    model_name: &str,
+    model_dir_name: Option<&str>,
+    models_root: Option<&Path>,
+) -> Vec<PathBuf> {
     let roots: Vec<PathBuf> = match models_root {
         Some(root) => vec![root.to_path_buf()],
         None => DEFAULT_MODELS_ROOTS.iter().map(PathBuf::from).collect(),
     };
-    let dirs = config
-        .metadata
-        .model_dir_name
-        .as_deref()
-        .into_iter()
-        .chain(model_dir_of(&config.metadata.model_name));
+    let dirs = model_dir_name.into_iter().chain(model_dir_of(model_name));
     let mut out: Vec<PathBuf> = Vec::new();
     for dir in dirs {
         for root in &roots {
@@ -94,14 +102,32 @@ pub fn resolve(
     toolchain: Toolchain,
     exists: &dyn Fn(&Path) -> bool,
 ) -> Result<ModelResolution, ModelMissing> {
-    let tried = candidates(config, models_root);
+    resolve_name(
+        &config.metadata.model_name,
+        config.metadata.model_dir_name.as_deref(),
+        models_root,
+        toolchain,
+        exists,
+    )
+}
+
+/// [`resolve`] for a model name and an optional explicit directory (aggregated server entries
+/// carry their own `model_name`).
+pub fn resolve_name(
+    model_name: &str,
+    model_dir_name: Option<&str>,
+    models_root: Option<&Path>,
+    toolchain: Toolchain,
+    exists: &dyn Fn(&Path) -> bool,
+) -> Result<ModelResolution, ModelMissing> {
+    let tried = candidates_of(model_name, model_dir_name, models_root);
     if let Some(found) = tried.iter().find(|p| exists(p)) {
         return Ok(ModelResolution {
             path: found.display().to_string(),
             note: None,
         });
     }
-    let name = &config.metadata.model_name;
+    let name = &model_name.to_string();
     let tried_text = super::dataset::join_paths(&tried);
     let hf_id = hf_id_of(name).or_else(|| name.contains('/').then_some(name.as_str()));
     if let Some(id) = hf_id {

@@ -14,7 +14,7 @@ use super::ResultsError;
 use super::context::ResultsContext;
 use super::record::ClientResult;
 use super::store::{NewRow, Store, UploadState, now_ms};
-use super::trial::{batch_id, build_trial_records, insert_records, stored_records};
+use super::trial::{TrialMeta, batch_id, build_trial_records, insert_records, stored_records};
 use super::value::Record;
 
 /// Field that carries a partial record's trial outcome (`failed: <class> (<role>)`).
@@ -54,7 +54,7 @@ pub fn record_partial(
     let batch = batch_id(&plan.trial, now);
     let (_, row_ids) = insert_records(
         ctx,
-        plan,
+        &TrialMeta::of_plan(plan, false),
         &batch,
         &records,
         &indices,

@@ -44,6 +44,45 @@ pub enum UploadIntent {
 
 /// Decides the upload intent of a trial.
 pub fn upload_intent(plan: &Plan, gateway: Option<&GatewaySettings>) -> UploadIntent {
+    upload_intent_of(&TrialMeta::of_plan(plan, false), gateway)
+}
+
+/// What the results path needs to know about a trial (disaggregated or aggregated).
+#[derive(Debug, Clone)]
+pub struct TrialMeta<'a> {
+    /// Trial name.
+    pub trial: &'a str,
+    /// `_upload` trial.
+    pub upload: bool,
+    /// Toolchain.
+    pub toolchain: Toolchain,
+    /// Scale.
+    pub scale: Scale,
+    /// Where `perf_records.json` goes.
+    pub output_dir: &'a Path,
+    /// gen_only gating (device step time).
+    pub gen_only: bool,
+    /// Some client is spec-decoding (`d_al` gated).
+    pub spec_decoding: bool,
+}
+
+impl<'a> TrialMeta<'a> {
+    /// The meta of a disaggregated plan.
+    pub fn of_plan(plan: &'a Plan, spec_decoding: bool) -> Self {
+        TrialMeta {
+            trial: &plan.trial,
+            upload: plan.upload,
+            toolchain: plan.toolchain,
+            scale: plan.scale,
+            output_dir: &plan.output_dir,
+            gen_only: plan.mode.is_gen_only(),
+            spec_decoding,
+        }
+    }
+}
+
+/// Decides the upload intent of a trial from its meta.
+pub fn upload_intent_of(plan: &TrialMeta<'_>, gateway: Option<&GatewaySettings>) -> UploadIntent {
     if !plan.upload {
         return UploadIntent::NotRequested(format!("{} is not an _upload trial", plan.trial));
     }
@@ -205,26 +244,46 @@ pub fn record_trial_at(
 ) -> Result<TrialResults, ResultsError> {
     check_metrics(plan, config, clients).map_err(ResultsError::Metrics)?;
     let mut notes = Vec::new();
-    let (mut records, client_indices) = build_trial_records(ctx, plan, config, clients, &mut notes);
-    let intent = upload_intent(plan, ctx.gateway.as_ref());
+    let (records, client_indices) = build_trial_records(ctx, plan, config, clients, &mut notes);
+    persist_records(
+        ctx,
+        &TrialMeta::of_plan(plan, spec_decoding(config)),
+        records,
+        &client_indices,
+        notes,
+        now,
+    )
+}
+
+/// Stores built records, adds the regression verdict, sets the final state and uploads: the part
+/// of recording both runtimes (disaggregated and aggregated) share.
+pub fn persist_records(
+    ctx: &ResultsContext,
+    meta: &TrialMeta<'_>,
+    mut records: Vec<Record>,
+    client_indices: &[u32],
+    mut notes: Vec<String>,
+    now: i64,
+) -> Result<TrialResults, ResultsError> {
+    let intent = upload_intent_of(meta, ctx.gateway.as_ref());
     let project = match &intent {
         UploadIntent::Upload { project } => project.clone(),
         _ => String::new(),
     };
     let batch = Batch {
-        plan,
-        id: batch_id(&plan.trial, now),
+        meta,
+        id: batch_id(meta.trial, now),
         intent,
         project,
         now,
     };
-    let (mut store, row_ids) = store_records(ctx, &batch, &records, &client_indices)?;
-    let verdict = regression_verdict(ctx, &batch, config, &store, &mut records);
+    let (mut store, row_ids) = store_records(ctx, &batch, &records, client_indices)?;
+    let verdict = regression_verdict(ctx, &batch, &store, &mut records);
     let (state, note) = final_state(ctx, &batch, &records);
     for (row_id, record) in row_ids.iter().zip(&records) {
         store.update_record(*row_id, record, state, &note)?;
     }
-    if let Err(e) = write_artifact(&plan.output_dir, &records) {
+    if let Err(e) = write_artifact(meta.output_dir, &records) {
         notes.push(format!("could not write perf_records.json: {e}"));
     }
     let _ = store.set_verdict(&batch.id, &verdict.lines().join("\n"));
@@ -239,9 +298,9 @@ pub fn record_trial_at(
     })
 }
 
-/// One `record_trial` call: the plan, batch id, upload intent and clock.
+/// One `persist_records` call: the trial, batch id, upload intent and clock.
 struct Batch<'a> {
-    plan: &'a Plan,
+    meta: &'a TrialMeta<'a>,
     id: String,
     intent: UploadIntent,
     project: String,
@@ -291,7 +350,7 @@ fn store_records(
     };
     insert_records(
         ctx,
-        batch.plan,
+        batch.meta,
         &batch.id,
         records,
         client_indices,
@@ -306,7 +365,7 @@ fn store_records(
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn insert_records(
     ctx: &ResultsContext,
-    plan: &Plan,
+    plan: &TrialMeta<'_>,
     batch_id: &str,
     records: &[Record],
     client_indices: &[u32],
@@ -321,18 +380,18 @@ pub(crate) fn insert_records(
             .zip(client_indices)
             .map(|(record, &client_index)| NewRow {
                 record,
-                trial: &plan.trial,
+                trial: plan.trial,
                 client_index,
                 toolchain: plan.toolchain.as_str(),
                 scale: plan.scale.as_str(),
-                artifacts: &plan.output_dir,
+                artifacts: plan.output_dir,
             })
             .collect();
         let ids = store.insert_batch(batch_id, &rows, state, note, project, now)?;
         Ok((store, ids))
     })();
     stored.map_err(|e| {
-        let saved = match write_artifact(&plan.output_dir, records) {
+        let saved = match write_artifact(plan.output_dir, records) {
             Ok(p) => format!(
                 "the records were written to {} (`perfsanity results import` stores them)",
                 p.display()
@@ -348,11 +407,10 @@ pub(crate) fn insert_records(
 fn regression_verdict(
     ctx: &ResultsContext,
     batch: &Batch<'_>,
-    config: &PerfConfig,
     store: &Store,
     records: &mut [Record],
 ) -> RegressionVerdict {
-    let (plan, now) = (batch.plan, batch.now);
+    let (plan, now) = (batch.meta, batch.now);
     let real_full = plan.toolchain == Toolchain::Trtllm && plan.scale == Scale::Full;
     let (source, history) = match (&ctx.gateway, real_full) {
         (Some(g), true) => {
@@ -405,7 +463,7 @@ fn regression_verdict(
         post_merge,
     );
     let settings = RegressionSettings {
-        gated: gated_metrics(plan.mode.is_gen_only(), spec_decoding(config)),
+        gated: gated_metrics(plan.gen_only, plan.spec_decoding),
         overrides: ctx.threshold_overrides.clone(),
     };
     evaluate_verdict(records, history, source, &settings, policy)

@@ -102,6 +102,9 @@ impl Executor {
             });
         }
         crate::run::launch::watch::check_env().map_err(config_failure)?;
+        if spec.aggr.is_some() {
+            return super::execute_aggr::execute_aggr(self, spec, started, summary, output_dir);
+        }
         let (config, plan) = prepare_trial(&self.settings, spec, KeyMode::Create)
             .map_err(|e: TrialError| config_failure(e.to_string()))?;
         *output_dir = Some(plan.output_dir.clone());

@@ -2,6 +2,7 @@
 //! ([`signals`]); GPUs are handed out by [`gpus`]. A trial is made of [`steps`]: [`local`] runs
 //! all of them on one host, [`role`] runs one role of a multi-host trial.
 
+pub mod aggr;
 pub mod dataset;
 pub mod folder_lock;
 pub mod gpus;
@@ -16,6 +17,7 @@ pub mod steps;
 pub mod tree;
 pub mod watch;
 
+pub use aggr::{AggrClientRun, AggrRunReport, run_aggr_plan};
 pub use local::run_plan;
 pub use role::run_role;
 pub use steps::{ClientRun, RunContext, RunReport, Timeline, read_address};
