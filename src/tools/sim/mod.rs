@@ -23,6 +23,7 @@ pub mod iter_log;
 pub mod latency;
 mod log;
 pub mod protocol;
+mod ranks;
 mod report_addr;
 mod router;
 pub mod scheduler;
