@@ -93,7 +93,9 @@ fn aggregated_worker_chunks_prefill_within_budget_and_batch_limits_per_rank() {
         .map(|i| {
             let addr = addr.clone();
             std::thread::spawn(move || {
-                let prompt: Vec<u64> = (0..PROMPT as u64).map(|t| 100 + (t + i as u64) % 500).collect();
+                let prompt: Vec<u64> = (0..PROMPT as u64)
+                    .map(|t| 100 + (t + i as u64) % 500)
+                    .collect();
                 post_sse(
                     &http(),
                     &addr,
@@ -132,7 +134,11 @@ fn aggregated_worker_chunks_prefill_within_budget_and_batch_limits_per_rank() {
     assert!(!lines.is_empty(), "print_iter_log lines: {log}");
     let ranks = 4;
     for l in &lines {
-        assert!(l.scheduled <= ranks * 8, "batch limit per rank: {}", l.scheduled);
+        assert!(
+            l.scheduled <= ranks * 8,
+            "batch limit per rank: {}",
+            l.scheduled
+        );
         assert!(
             l.ctx_tokens + l.gen_tokens <= ranks * 256,
             "token budget per rank: {} + {}",

@@ -6,12 +6,14 @@
 //! * [`job_env`] — the variables the steps need (pure);
 //! * [`quote`] — bash and `#SBATCH` quoting (pure);
 //! * [`script`] — the batch script text (pure);
+//! * [`aggr`] — the batch script of an aggregated trial: one step, `trtllm-llmapi-launch` (pure);
 //! * [`state`] — job states, status-command output, end-state classification (pure);
 //! * [`poll`], [`submit`] — `sbatch`, `sacct`/`squeue`/`scontrol`, `scancel` (processes);
 //! * [`cli`] — `perfsanity slurm script|submit`.
 //!
 //! User documentation: `docs/SLURM.md`.
 
+pub mod aggr;
 pub mod cli;
 pub mod error;
 pub mod job_env;

@@ -112,9 +112,7 @@ pub fn run(options: LaunchOptions) -> u8 {
     if info.rank == 0 {
         return run_rank0(&options, &info, &host);
     }
-    let faults = options
-        .sim
-        .faults_for(Some(&format!("RANK_{}", info.rank)));
+    let faults = options.sim.faults_for(Some(&format!("RANK_{}", info.rank)));
     if let Some(code) = faults.exit_at_start {
         log::error(&format!(
             "[sim] trtllm-llmapi-launch: rank {} of {} on {host}: fault injection \
@@ -187,7 +185,8 @@ fn run_rank0(options: &LaunchOptions, info: &RankInfo, host: &str) -> u8 {
 /// Writes rank 0's exit code atomically (temp sibling + rename).
 fn publish_exit(path: &Path, code: u8) {
     let tmp = path.with_extension(format!("tmp.{}", std::process::id()));
-    let result = std::fs::write(&tmp, format!("{code}\n")).and_then(|()| std::fs::rename(&tmp, path));
+    let result =
+        std::fs::write(&tmp, format!("{code}\n")).and_then(|()| std::fs::rename(&tmp, path));
     if let Err(e) = result {
         log::error(&format!(
             "[sim] trtllm-llmapi-launch: cannot write {}: {e}; the other ranks wait until srun \

@@ -262,7 +262,10 @@ mod tests {
         // 2 per rank × 4 ranks start prefill; 2 requests wait for a free slot.
         assert_eq!(batch.total.shape.ctx_requests, 8);
         assert_eq!(batch.total.shape.ctx_tokens, 80);
-        assert_eq!(batch.slowest.ctx_tokens, 20, "the busiest rank sets the pace");
+        assert_eq!(
+            batch.slowest.ctx_tokens, 20,
+            "the busiest rank sets the pace"
+        );
         r.complete();
         while !r.is_empty() {
             if let RanksStep::Run(b) = r.plan(now, &model()) {

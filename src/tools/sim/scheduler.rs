@@ -844,7 +844,11 @@ mod tests {
             })
             .collect();
         for (log, prompt, out) in &logs {
-            b.push(req(log, *prompt, *out, RequestKind::Full), now, Duration::ZERO);
+            b.push(
+                req(log, *prompt, *out, RequestKind::Full),
+                now,
+                Duration::ZERO,
+            );
         }
         let (mut iterations, mut mixed, mut chunked_ctx, mut full_batches) = (0, 0, 0, 0);
         let mut prefill_tokens = 0;
@@ -863,7 +867,10 @@ mod tests {
             chunked_ctx += u64::from(s.ctx_tokens + s.gen_requests == 8192);
         }
         let total_prompt: u64 = logs.iter().map(|(_, p, _)| p).sum();
-        assert_eq!(prefill_tokens, total_prompt, "every prompt token prefilled once");
+        assert_eq!(
+            prefill_tokens, total_prompt,
+            "every prompt token prefilled once"
+        );
         for (log, _, out) in &logs {
             let events = log.0.borrow();
             let last = events.last().expect("a finished event");
@@ -895,7 +902,11 @@ mod tests {
         // Three decodes take 3 of the 100 tokens; the long prompt gets 97, 97, then 56.
         let chunks: Vec<_> = (0..3).map(|_| run(&mut b, now).shape.ctx_tokens).collect();
         assert_eq!(chunks, vec![97, 97, 56]);
-        assert_eq!(long.0.borrow().len(), 1, "first token only after the last chunk");
+        assert_eq!(
+            long.0.borrow().len(),
+            1,
+            "first token only after the last chunk"
+        );
     }
 
     #[test]
