@@ -168,13 +168,12 @@ fn run_rank0(options: &LaunchOptions, info: &RankInfo, host: &str) -> u8 {
         libc::signal(libc::SIGINT, forward as *const () as libc::sighandler_t);
     }
     let code = match child.wait() {
-        Ok(status) => status.code().map_or_else(
-            || {
-                use std::os::unix::process::ExitStatusExt;
-                128 + status.signal().unwrap_or(0)
-            },
-            |c| c,
-        ),
+        Ok(status) => {
+            use std::os::unix::process::ExitStatusExt;
+            status
+                .code()
+                .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+        }
         Err(_) => 1,
     };
     let code = u8::try_from(code).unwrap_or(1);
