@@ -11,7 +11,7 @@ use crate::catalog::list_cache::{ConfigSummary, summaries};
 use crate::catalog::scan::Catalog;
 use crate::catalog::selection::{TrialSpec, all_trials, testlist_trials};
 use crate::catalog::testlist::load_testlist;
-use crate::catalog::trial_id::{id_from_node_id, resolve, trial_name};
+use crate::catalog::trial_id::{AggrKind, id_from_node_id, resolve_id};
 use crate::config::{PerfConfig, load_perf_config};
 use crate::plan::prepare::{KeyMode, plan_trial};
 use crate::plan::{Topology, render_text};
@@ -83,6 +83,7 @@ pub fn list(settings: &Settings, json: bool, use_cache: bool) -> Outcome {
     };
     let mut paths: Vec<PathBuf> = trials
         .iter()
+        .filter(|t| !matches!(t.aggr, Some(AggrKind::Servers(_))))
         .filter_map(|t| t.config_path.clone())
         .collect();
     paths.sort();
@@ -113,7 +114,21 @@ pub fn list(settings: &Settings, json: bool, use_cache: bool) -> Outcome {
                 time_limit_s: t.time_limit_s,
                 error: t.preflight_error.clone(),
             };
+            if let Some(AggrKind::Servers(selection)) = &t.aggr {
+                if row.error.is_none() {
+                    aggr_row(&mut row, t, selection.as_deref());
+                }
+                return row;
+            }
             match config {
+                Some(Ok(c)) if row.error.is_none() && t.aggr == Some(AggrKind::CtxOnly) => {
+                    let ctx =
+                        crate::plan::WorkerTopology::new(1, c.shape.ctx, c.shape.gpus_per_node);
+                    row.mode = Some("ctx_only".to_string());
+                    row.client = Some(if c.nv_sa { "nv_sa" } else { "standard" }.to_string());
+                    row.gpus = Some(ctx.gpus_per_worker);
+                    row.nodes = Some(ctx.nodes_per_worker);
+                }
                 Some(Ok(c)) if row.error.is_none() => {
                     let mode = t.mode_override.unwrap_or(c.benchmark_mode());
                     let topo = Topology::from_shape(
@@ -169,6 +184,43 @@ pub fn list(settings: &Settings, json: bool, use_cache: bool) -> Outcome {
     }
 }
 
+/// A `list` row of an aggregated config's trial: mode `aggr`, the client kinds of its servers,
+/// the largest server's GPUs and nodes (servers run one at a time).
+fn aggr_row(row: &mut ListRow, t: &TrialSpec, selection: Option<&[String]>) {
+    let Some(path) = &t.config_path else { return };
+    let config = match crate::config::load_aggregated_config(path) {
+        Ok(c) => c,
+        Err(e) => {
+            row.error = Some(e.to_string());
+            return;
+        }
+    };
+    let servers = match crate::plan::select_servers(&config, selection) {
+        Ok(s) => s,
+        Err(e) => {
+            row.error = Some(e.to_string());
+            return;
+        }
+    };
+    let nv_sa = |c: &crate::config::AggrClient| {
+        c.use_nv_sa_benchmark
+            .or(config.benchmark.as_ref().map(|b| b.use_nv_sa_benchmark))
+            .unwrap_or(false)
+    };
+    let kinds: std::collections::BTreeSet<&str> = servers
+        .iter()
+        .flat_map(|s| s.clients.iter())
+        .map(|c| if nv_sa(c) { "nv_sa" } else { "standard" })
+        .collect();
+    row.mode = Some("aggr".to_string());
+    row.client = Some(kinds.into_iter().collect::<Vec<_>>().join("+"));
+    row.gpus = servers.iter().map(|s| s.gpus).max();
+    row.nodes = servers
+        .iter()
+        .map(|s| s.gpus.div_ceil(s.gpus_per_node.max(1)).max(1))
+        .max();
+}
+
 /// Finds a trial by exact name, or by any upstream id / node id that resolves to one.
 pub fn find_trial(
     catalog: &Catalog,
@@ -179,34 +231,14 @@ pub fn find_trial(
         return Ok(t.clone());
     }
     let id = id_from_node_id(wanted)?;
-    let resolved = resolve(id, &catalog.stems()).map_err(|e| e.to_string())?;
-    let config = catalog
-        .get(&resolved.stem)
-        .ok_or_else(|| format!("no config for {wanted:?}"))?;
-    let name = trial_name(resolved.upload, &resolved.stem);
-    Ok(TrialSpec {
-        test_list_id: id.to_string(),
-        name: match resolved.mode_label {
-            Some(label) => match load_perf_config(&config.path) {
-                Ok(c) if c.benchmark.mode != label => {
-                    crate::catalog::trial_id::labelled_trial_name(
-                        resolved.upload,
-                        label,
-                        &resolved.stem,
-                    )
-                }
-                _ => name,
-            },
-            None => name,
-        },
-        stem: Some(resolved.stem.clone()),
-        config_path: Some(config.path.clone()),
-        upload: resolved.upload,
-        mode_override: resolved.mode_label,
-        time_limit_s: None,
-        origin: None,
-        preflight_error: config.duplicate_error(),
-    })
+    let (disagg, aggr) = crate::catalog::selection::known_stems(catalog);
+    let stems = crate::catalog::trial_id::KnownStems {
+        disagg: &disagg,
+        aggr: &aggr,
+    };
+    let resolved = resolve_id(id, stems).map_err(|e| e.to_string())?;
+    crate::catalog::selection::trial_of(catalog, &resolved, id)
+        .ok_or_else(|| format!("no config for {wanted:?}"))
 }
 
 /// `perfsanity plan <trial> [--json]`: the dry-run.
@@ -219,6 +251,20 @@ pub fn plan(settings: &Settings, wanted: &str, json: bool) -> Outcome {
         Ok(s) => s,
         Err(e) => return Outcome::failure(format!("perfsanity plan: {e}")),
     };
+    if spec.aggr.is_some() {
+        return match crate::plan::prepare::prepare_aggr_trial(settings, &spec) {
+            Ok(plan) => Outcome {
+                stdout: if json {
+                    serde_json::to_string_pretty(&plan).unwrap_or_default() + "\n"
+                } else {
+                    crate::plan::render_aggr_text(&plan)
+                },
+                stderr: String::new(),
+                ok: true,
+            },
+            Err(e) => Outcome::failure(format!("{}: {e}", spec.name)),
+        };
+    }
     match plan_trial(settings, &spec, KeyMode::ReadOnly) {
         Ok(plan) => Outcome {
             stdout: if json {
@@ -233,6 +279,17 @@ pub fn plan(settings: &Settings, wanted: &str, json: bool) -> Outcome {
     }
 }
 
+/// What `check` plans once: a config under one runtime (disaggregated, ctx_only,
+/// gen_only_no_context) or one server selection.
+fn check_key(path: &std::path::Path, spec: &TrialSpec) -> (PathBuf, String) {
+    let runtime = match (&spec.aggr, spec.mode_override) {
+        (Some(kind), _) => format!("{kind:?}"),
+        (None, Some(mode)) => mode.as_str().to_string(),
+        (None, None) => String::new(),
+    };
+    (path.to_path_buf(), runtime)
+}
+
 /// `perfsanity check`: validates every config (and its plan) and the test list.
 pub fn check(settings: &Settings) -> Outcome {
     let (_, trials) = match selected_trials(settings) {
@@ -242,22 +299,26 @@ pub fn check(settings: &Settings) -> Outcome {
     let mut out = String::new();
     let mut errors = 0;
     let mut warnings = 0;
-    let mut configs_seen: std::collections::HashSet<PathBuf> = Default::default();
+    let mut configs_seen: std::collections::HashSet<(PathBuf, String)> = Default::default();
     let mut checked = 0;
     for spec in &trials {
-        // Both trials of a stem share a config and a plan shape: check each config once,
-        // but every failing trial (unknown ids, bad lines) individually.
+        // Trials of a stem share a config: check each config once per runtime (and every
+        // selection of servers), but every failing trial (unknown ids, bad lines) individually.
         if let Some(path) = &spec.config_path
-            && !configs_seen.insert(path.clone())
+            && !configs_seen.insert(check_key(path, spec))
             && spec.preflight_error.is_none()
         {
             continue;
         }
         checked += 1;
-        match plan_trial(settings, spec, KeyMode::ReadOnly) {
-            Ok(plan) => {
+        let planned = match &spec.aggr {
+            Some(_) => crate::plan::prepare::prepare_aggr_trial(settings, spec).map(|p| p.warnings),
+            None => plan_trial(settings, spec, KeyMode::ReadOnly).map(|p| p.warnings),
+        };
+        match planned {
+            Ok(plan_warnings) => {
                 out.push_str(&format!("ok     {}\n", spec.name));
-                for w in &plan.warnings {
+                for w in &plan_warnings {
                     warnings += 1;
                     out.push_str(&format!("  warning: {w}\n"));
                 }

@@ -39,6 +39,8 @@ pub struct Settings {
     pub dataset_fallback_env: bool,
     /// `TRTLLM_TEST_DISAGG_SERVER_READY_TIMEOUT`.
     pub disagg_ready_timeout_env: Option<String>,
+    /// `TRTLLM_TEST_AGG_SERVER_READY_TIMEOUT` (aggregated servers).
+    pub agg_ready_timeout_env: Option<String>,
     /// `TRTLLM_TEST_SERVER_READY_TIMEOUT`.
     pub ready_timeout_env: Option<String>,
     /// `PERF_TRIAL_TIMEOUT_S`: every trial's whole-run limit in seconds, replacing a test list's
@@ -169,6 +171,7 @@ impl Settings {
             job_id: non_empty(env.var("SLURM_JOB_ID")),
             dataset_fallback_env,
             disagg_ready_timeout_env: env.var("TRTLLM_TEST_DISAGG_SERVER_READY_TIMEOUT"),
+            agg_ready_timeout_env: env.var("TRTLLM_TEST_AGG_SERVER_READY_TIMEOUT"),
             ready_timeout_env: env.var("TRTLLM_TEST_SERVER_READY_TIMEOUT"),
             trial_timeout_s,
         })

@@ -1,14 +1,25 @@
 //! The catalog: config folders scanned into a sorted list of config files, one per stem.
 //!
 //! Default folders are `test_configs/disagg/perf` and `test_configs/wideep/perf` under the project
-//! root; `PERF_CONFIG_DIRS=dir1:dir2` replaces them. A stem found in two folders is a catalog
-//! problem naming both files (both trials of that stem fail with it).
+//! root, plus `test_configs/aggr/perf` when it exists; `PERF_CONFIG_DIRS=dir1:dir2` replaces them.
+//! A stem found in two folders is a catalog problem naming both files (all trials of that stem
+//! fail with it).
+//!
+//! The folder decides the layout: a folder named `aggregated` (upstream's
+//! `tests/scripts/perf-sanity/aggregated`) or `aggr/perf` holds aggregated configs
+//! (`server_configs[]`); every other folder holds disaggregated ones.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// The config folders used when `PERF_CONFIG_DIRS` is not set, relative to the project root.
 pub const DEFAULT_CONFIG_DIRS: &[&str] = &["test_configs/disagg/perf", "test_configs/wideep/perf"];
+
+/// The aggregated config folder scanned by default (when it exists), relative to the project root.
+pub const DEFAULT_AGGR_CONFIG_DIR: &str = "test_configs/aggr/perf";
+
+/// Families (folder names, see [`ConfigFile::family`]) whose configs use the aggregated layout.
+pub const AGGREGATED_FAMILIES: &[&str] = &["aggr", "aggregated"];
 
 /// One config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,6 +124,16 @@ impl Catalog {
         self.configs.iter().map(|c| c.stem.as_str()).collect()
     }
 
+    /// Stems of each layout.
+    pub fn stems_by_layout(&self) -> (Vec<&str>, Vec<&str>) {
+        let (aggr, disagg): (Vec<&ConfigFile>, Vec<&ConfigFile>) =
+            self.configs.iter().partition(|c| c.is_aggregated());
+        (
+            disagg.iter().map(|c| c.stem.as_str()).collect(),
+            aggr.iter().map(|c| c.stem.as_str()).collect(),
+        )
+    }
+
     /// The config with `stem`.
     pub fn get(&self, stem: &str) -> Option<&ConfigFile> {
         self.configs
@@ -123,6 +144,11 @@ impl Catalog {
 }
 
 impl ConfigFile {
+    /// True when the config uses upstream's aggregated layout (its folder is an aggregated one).
+    pub fn is_aggregated(&self) -> bool {
+        AGGREGATED_FAMILIES.contains(&self.family.as_str())
+    }
+
     /// The duplicate-stem problem, if any.
     pub fn duplicate_error(&self) -> Option<String> {
         self.duplicate.as_ref().map(|other| {
@@ -161,7 +187,11 @@ pub fn config_dirs(root: &Path, perf_config_dirs: Option<&str>) -> Vec<PathBuf> 
                 if p.is_absolute() { p } else { root.join(p) }
             })
             .collect(),
-        None => DEFAULT_CONFIG_DIRS.iter().map(|d| root.join(d)).collect(),
+        None => DEFAULT_CONFIG_DIRS
+            .iter()
+            .map(|d| root.join(d))
+            .chain(Some(root.join(DEFAULT_AGGR_CONFIG_DIR)).filter(|d| d.is_dir()))
+            .collect(),
     }
 }
 

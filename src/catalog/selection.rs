@@ -1,14 +1,17 @@
-//! Which trials exist: every catalog config (two trials per stem), or exactly the entries of a
-//! test list. Anything that cannot run — a duplicated stem, a listed id with no config, a bad
+//! Which trials exist: every catalog config (upstream's id families, §3.1 order: aggregated
+//! configs first — whole file, then each server — then each disaggregated config with its
+//! ctx_only and gen_only_no_context trials), or exactly the entries of a test list. Anything that cannot run — a duplicated stem, a listed id with no config, a bad
 //! test-list line — still becomes a trial, one that fails with the reason, so nothing is
 //! silently dropped from a run.
 
 use std::path::PathBuf;
 
-use crate::catalog::scan::Catalog;
+use crate::catalog::scan::{Catalog, ConfigFile};
 use crate::catalog::testlist::Testlist;
-use crate::catalog::trial_id::{labelled_trial_name, resolve, trial_name};
-use crate::config::{BenchmarkMode, load_perf_config};
+use crate::catalog::trial_id::{
+    AggrKind, KnownStems, ResolvedId, aggr_trial_name, labelled_trial_name, resolve_id, trial_name,
+};
+use crate::config::{BenchmarkMode, load_aggregated_config, load_perf_config};
 
 /// One trial to list and run.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,25 +34,123 @@ pub struct TrialSpec {
     pub origin: Option<String>,
     /// When set, the trial fails with this message without running anything.
     pub preflight_error: Option<String>,
+    /// Set for aggregated-runtime trials: which servers (aggregated configs) or ctx_only.
+    pub aggr: Option<AggrKind>,
 }
 
-/// Every trial of the catalog: `disagg_upload-<stem>` and `disagg-<stem>` per config, sorted.
+impl TrialSpec {
+    /// A catalog trial of `config` named `name`.
+    fn of_config(
+        config: &ConfigFile,
+        name: String,
+        upload: bool,
+        mode_override: Option<BenchmarkMode>,
+        aggr: Option<AggrKind>,
+    ) -> Self {
+        TrialSpec {
+            test_list_id: name.clone(),
+            name,
+            stem: Some(config.stem.clone()),
+            config_path: Some(config.path.clone()),
+            upload,
+            mode_override,
+            time_limit_s: None,
+            origin: None,
+            preflight_error: config.duplicate_error(),
+            aggr,
+        }
+    }
+}
+
+/// The catalog's stems by layout, for [`resolve_id`].
+pub fn known_stems(catalog: &Catalog) -> (Vec<&str>, Vec<&str>) {
+    catalog.stems_by_layout()
+}
+
+/// The trial a resolved id names (`id` as written goes to `test_list_id`).
+pub fn trial_of(catalog: &Catalog, resolved: &ResolvedId, id: &str) -> Option<TrialSpec> {
+    let config = catalog.get(&resolved.stem)?;
+    let name = match (&resolved.aggr, resolved.mode_label) {
+        (Some(kind), _) => aggr_trial_name(resolved.upload, &resolved.stem, kind),
+        // A label equal to the YAML's own mode keeps the plain trial name.
+        (None, Some(label)) => match load_perf_config(&config.path) {
+            Ok(c) if c.benchmark.mode == label => trial_name(resolved.upload, &resolved.stem),
+            _ => labelled_trial_name(resolved.upload, label, &resolved.stem),
+        },
+        (None, None) => trial_name(resolved.upload, &resolved.stem),
+    };
+    Some(TrialSpec {
+        test_list_id: id.to_string(),
+        ..TrialSpec::of_config(
+            config,
+            name,
+            resolved.upload,
+            resolved.mode_label,
+            resolved.aggr.clone(),
+        )
+    })
+}
+
+/// Every trial of the catalog, in upstream's generation order (§3.1): for each aggregated stem
+/// and prefix (`aggr_upload`, `aggr`) the whole file, then each server in YAML order (an
+/// aggregated config that does not parse yields only the whole-file trials, which fail with the
+/// error); then for each disaggregated stem `disagg_upload-<stem>`, `disagg-<stem>`, and the
+/// aggregated-runtime trials derived from it: ctx_only and gen_only_no_context.
 pub fn all_trials(catalog: &Catalog) -> Vec<TrialSpec> {
-    let mut out = Vec::with_capacity(catalog.configs.len() * 2);
-    for config in &catalog.configs {
+    let mut out = Vec::with_capacity(catalog.configs.len() * 6);
+    for config in catalog.configs.iter().filter(|c| c.is_aggregated()) {
+        let servers: Vec<String> = load_aggregated_config(&config.path)
+            .map(|c| c.servers.into_iter().map(|s| s.name).collect())
+            .unwrap_or_default();
         for upload in [true, false] {
-            let name = trial_name(upload, &config.stem);
-            out.push(TrialSpec {
-                test_list_id: name.clone(),
-                name,
-                stem: Some(config.stem.clone()),
-                config_path: Some(config.path.clone()),
+            let all = AggrKind::Servers(None);
+            out.push(TrialSpec::of_config(
+                config,
+                aggr_trial_name(upload, &config.stem, &all),
                 upload,
-                mode_override: None,
-                time_limit_s: None,
-                origin: None,
-                preflight_error: config.duplicate_error(),
-            });
+                None,
+                Some(all),
+            ));
+            for server in &servers {
+                let one = AggrKind::Servers(Some(vec![server.clone()]));
+                out.push(TrialSpec::of_config(
+                    config,
+                    aggr_trial_name(upload, &config.stem, &one),
+                    upload,
+                    None,
+                    Some(one),
+                ));
+            }
+        }
+    }
+    for config in catalog.configs.iter().filter(|c| !c.is_aggregated()) {
+        for upload in [true, false] {
+            out.push(TrialSpec::of_config(
+                config,
+                trial_name(upload, &config.stem),
+                upload,
+                None,
+                None,
+            ));
+        }
+        for upload in [true, false] {
+            out.push(TrialSpec::of_config(
+                config,
+                aggr_trial_name(upload, &config.stem, &AggrKind::CtxOnly),
+                upload,
+                None,
+                Some(AggrKind::CtxOnly),
+            ));
+        }
+        for upload in [true, false] {
+            let mode = BenchmarkMode::GenOnlyNoContext;
+            out.push(TrialSpec::of_config(
+                config,
+                labelled_trial_name(upload, mode, &config.stem),
+                upload,
+                Some(mode),
+                None,
+            ));
         }
     }
     out
@@ -57,7 +158,11 @@ pub fn all_trials(catalog: &Catalog) -> Vec<TrialSpec> {
 
 /// Exactly the trials of a test list, in list order.
 pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
-    let stems = catalog.stems();
+    let (disagg, aggr) = known_stems(catalog);
+    let stems = KnownStems {
+        disagg: &disagg,
+        aggr: &aggr,
+    };
     let file_name = list
         .path
         .file_name()
@@ -68,33 +173,12 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
     for entry in &list.entries {
         let origin = format!("{}:{}", list.path.display(), entry.line);
         let time_limit_s = entry.timeout_minutes.map(|m| m * 60);
-        let spec = match resolve(&entry.id, &stems) {
-            Ok(id) => {
-                let config = catalog
-                    .get(&id.stem)
-                    .expect("resolved stems are in the catalog");
-                // A label equal to the YAML's own mode keeps the plain trial name.
-                let yaml_mode = load_perf_config(&config.path)
-                    .ok()
-                    .map(|c| c.benchmark.mode);
-                let name = match id.mode_label {
-                    Some(label) if yaml_mode.is_some_and(|m| m != label) => {
-                        labelled_trial_name(id.upload, label, &id.stem)
-                    }
-                    _ => trial_name(id.upload, &id.stem),
-                };
-                TrialSpec {
-                    name,
-                    stem: Some(id.stem.clone()),
-                    config_path: Some(config.path.clone()),
-                    upload: id.upload,
-                    mode_override: id.mode_label,
-                    test_list_id: entry.id.clone(),
-                    time_limit_s,
-                    origin: Some(origin.clone()),
-                    preflight_error: config.duplicate_error(),
-                }
-            }
+        let spec = match resolve_id(&entry.id, stems) {
+            Ok(id) => TrialSpec {
+                time_limit_s,
+                origin: Some(origin.clone()),
+                ..trial_of(catalog, &id, &entry.id).expect("resolved stems are in the catalog")
+            },
             Err(e) => TrialSpec {
                 name: entry.id.to_string(),
                 stem: None,
@@ -105,6 +189,7 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
                 time_limit_s,
                 origin: Some(origin.clone()),
                 preflight_error: Some(format!("{origin}: {e}")),
+                aggr: None,
             },
         };
         if let Some((_, first_line)) = seen.iter().find(|(n, _)| *n == spec.name) {
@@ -137,6 +222,7 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
                 problem.line,
                 problem.message
             )),
+            aggr: None,
         });
     }
     out

@@ -5,13 +5,18 @@
 //! Every problem carries the file, the key path and the line ([`ConfigError`]).
 
 mod aggregated;
+mod ctx_only;
 pub mod env_string;
 mod error;
 mod model;
 mod parse;
 pub mod reader;
 
-pub use aggregated::{AggregatedConfig, AggregatedServer, parse_aggregated_config};
+pub use aggregated::{
+    AGGR_DEFAULT_BENCHMARK_RATIO, AGGR_DEFAULT_USE_NV_SA, AggrBenchmark, AggrClient, AggrServer,
+    AggregatedConfig, derived_server_name, load_aggregated_config, parse_aggregated_config,
+};
+pub use ctx_only::ctx_only_server;
 pub use error::{ConfigError, Problem, Problems};
 pub use model::*;
 pub use parse::{load_perf_config, parse_concurrency_list, parse_perf_config};

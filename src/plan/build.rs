@@ -10,7 +10,7 @@ use super::scale::Scale;
 use super::topology::Topology;
 use super::{ClientSpec, GeneratedFile, Plan, ProcessSpec, Role, RouterSpec, Timeouts};
 use crate::config::env_string::{EnvList, merge, set};
-use crate::config::{BenchmarkMode, PerfConfig, WorkerSection};
+use crate::config::{BenchmarkMode, DatasetFallback, PerfConfig, Sourced, WorkerSection};
 use crate::plan::toolchain::{ClientKind, Toolchain, client_prefix, router_prefix, worker_prefix};
 use crate::util::yaml::python_float;
 
@@ -98,8 +98,8 @@ pub enum PlanError {
 
 const READY_TIMEOUT_DEFAULT_S: u64 = 3600;
 
-fn ready_timeout(inputs: &PlanInputs<'_>) -> Result<(u64, String), PlanError> {
-    for (name, value) in [
+pub(super) fn ready_timeout(inputs: &PlanInputs<'_>) -> Result<(u64, String), PlanError> {
+    ready_timeout_from(&[
         (
             "TRTLLM_TEST_DISAGG_SERVER_READY_TIMEOUT",
             &inputs.disagg_ready_timeout_env,
@@ -108,7 +108,14 @@ fn ready_timeout(inputs: &PlanInputs<'_>) -> Result<(u64, String), PlanError> {
             "TRTLLM_TEST_SERVER_READY_TIMEOUT",
             &inputs.ready_timeout_env,
         ),
-    ] {
+    ])
+}
+
+/// The first set knob of `knobs` (in precedence order), else the default.
+pub(super) fn ready_timeout_from(
+    knobs: &[(&str, &Option<String>)],
+) -> Result<(u64, String), PlanError> {
+    for &(name, value) in knobs {
         if let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
             return match v.parse::<u64>() {
                 Ok(s) if s > 0 => Ok((s, name.to_string())),
@@ -127,11 +134,187 @@ pub fn build_plan(
     request: &TrialRequest,
     inputs: &PlanInputs<'_>,
 ) -> Result<Plan, PlanError> {
-    let unsupported = |message: String| PlanError::Unsupported {
+    let (mode, mode_source) = resolve_mode(config, request);
+    let no_context = mode == BenchmarkMode::GenOnlyNoContext;
+    let topology = Topology::of(config, no_context);
+    let scale = inputs.scale;
+    let mut warnings = config.warnings.clone();
+    check_frontends(config)?;
+    let (client_kind, kind_reason) = choose_client_kind(
+        config.benchmark.use_nv_sa_benchmark,
+        "benchmark.use_nv_sa_benchmark",
+    );
+    let spec_decoding = config.gen_worker.spec_decoding_type.is_some()
+        || (!no_context && config.ctx_worker.spec_decoding_type.is_some());
+    warnings.extend(client_kind_warnings(client_kind, spec_decoding, mode));
+    let runs = ClientRuns::of(config, mode, scale);
+    let dataset = decide_dataset(
+        config.benchmark.dataset_file.as_ref(),
+        config.benchmark.dataset_fallback,
+        "benchmark.dataset_file",
+        client_kind,
+        runs.gen_spec(),
+        inputs,
+    )
+    .map_err(|e| e.with_config(&config.path))?;
+    warnings.extend(dataset.warning.clone());
+    if matches!(dataset.plan, DatasetPlan::Random { .. }) && runs.ratio >= 1.0 {
+        return Err(unsupported(config, ratio_message(runs.ratio)));
+    }
+
+    let s = 0u32;
+    let output_dir = inputs.output_root.join(&request.trial);
+    let job = inputs.job_id.clone().unwrap_or_else(|| "local".to_string());
+    let rendezvous_dir = output_dir.join(format!("hostnames-{job}-{s}"));
+    let server_name = format!("{}-{}", mode.as_str(), request.stem);
+    let model_path = model_path(config, inputs);
+
+    let mut files = Vec::new();
+    let auth_key = auth_key_file(config, inputs, &output_dir, &mut files);
+    let ctx_config = (topology.ctx.count > 0).then(|| {
+        engine_config_file(
+            "ctx",
+            &config.ctx_worker,
+            Some(&auth_key),
+            &server_name,
+            &output_dir,
+            inputs,
+            &mut files,
+            &mut warnings,
+        )
+    });
+    let gen_config = engine_config_file(
+        "gen",
+        &config.gen_worker,
+        Some(&auth_key),
+        &server_name,
+        &output_dir,
+        inputs,
+        &mut files,
+        &mut warnings,
+    );
+    let sim_config_path = sim_config_file(config.sim.as_ref(), inputs, &output_dir, &mut files);
+
+    let numactl = config.slurm.numa_bind && inputs.toolchain == Toolchain::Trtllm;
+    if config.slurm.numa_bind && inputs.toolchain == Toolchain::Sim {
+        warnings.push(
+            "slurm.numa_bind: the numactl \"-m 0,1\" prefix applies to the trtllm toolchain only"
+                .to_string(),
+        );
+    }
+    let gen_env = gen_worker_env(
+        config,
+        mode,
+        &topology,
+        runs.concurrencies[0],
+        &mut warnings,
+    );
+    let worker_ctx = WorkerContext {
+        inputs,
+        numactl,
+        sim_config: sim_config_path.as_deref(),
+        model_path: &model_path,
+        rendezvous_dir: &rendezvous_dir,
+        output_dir: &output_dir,
+        s,
+    };
+    let workers = worker_processes(
+        config,
+        &topology,
+        &worker_ctx,
+        &gen_config,
+        ctx_config.as_deref(),
+        &gen_env,
+    );
+
+    let wait_s = config.slurm.timeout_s;
+    let (ready_env_s, ready_source) = ready_timeout(inputs)?;
+    let router = router_spec(
+        config,
+        &topology,
+        &worker_ctx,
+        &auth_key,
+        wait_s,
+        no_context,
+    );
+
+    let client_env = client_env(&config.environment.client_env, &config.benchmark.env_var);
+    let warmup = mode == BenchmarkMode::E2e && client_kind == ClientKind::Standard;
+    let clients = client_specs(
+        &runs,
+        &ClientCommand {
+            toolchain: inputs.toolchain,
+            kind: client_kind,
+            model_path: &model_path,
+            warmup,
+            options: ClientOptions::disaggregated(config.benchmark.streaming),
+            dataset: &dataset.plan,
+        },
+        &server_name,
+        &client_env,
+        &output_dir,
+        s,
+    );
+
+    let gen_logs = (0..topology.gen_workers.count)
+        .map(|i| output_dir.join(format!("gen_server_{i}.log")))
+        .collect();
+    warnings.extend(smoke_warning(scale));
+
+    Ok(Plan {
+        trial: request.trial.clone(),
+        test_list_id: request.test_list_id.clone(),
+        stem: request.stem.clone(),
+        config_path: config.path.clone(),
+        upload: request.upload,
+        mode,
+        mode_source,
+        server_name,
+        client_kind,
+        benchmark_mode_label: dataset.label.to_string(),
+        benchmark_mode_reason: format!("{kind_reason}; {}", dataset.reason),
+        dataset: dataset.plan,
+        toolchain: inputs.toolchain,
+        scale,
+        model_path,
+        server_index: s,
+        status_file: output_dir.join(format!("benchmark_status.{s}.txt")),
+        rendezvous_dir,
+        output_dir,
+        topology,
+        files,
+        workers,
+        router,
+        clients,
+        timeouts: Timeouts {
+            wait_s,
+            ready_s: wait_s.min(ready_env_s),
+            ready_source,
+            trial_s: request.time_limit_s,
+            trial_source: "test list TIMEOUT".to_string(),
+        },
+        gen_logs,
+        spec_decoding,
+        warnings,
+    })
+}
+
+fn unsupported(config: &PerfConfig, message: String) -> PlanError {
+    PlanError::Unsupported {
         config: config.path.clone(),
         message,
-    };
-    let (mode, mode_source) = match request.mode_override {
+    }
+}
+
+pub(super) fn ratio_message(ratio: f64) -> String {
+    format!(
+        "benchmark.benchmark_ratio {ratio} must be < 1 for the standard client's random dataset"
+    )
+}
+
+/// The benchmark mode and where it came from: a test-list label wins over `benchmark.mode`.
+fn resolve_mode(config: &PerfConfig, request: &TrialRequest) -> (BenchmarkMode, String) {
+    match request.mode_override {
         Some(m) => (m, format!("test-list id label `{}`", m.as_str())),
         None => (
             config.benchmark.mode,
@@ -141,43 +324,51 @@ pub fn build_plan(
                 "benchmark.mode".to_string()
             },
         ),
-    };
-    let no_context = mode == BenchmarkMode::GenOnlyNoContext;
-    let topology = Topology::of(config, no_context);
-    let scale = inputs.scale;
-    let mut warnings = config.warnings.clone();
+    }
+}
 
+/// `num_serve_frontends > 1` needs harness-reserved ports, which perfsanity does not implement.
+fn check_frontends(config: &PerfConfig) -> Result<(), PlanError> {
     for (name, worker) in [("ctx", &config.ctx_worker), ("gen", &config.gen_worker)] {
         if let Some(n) = worker.options.get("num_serve_frontends")
             && n.as_i64().is_some_and(|v| v > 1)
         {
-            return Err(unsupported(format!(
-                "worker_config.{name}.num_serve_frontends > 1 needs harness-reserved ports, \
+            return Err(unsupported(
+                config,
+                format!(
+                    "worker_config.{name}.num_serve_frontends > 1 needs harness-reserved ports, \
                      which perfsanity does not implement"
-            )));
+                ),
+            ));
         }
     }
+    Ok(())
+}
 
-    // Client kind and the reason.
-    let (client_kind, kind_reason) = match config.benchmark.use_nv_sa_benchmark {
-        Some(true) => (
-            ClientKind::NvSa,
-            "benchmark.use_nv_sa_benchmark: true".to_string(),
-        ),
-        Some(false) => (
-            ClientKind::Standard,
-            "benchmark.use_nv_sa_benchmark: false".to_string(),
-        ),
+/// The client kind and the reason, from a `use_nv_sa_benchmark` setting (`key` names it).
+/// Absent means true: the seed design's backward-compatible default.
+pub(super) fn choose_client_kind(setting: Option<bool>, key: &str) -> (ClientKind, String) {
+    match setting {
+        Some(true) => (ClientKind::NvSa, format!("{key}: true")),
+        Some(false) => (ClientKind::Standard, format!("{key}: false")),
         None => (
             ClientKind::NvSa,
-            "benchmark.use_nv_sa_benchmark is not set; perfsanity defaults it to true (the seed \
-             design's backward-compatible default)"
-                .to_string(),
+            format!(
+                "{key} is not set; perfsanity defaults it to true (the seed design's \
+                 backward-compatible default)"
+            ),
         ),
-    };
-    let spec_decoding = config.gen_worker.spec_decoding_type.is_some()
-        || (!no_context && config.ctx_worker.spec_decoding_type.is_some());
-    if client_kind == ClientKind::NvSa && spec_decoding {
+    }
+}
+
+/// What a perf engineer should know about the client choice.
+pub(super) fn client_kind_warnings(
+    kind: ClientKind,
+    spec_decoding: bool,
+    mode: BenchmarkMode,
+) -> Vec<String> {
+    let mut warnings = Vec::new();
+    if kind == ClientKind::NvSa && spec_decoding {
         warnings.push(
             "speculative decoding with the NV SA client: that client does not report the \
              acceptance length ('Mean Avg Decoded Tokens per Iter'), so `al` is neither required \
@@ -185,59 +376,122 @@ pub fn build_plan(
                 .to_string(),
         );
     }
-    if client_kind == ClientKind::NvSa && mode.is_gen_only() {
+    if kind == ClientKind::NvSa && mode.is_gen_only() {
         warnings.push(format!(
             "the NV SA client runs a {} benchmark; upstream's SLURM submit tool rejects SA for \
              gen_only — consider benchmark.use_nv_sa_benchmark: false",
             mode.as_str()
         ));
     }
+    warnings
+}
 
-    // Client runs.
-    let concurrencies = scale.concurrencies(&config.benchmark.concurrency_list);
-    let (concurrencies, iterations) = if mode.is_gen_only() {
-        (vec![concurrencies[0]], 1)
-    } else {
-        (concurrencies, scale.rounds(config.benchmark.multi_round))
-    };
-    let isl = scale.input_len(config.benchmark.input_length.value);
-    let osl = scale.output_len(config.benchmark.output_length.value);
-    let ratio = config.benchmark.benchmark_ratio;
-    let max_prompts = concurrencies
-        .iter()
-        .map(|c| c * iterations)
-        .max()
-        .unwrap_or(1);
+/// The client runs of a disaggregated trial: one per concurrency (only the first for gen_only),
+/// at the trial's scale.
+pub(super) struct ClientRuns {
+    /// `--max-concurrency` of each run.
+    pub concurrencies: Vec<u64>,
+    /// Rounds per run.
+    pub iterations: u64,
+    /// Input length.
+    pub isl: u64,
+    /// Output length.
+    pub osl: u64,
+    /// Random-length range ratio.
+    pub ratio: f64,
+}
 
-    let exists = inputs.exists;
-    let (dataset, dataset_warning) = dataset::decide(
-        config,
+impl ClientRuns {
+    fn of(config: &PerfConfig, mode: BenchmarkMode, scale: Scale) -> Self {
+        let concurrencies = scale.concurrencies(&config.benchmark.concurrency_list);
+        let (concurrencies, iterations) = if mode.is_gen_only() {
+            (vec![concurrencies[0]], 1)
+        } else {
+            (concurrencies, scale.rounds(config.benchmark.multi_round))
+        };
+        ClientRuns {
+            concurrencies,
+            iterations,
+            isl: scale.input_len(config.benchmark.input_length.value),
+            osl: scale.output_len(config.benchmark.output_length.value),
+            ratio: config.benchmark.benchmark_ratio,
+        }
+    }
+
+    /// What a generated stand-in dataset must hold for these runs.
+    pub fn gen_spec(&self) -> DatasetGenSpec {
+        DatasetGenSpec {
+            num_prompts: self
+                .concurrencies
+                .iter()
+                .map(|c| c * self.iterations)
+                .max()
+                .unwrap_or(1),
+            input_len: self.isl,
+            output_len: self.osl,
+            // Generated stand-ins have fixed lengths, like upstream's `ratio-1` files.
+            range_ratio: 1.0,
+            seed: 0,
+        }
+    }
+}
+
+/// The dataset decision with its dry-run label, reason and warning.
+pub(super) struct DatasetChoice {
+    pub plan: DatasetPlan,
+    pub label: &'static str,
+    pub reason: String,
+    pub warning: Option<String>,
+}
+
+/// A dataset that cannot be found, before the config path is attached.
+pub(super) struct DatasetMissing {
+    key: String,
+    value: String,
+    tried: String,
+}
+
+impl DatasetMissing {
+    pub fn with_config(self, config: &Path) -> PlanError {
+        PlanError::DatasetMissing {
+            config: config.to_path_buf(),
+            key: self.key,
+            value: self.value,
+            tried: self.tried,
+        }
+    }
+}
+
+/// Decides the dataset of one client kind from a configured file (if any).
+pub(super) fn decide_dataset(
+    file: Option<&Sourced<String>>,
+    fallback: Option<DatasetFallback>,
+    file_key: &str,
+    client: ClientKind,
+    gen_spec: DatasetGenSpec,
+    inputs: &PlanInputs<'_>,
+) -> Result<DatasetChoice, DatasetMissing> {
+    let (plan, warning) = dataset::decide(
+        file,
+        fallback,
+        file_key,
         &DatasetContext {
-            client: client_kind,
+            client,
             toolchain: inputs.toolchain,
             models_root: inputs.models_root.as_deref(),
             cwd: &inputs.cwd,
-            sim_dataset_root: &inputs.sim_dataset_root.join(scale.as_str()),
+            sim_dataset_root: &inputs.sim_dataset_root.join(inputs.scale.as_str()),
             fallback_env: inputs.dataset_fallback_env,
-            exists,
-            gen_spec: DatasetGenSpec {
-                num_prompts: max_prompts,
-                input_len: isl,
-                output_len: osl,
-                // Generated stand-ins have fixed lengths, like upstream's `ratio-1` files.
-                range_ratio: 1.0,
-                seed: 0,
-            },
+            exists: inputs.exists,
+            gen_spec,
         },
     )
-    .map_err(|m| PlanError::DatasetMissing {
-        config: config.path.clone(),
+    .map_err(|m| DatasetMissing {
         key: m.key,
         value: m.value,
         tried: join_paths(&m.tried),
     })?;
-    warnings.extend(dataset_warning);
-    let (label, dataset_reason) = match &dataset {
+    let (label, reason) = match &plan {
         DatasetPlan::SaRandom => (
             "NV SA (random)",
             "the SA client always uses random prompts".to_string(),
@@ -256,24 +510,22 @@ pub fn build_plan(
         ),
         DatasetPlan::Random { reason } => ("Standard (random)", reason.clone()),
     };
-    if matches!(dataset, DatasetPlan::Random { .. }) && ratio >= 1.0 {
-        return Err(unsupported(format!(
-            "benchmark.benchmark_ratio {ratio} must be < 1 for the standard client's random \
-             dataset"
-        )));
-    }
+    Ok(DatasetChoice {
+        plan,
+        label,
+        reason,
+        warning,
+    })
+}
 
-    // Paths.
-    let s = 0u32;
-    let output_dir = inputs.output_root.join(&request.trial);
-    let job = inputs.job_id.clone().unwrap_or_else(|| "local".to_string());
-    let rendezvous_dir = output_dir.join(format!("hostnames-{job}-{s}"));
-    let server_name = format!("{}-{}", mode.as_str(), request.stem);
-    let model_path = model_path(config, inputs);
-
-    // Files.
-    let mut files = Vec::new();
-    let auth_key = match &config.internal_request_auth_key {
+/// The shared auth key: the YAML's, or the generated one (its file kept when it exists).
+fn auth_key_file(
+    config: &PerfConfig,
+    inputs: &PlanInputs<'_>,
+    output_dir: &Path,
+    files: &mut Vec<GeneratedFile>,
+) -> String {
+    match &config.internal_request_auth_key {
         Some(k) => k.clone(),
         None => {
             files.push(GeneratedFile {
@@ -284,30 +536,50 @@ pub fn build_plan(
             });
             inputs.auth_key.clone()
         }
-    };
-    let mut notes = Vec::new();
-    let mut engine_file = |kind: &str, worker: &WorkerSection, files: &mut Vec<GeneratedFile>| {
-        let path = output_dir.join(format!("extra-llm-api-config.{kind}.{server_name}.yml"));
-        let map = engine_config(
-            worker,
-            &auth_key,
-            inputs.models_root.as_deref(),
-            inputs.repo_root.as_deref(),
-            &mut notes,
-        );
-        files.push(GeneratedFile {
-            path: path.clone(),
-            purpose: format!("engine config of every {} worker", kind.to_uppercase()),
-            content: engine_config_text(&map),
-            keep_existing: false,
-        });
-        path
-    };
-    let ctx_config =
-        (topology.ctx.count > 0).then(|| engine_file("ctx", &config.ctx_worker, &mut files));
-    let gen_config = engine_file("gen", &config.gen_worker, &mut files);
-    warnings.append(&mut notes);
-    let sim_config_path = match (&config.sim, inputs.toolchain) {
+    }
+}
+
+/// Writes `extra-llm-api-config.<kind>.<server>.yml` into `files` and returns its path.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn engine_config_file(
+    kind: &str,
+    worker: &WorkerSection,
+    auth_key: Option<&str>,
+    server_name: &str,
+    output_dir: &Path,
+    inputs: &PlanInputs<'_>,
+    files: &mut Vec<GeneratedFile>,
+    warnings: &mut Vec<String>,
+) -> PathBuf {
+    let path = output_dir.join(format!("extra-llm-api-config.{kind}.{server_name}.yml"));
+    let map = engine_config(
+        worker,
+        auth_key,
+        inputs.models_root.as_deref(),
+        inputs.repo_root.as_deref(),
+        warnings,
+    );
+    files.push(GeneratedFile {
+        path: path.clone(),
+        purpose: if kind == "aggr" {
+            format!("engine config of aggregated server {server_name}")
+        } else {
+            format!("engine config of every {} worker", kind.to_uppercase())
+        },
+        content: engine_config_text(&map),
+        keep_existing: false,
+    });
+    path
+}
+
+/// The YAML's `sim:` section as `<tod>/sim-config.json` (simulator toolchain only).
+pub(super) fn sim_config_file(
+    sim: Option<&crate::util::yaml::Node>,
+    inputs: &PlanInputs<'_>,
+    output_dir: &Path,
+    files: &mut Vec<GeneratedFile>,
+) -> Option<PathBuf> {
+    match (sim, inputs.toolchain) {
         (Some(sim), Toolchain::Sim) => {
             let path = output_dir.join("sim-config.json");
             files.push(GeneratedFile {
@@ -322,18 +594,17 @@ pub fn build_plan(
             Some(path)
         }
         _ => None,
-    };
-
-    // Workers: GEN_i first, then CTX_i (upstream launch order and GPU packing).
-    let mut workers = Vec::new();
-    let numactl = config.slurm.numa_bind && inputs.toolchain == Toolchain::Trtllm;
-    if config.slurm.numa_bind && inputs.toolchain == Toolchain::Sim {
-        warnings.push(
-            "slurm.numa_bind: the numactl \"-m 0,1\" prefix applies to the trtllm toolchain only"
-                .to_string(),
-        );
     }
-    let first_concurrency = concurrencies[0];
+}
+
+/// The generation workers' env: the YAML's, plus upstream's gen_only launcher additions.
+fn gen_worker_env(
+    config: &PerfConfig,
+    mode: BenchmarkMode,
+    topology: &Topology,
+    first_concurrency: u64,
+    warnings: &mut Vec<String>,
+) -> EnvList {
     let mut gen_env = config.environment.gen_env.clone();
     if mode.is_gen_only() {
         // Each gen worker decodes only once TLLM_BENCHMARK_REQ_QUEUES_SIZE requests are queued
@@ -360,64 +631,112 @@ pub fn build_plan(
             &queue_size.to_string(),
         );
     }
-    if no_context {
+    if mode == BenchmarkMode::GenOnlyNoContext {
         set(&mut gen_env, "TRTLLM_DISAGG_BENCHMARK_GEN_ONLY", "1");
     }
-    let worker_spec = |role: Role,
-                       worker: &WorkerSection,
-                       engine_cfg: &Path,
-                       env: &EnvList,
-                       gpus: u64,
-                       first_gpu: u64| {
-        let mut argv = Vec::new();
-        if numactl {
-            argv.push("numactl".to_string());
-            argv.push("-m 0,1".to_string());
-        }
-        argv.extend(worker_prefix(
-            inputs.toolchain,
-            role,
-            sim_config_path.as_deref(),
-        ));
-        let address_file = rendezvous_dir.join(format!("{role}.txt"));
-        argv.extend([
-            model_path.clone(),
-            "--backend".to_string(),
-            worker.backend.clone(),
-            "--config".to_string(),
-            engine_cfg.display().to_string(),
-            "--host".to_string(),
-            inputs.hostname.clone(),
-            "--port".to_string(),
-            "0".to_string(),
-            "--report_addr".to_string(),
-            address_file.display().to_string(),
-        ]);
-        ProcessSpec {
-            role,
-            argv,
-            env: env.clone(),
-            log_file: output_dir.join(format!("trtllm-serve.{role}.{s}.log")),
-            address_file,
-            gpus,
-            first_gpu,
-        }
-    };
+    gen_env
+}
+
+/// What every worker process of a trial shares.
+struct WorkerContext<'a> {
+    inputs: &'a PlanInputs<'a>,
+    numactl: bool,
+    sim_config: Option<&'a Path>,
+    model_path: &'a str,
+    rendezvous_dir: &'a Path,
+    output_dir: &'a Path,
+    s: u32,
+}
+
+/// One worker: `[numactl "-m 0,1"] trtllm-serve <model> --backend … --config … --host <host>
+/// --port 0 --report_addr <rendezvous>/<ROLE>.txt`.
+fn worker_process(
+    cx: &WorkerContext<'_>,
+    role: Role,
+    worker: &WorkerSection,
+    engine_cfg: &Path,
+    env: &EnvList,
+    gpus: u64,
+    first_gpu: u64,
+) -> ProcessSpec {
+    let mut argv = Vec::new();
+    if cx.numactl {
+        argv.push("numactl".to_string());
+        argv.push("-m 0,1".to_string());
+    }
+    argv.extend(worker_prefix(cx.inputs.toolchain, role, cx.sim_config));
+    let address_file = cx.rendezvous_dir.join(format!("{role}.txt"));
+    argv.extend(serve_args(
+        cx.model_path,
+        &worker.backend,
+        engine_cfg,
+        &cx.inputs.hostname,
+        &address_file,
+    ));
+    ProcessSpec {
+        role,
+        argv,
+        env: env.clone(),
+        log_file: cx
+            .output_dir
+            .join(format!("trtllm-serve.{role}.{}.log", cx.s)),
+        address_file,
+        gpus,
+        first_gpu,
+    }
+}
+
+/// `<model> --backend <b> --config <file> --host <host> --port 0 --report_addr <file>`.
+pub(super) fn serve_args(
+    model_path: &str,
+    backend: &str,
+    engine_cfg: &Path,
+    host: &str,
+    address_file: &Path,
+) -> Vec<String> {
+    vec![
+        model_path.to_string(),
+        "--backend".to_string(),
+        backend.to_string(),
+        "--config".to_string(),
+        engine_cfg.display().to_string(),
+        "--host".to_string(),
+        host.to_string(),
+        "--port".to_string(),
+        "0".to_string(),
+        "--report_addr".to_string(),
+        address_file.display().to_string(),
+    ]
+}
+
+/// Workers in launch order: `GEN_i` first, then `CTX_i` (upstream's launch order and GPU
+/// packing).
+fn worker_processes(
+    config: &PerfConfig,
+    topology: &Topology,
+    cx: &WorkerContext<'_>,
+    gen_config: &Path,
+    ctx_config: Option<&Path>,
+    gen_env: &EnvList,
+) -> Vec<ProcessSpec> {
+    let mut workers = Vec::new();
     let gen_gpus = topology.gen_workers.gpus_per_worker;
     let ctx_gpus = topology.ctx.gpus_per_worker;
     for i in 0..topology.gen_workers.count {
-        workers.push(worker_spec(
+        workers.push(worker_process(
+            cx,
             Role::Gen(i as u32),
             &config.gen_worker,
-            &gen_config,
-            &gen_env,
+            gen_config,
+            gen_env,
             gen_gpus,
             i * gen_gpus,
         ));
     }
-    if let Some(ctx_config) = &ctx_config {
+    if let Some(ctx_config) = ctx_config {
         for i in 0..topology.ctx.count {
-            workers.push(worker_spec(
+            workers.push(worker_process(
+                cx,
                 Role::Ctx(i as u32),
                 &config.ctx_worker,
                 ctx_config,
@@ -427,13 +746,23 @@ pub fn build_plan(
             ));
         }
     }
+    workers
+}
 
-    // Router.
-    let wait_s = config.slurm.timeout_s;
-    let (ready_env_s, ready_source) = ready_timeout(inputs)?;
-    let router_config_path = output_dir.join(format!("server_config.{s}.yaml"));
-    let router_address = rendezvous_dir.join(format!("DISAGG_SERVER.{s}.addr"));
-    let mut router_argv = router_prefix(inputs.toolchain, sim_config_path.as_deref());
+/// The router: `trtllm-serve disaggregated -c <server_config.<s>.yaml> -t <wait> -r <wait>
+/// --report_addr <rendezvous>/DISAGG_SERVER.<s>.addr`, and its config template.
+fn router_spec(
+    config: &PerfConfig,
+    topology: &Topology,
+    cx: &WorkerContext<'_>,
+    auth_key: &str,
+    wait_s: u64,
+    no_context: bool,
+) -> RouterSpec {
+    let s = cx.s;
+    let router_config_path = cx.output_dir.join(format!("server_config.{s}.yaml"));
+    let router_address = cx.rendezvous_dir.join(format!("DISAGG_SERVER.{s}.addr"));
+    let mut router_argv = router_prefix(cx.inputs.toolchain, cx.sim_config);
     router_argv.extend([
         "-c".to_string(),
         router_config_path.display().to_string(),
@@ -451,53 +780,119 @@ pub fn build_plan(
     let router_node = |specific: &Option<crate::util::yaml::Node>| {
         specific.clone().or_else(|| config.router_config.clone())
     };
-    let router = RouterSpec {
+    RouterSpec {
         process: ProcessSpec {
             role: Role::DisaggServer,
             argv: router_argv,
             env: router_env,
-            log_file: output_dir.join(format!("trtllm-serve.DISAGG_SERVER.{s}.log")),
+            log_file: cx
+                .output_dir
+                .join(format!("trtllm-serve.DISAGG_SERVER.{s}.log")),
             address_file: router_address,
             gpus: 0,
             first_gpu: 0,
         },
         config_path: router_config_path,
         config: RouterConfigTemplate {
-            hostname: inputs.hostname.clone(),
-            auth_key: auth_key.clone(),
+            hostname: cx.inputs.hostname.clone(),
+            auth_key: auth_key.to_string(),
             num_ctx: topology.ctx.count,
             num_gen: topology.gen_workers.count,
             ctx_router: router_node(&config.ctx_router_config),
             gen_router: router_node(&config.gen_router_config),
             extra: config.server_config_extra.clone().unwrap_or_default(),
         },
-    };
-
-    // Clients.
-    let mut client_env = merge(&config.environment.client_env, &config.benchmark.env_var);
-    if !client_env.iter().any(|(k, _)| k == "PYTHONUNBUFFERED") {
-        client_env.push(("PYTHONUNBUFFERED".to_string(), "1".to_string()));
     }
-    let warmup = mode == BenchmarkMode::E2e && client_kind == ClientKind::Standard;
-    let clients = concurrencies
+}
+
+/// Client env: the configured lists, with `PYTHONUNBUFFERED=1` unless set.
+pub(super) fn client_env(base: &EnvList, extra: &EnvList) -> EnvList {
+    let mut env = merge(base, extra);
+    if !env.iter().any(|(k, _)| k == "PYTHONUNBUFFERED") {
+        env.push(("PYTHONUNBUFFERED".to_string(), "1".to_string()));
+    }
+    env
+}
+
+/// The client flags upstream takes from a client entry (disaggregated configs fix all but
+/// `streaming`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct ClientOptions {
+    /// `--backend` (omitted when empty).
+    pub backend: String,
+    /// `--use-chat-template`.
+    pub use_chat_template: bool,
+    /// `false` → `--non-streaming`.
+    pub streaming: bool,
+    /// `--trust-remote-code`.
+    pub trust_remote_code: bool,
+}
+
+impl ClientOptions {
+    /// A disaggregated config's client: `openai`, no chat template, remote code trusted.
+    pub fn disaggregated(streaming: bool) -> Self {
+        ClientOptions {
+            backend: "openai".to_string(),
+            use_chat_template: false,
+            streaming,
+            trust_remote_code: true,
+        }
+    }
+}
+
+/// Everything that shapes a client argv besides its load.
+pub(super) struct ClientCommand<'a> {
+    pub toolchain: Toolchain,
+    pub kind: ClientKind,
+    pub model_path: &'a str,
+    pub warmup: bool,
+    pub options: ClientOptions,
+    pub dataset: &'a DatasetPlan,
+}
+
+impl ClientCommand<'_> {
+    /// The full argv (prefix included) of one run.
+    pub fn argv(
+        &self,
+        num_prompts: u64,
+        concurrency: u64,
+        isl: u64,
+        osl: u64,
+        ratio: f64,
+    ) -> Vec<String> {
+        let mut argv = client_prefix(self.toolchain, self.kind);
+        argv.extend(client_args(
+            self.kind,
+            self.model_path,
+            num_prompts,
+            concurrency,
+            isl,
+            osl,
+            ratio,
+            self.warmup,
+            &self.options,
+            self.dataset,
+        ));
+        argv
+    }
+}
+
+/// One client per concurrency, named `con<c>_iter<i>_isl<isl>_osl<osl>`.
+fn client_specs(
+    runs: &ClientRuns,
+    command: &ClientCommand<'_>,
+    server_name: &str,
+    env: &EnvList,
+    output_dir: &Path,
+    s: u32,
+) -> Vec<ClientSpec> {
+    let (iterations, isl, osl) = (runs.iterations, runs.isl, runs.osl);
+    runs.concurrencies
         .iter()
         .enumerate()
         .map(|(c, &concurrency)| {
             let num_prompts = concurrency * iterations;
             let name = format!("con{concurrency}_iter{iterations}_isl{isl}_osl{osl}");
-            let mut argv = client_prefix(inputs.toolchain, client_kind);
-            argv.extend(client_args(
-                client_kind,
-                &model_path,
-                num_prompts,
-                concurrency,
-                isl,
-                osl,
-                ratio,
-                warmup,
-                config.benchmark.streaming,
-                &dataset,
-            ));
             ClientSpec {
                 index: c as u32,
                 test_case_name: format!("{server_name}-{name}"),
@@ -507,71 +902,48 @@ pub fn build_plan(
                 num_prompts,
                 isl,
                 osl,
-                warmup,
-                argv,
-                env: client_env.clone(),
+                warmup: command.warmup,
+                argv: command.argv(num_prompts, concurrency, isl, osl, runs.ratio),
+                env: env.clone(),
                 log_file: output_dir.join(format!("trtllm-benchmark.{s}.{c}.log")),
             }
         })
-        .collect();
+        .collect()
+}
 
-    let gen_logs = (0..topology.gen_workers.count)
-        .map(|i| output_dir.join(format!("gen_server_{i}.log")))
-        .collect();
-    if scale == Scale::Smoke {
-        warnings.push(format!(
+/// The smoke-scale notice.
+pub(super) fn smoke_warning(scale: Scale) -> Option<String> {
+    (scale == Scale::Smoke).then(|| {
+        format!(
             "PERF_SCALE=smoke: load is capped — {}; numbers are not comparable with full-scale \
              runs",
             scale.describe()
-        ));
-    }
-
-    Ok(Plan {
-        trial: request.trial.clone(),
-        test_list_id: request.test_list_id.clone(),
-        stem: request.stem.clone(),
-        config_path: config.path.clone(),
-        upload: request.upload,
-        mode,
-        mode_source,
-        server_name,
-        client_kind,
-        benchmark_mode_label: label.to_string(),
-        benchmark_mode_reason: format!("{kind_reason}; {dataset_reason}"),
-        dataset,
-        toolchain: inputs.toolchain,
-        scale,
-        model_path,
-        server_index: s,
-        status_file: output_dir.join(format!("benchmark_status.{s}.txt")),
-        rendezvous_dir,
-        output_dir,
-        topology,
-        files,
-        workers,
-        router,
-        clients,
-        timeouts: Timeouts {
-            wait_s,
-            ready_s: wait_s.min(ready_env_s),
-            ready_source,
-            trial_s: request.time_limit_s,
-            trial_source: "test list TIMEOUT".to_string(),
-        },
-        gen_logs,
-        spec_decoding,
-        warnings,
+        )
     })
 }
 
-fn model_path(config: &PerfConfig, inputs: &PlanInputs<'_>) -> String {
-    if let (Some(root), Some(dir)) = (&inputs.models_root, &config.metadata.model_dir_name) {
+pub(super) fn model_path(config: &PerfConfig, inputs: &PlanInputs<'_>) -> String {
+    resolve_model_path(
+        &config.metadata.model_name,
+        config.metadata.model_dir_name.as_deref(),
+        inputs,
+    )
+}
+
+/// The model path servers and clients get: `<LLM_MODELS_ROOT>/<model dir>` when that directory
+/// exists, else the bare model name (aggregated servers and disaggregated workers alike).
+pub(super) fn resolve_model_path(
+    model_name: &str,
+    model_dir_name: Option<&str>,
+    inputs: &PlanInputs<'_>,
+) -> String {
+    if let (Some(root), Some(dir)) = (&inputs.models_root, model_dir_name) {
         let candidate = root.join(dir);
         if (inputs.exists)(&candidate) {
             return candidate.display().to_string();
         }
     }
-    config.metadata.model_name.clone()
+    model_name.to_string()
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -584,7 +956,7 @@ fn client_args(
     osl: u64,
     ratio: f64,
     warmup: bool,
-    streaming: bool,
+    options: &ClientOptions,
     dataset: &DatasetPlan,
 ) -> Vec<String> {
     let mut a: Vec<String> = Vec::new();
@@ -620,11 +992,18 @@ fn client_args(
                     push(&["--random-range-ratio", &r]);
                 }
             }
-            push(&["--backend", "openai"]);
-            if !streaming {
+            if !options.backend.is_empty() {
+                push(&["--backend", &options.backend]);
+            }
+            if options.use_chat_template {
+                push(&["--use-chat-template"]);
+            }
+            if !options.streaming {
                 push(&["--non-streaming"]);
             }
-            push(&["--trust-remote-code"]);
+            if options.trust_remote_code {
+                push(&["--trust-remote-code"]);
+            }
         }
         ClientKind::NvSa => {
             push(&["--model", model_path, "--dataset-name", "random"]);
@@ -632,7 +1011,15 @@ fn client_args(
             push(&["--random-input-len", &il, "--random-output-len", &ol]);
             push(&["--random-range-ratio", &r, "--save-result"]);
             push(&["--percentile-metrics", "ttft,tpot,itl,e2el", "--ignore-eos"]);
-            push(&["--backend", "openai", "--trust-remote-code"]);
+            if !options.backend.is_empty() {
+                push(&["--backend", &options.backend]);
+            }
+            if options.trust_remote_code {
+                push(&["--trust-remote-code"]);
+            }
+            if options.use_chat_template {
+                push(&["--use-chat-template"]);
+            }
         }
     }
     a

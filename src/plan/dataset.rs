@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::config::{DatasetFallback, PerfConfig};
+use crate::config::{DatasetFallback, Sourced};
 use crate::plan::toolchain::{ClientKind, Toolchain};
 
 /// What a generated dataset must contain.
@@ -95,18 +95,21 @@ pub struct DatasetContext<'a> {
     pub gen_spec: DatasetGenSpec,
 }
 
-/// Decides the dataset. `Ok((plan, warning))`.
+/// Decides the dataset from the configured file (`benchmark.dataset_file` or a client entry's
+/// `dataset_file`) and `benchmark.dataset_fallback`; `file_key` names the key for messages. `Ok((plan, warning))`.
 pub fn decide(
-    config: &PerfConfig,
+    file: Option<&Sourced<String>>,
+    configured_fallback: Option<DatasetFallback>,
+    file_key: &str,
     ctx: &DatasetContext<'_>,
 ) -> Result<(DatasetPlan, Option<String>), MissingDataset> {
     if ctx.client == ClientKind::NvSa {
         return Ok((DatasetPlan::SaRandom, None));
     }
-    let Some(file) = &config.benchmark.dataset_file else {
+    let Some(file) = file else {
         return Ok((
             DatasetPlan::Random {
-                reason: "no dataset file is configured (benchmark.dataset_file)".to_string(),
+                reason: format!("no dataset file is configured ({file_key})"),
             },
             None,
         ));
@@ -145,11 +148,11 @@ pub fn decide(
             None,
         ));
     }
-    let fallback = config.benchmark.dataset_fallback == Some(DatasetFallback::Random)
-        || (ctx.fallback_env && config.benchmark.dataset_fallback != Some(DatasetFallback::Error));
+    let fallback = configured_fallback == Some(DatasetFallback::Random)
+        || (ctx.fallback_env && configured_fallback != Some(DatasetFallback::Error));
     if fallback {
         let tried_text = join_paths(&tried);
-        let source = if config.benchmark.dataset_fallback == Some(DatasetFallback::Random) {
+        let source = if configured_fallback == Some(DatasetFallback::Random) {
             "benchmark.dataset_fallback: random"
         } else {
             "PERF_DATASET_FALLBACK=random"

@@ -7,23 +7,26 @@ use std::path::Path;
 use crate::config::{HARNESS_ONLY_WORKER_KEYS, WorkerSection};
 use crate::util::yaml::{KeyOrder, Mapping, Node, Value, to_yaml_string};
 
-/// Builds the engine config mapping for one worker kind.
+/// Builds the engine config mapping for one worker kind (or aggregated server).
 ///
+/// `auth_key` is written first when given (disaggregated workers; aggregated servers have none).
 /// `models_root` joins `speculative_config.speculative_model`; `repo_root` (upstream's
 /// `LLM_ROOT`) joins a relative `moe_config.load_balancer` path. Each join that cannot be made
 /// (root unknown) is reported in `notes`.
 pub fn engine_config(
     worker: &WorkerSection,
-    auth_key: &str,
+    auth_key: Option<&str>,
     models_root: Option<&Path>,
     repo_root: Option<&Path>,
     notes: &mut Vec<String>,
 ) -> Mapping {
     let mut out = Mapping::default();
-    out.insert(
-        "internal_request_auth_key",
-        Node::synthetic(Value::Str(auth_key.to_string())),
-    );
+    if let Some(auth_key) = auth_key {
+        out.insert(
+            "internal_request_auth_key",
+            Node::synthetic(Value::Str(auth_key.to_string())),
+        );
+    }
     for (key, node) in &worker.options.entries {
         if HARNESS_ONLY_WORKER_KEYS.contains(&key.name.as_str()) {
             continue;

@@ -5,12 +5,14 @@
 //! content, the client runs, the topology, timeouts and the benchmark mode with the reason it
 //! was chosen. The runner only executes a plan; the dry-run only prints one.
 
+mod aggregated;
 pub mod auth_key;
 mod build;
 mod dataset;
 mod engine_config;
 pub mod prepare;
 mod render;
+mod render_aggr;
 mod role;
 mod router_config;
 mod scale;
@@ -21,10 +23,15 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
+pub use aggregated::{
+    AGGR_RUNTIME, AGGR_WAIT_S, AggrClientPlan, AggrPlan, AggrRequest, AggrServerPlan, AggrSource,
+    MULTI_NODE_AGGR_RUNTIME, aggr_runtime, build_aggr_plan, select_servers,
+};
 pub use build::{PlanError, PlanInputs, TrialRequest, build_plan};
 pub use dataset::{DatasetGenSpec, DatasetPlan};
 pub use engine_config::{engine_config, engine_config_text};
 pub use render::render_text;
+pub use render_aggr::render_aggr_text;
 pub use role::Role;
 pub use router_config::RouterConfigTemplate;
 pub use scale::Scale;

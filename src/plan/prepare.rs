@@ -5,9 +5,13 @@ use std::path::Path;
 
 use crate::app::settings::Settings;
 use crate::catalog::selection::TrialSpec;
-use crate::config::{ConfigError, PerfConfig, load_perf_config};
+use crate::catalog::trial_id::AggrKind;
+use crate::config::{ConfigError, PerfConfig, load_aggregated_config, load_perf_config};
 use crate::plan::auth_key;
-use crate::plan::{Plan, PlanError, PlanInputs, TrialRequest, build_plan};
+use crate::plan::{
+    AggrPlan, AggrRequest, AggrSource, Plan, PlanError, PlanInputs, TrialRequest, build_aggr_plan,
+    build_plan,
+};
 
 /// Why a trial could not be planned.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -104,6 +108,76 @@ pub fn prepare_trial(
         plan.timeouts.trial_source = "PERF_TRIAL_TIMEOUT_S".to_string();
     }
     Ok((config, plan))
+}
+
+/// The plan of an aggregated-runtime trial (`spec.aggr` set): servers of an aggregated config, or
+/// ctx_only of a disaggregated one.
+pub fn prepare_aggr_trial(settings: &Settings, spec: &TrialSpec) -> Result<AggrPlan, TrialError> {
+    if let Some(message) = &spec.preflight_error {
+        return Err(TrialError::Preflight(message.clone()));
+    }
+    let (Some(stem), Some(path), Some(kind)) = (&spec.stem, &spec.config_path, &spec.aggr) else {
+        return Err(TrialError::Preflight(format!(
+            "trial {} has no aggregated config",
+            spec.name
+        )));
+    };
+    let exists = |p: &Path| p.exists();
+    let inputs = PlanInputs {
+        output_root: settings.output_root.clone(),
+        models_root: settings.models_root.clone(),
+        repo_root: settings.repo_root.clone(),
+        cwd: settings.project_root.clone(),
+        sim_dataset_root: settings.sim_dataset_root.clone(),
+        toolchain: settings.toolchain,
+        scale: settings.scale,
+        hostname: settings.hostname.clone(),
+        job_id: settings.job_id.clone(),
+        auth_key: String::new(),
+        dataset_fallback_env: settings.dataset_fallback_env,
+        disagg_ready_timeout_env: settings.disagg_ready_timeout_env.clone(),
+        ready_timeout_env: settings.ready_timeout_env.clone(),
+        exists: &exists,
+    };
+    let request = AggrRequest {
+        trial: spec.name.clone(),
+        test_list_id: spec.test_list_id.clone(),
+        stem: stem.clone(),
+        upload: spec.upload,
+        kind: kind.clone(),
+        time_limit_s: spec.time_limit_s,
+    };
+    let agg_env = settings.agg_ready_timeout_env.clone();
+    let mut plan = match kind {
+        AggrKind::Servers(_) => {
+            let config = load_aggregated_config(path)?;
+            build_aggr_plan(AggrSource::Aggregated(&config), &request, &inputs, agg_env)?
+        }
+        AggrKind::CtxOnly => {
+            let config = load_perf_config(path)?;
+            build_aggr_plan(AggrSource::CtxOnly(&config), &request, &inputs, agg_env)?
+        }
+    };
+    if let Some(limit_s) = settings.trial_timeout_s {
+        plan.timeouts.trial_s = Some(limit_s);
+        plan.timeouts.trial_source = "PERF_TRIAL_TIMEOUT_S".to_string();
+    }
+    Ok(plan)
+}
+
+/// Writes an aggregated plan's generated files and `plan.json` into the trial's output directory.
+pub fn write_aggr_plan_files(plan: &AggrPlan) -> Result<(), TrialError> {
+    let io = |what: &Path, e: std::io::Error| {
+        TrialError::Io(format!("cannot write {}: {e}", what.display()))
+    };
+    std::fs::create_dir_all(&plan.output_dir).map_err(|e| io(&plan.output_dir, e))?;
+    for file in &plan.files {
+        write_atomic(&file.path, file.content.as_bytes()).map_err(|e| io(&file.path, e))?;
+    }
+    let json = serde_json::to_string_pretty(plan)
+        .map_err(|e| TrialError::Io(format!("cannot serialise the plan: {e}")))?;
+    let path = plan.output_dir.join("plan.json");
+    write_atomic(&path, json.as_bytes()).map_err(|e| io(&path, e))
 }
 
 /// Writes the plan's generated files (keeping an existing auth key) and `plan.json` into the

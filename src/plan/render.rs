@@ -21,7 +21,7 @@ pub fn command_line(argv: &[String]) -> String {
         .join(" ")
 }
 
-fn env_line(env: &EnvList) -> String {
+pub(super) fn env_line(env: &EnvList) -> String {
     if env.is_empty() {
         return "(none)".to_string();
     }
@@ -31,7 +31,7 @@ fn env_line(env: &EnvList) -> String {
         .join(" ")
 }
 
-fn process(out: &mut String, p: &ProcessSpec) {
+pub(super) fn process(out: &mut String, p: &ProcessSpec) {
     let gpus = if p.gpus == 0 {
         String::new()
     } else if p.gpus == 1 {

@@ -16,6 +16,8 @@ pub enum Role {
     DisaggServer,
     /// The benchmark client driver `BENCHMARK`.
     Benchmark,
+    /// Aggregated server `AGGR_<s>` (`s` = index among the trial's selected servers).
+    Aggr(u32),
 }
 
 impl fmt::Display for Role {
@@ -25,6 +27,7 @@ impl fmt::Display for Role {
             Role::Gen(i) => write!(f, "GEN_{i}"),
             Role::DisaggServer => f.write_str("DISAGG_SERVER"),
             Role::Benchmark => f.write_str("BENCHMARK"),
+            Role::Aggr(s) => write!(f, "AGGR_{s}"),
         }
     }
 }
@@ -45,6 +48,8 @@ impl FromStr for Role {
                     Ok(Role::Ctx(index(rest)?))
                 } else if let Some(rest) = s.strip_prefix("GEN_") {
                     Ok(Role::Gen(index(rest)?))
+                } else if let Some(rest) = s.strip_prefix("AGGR_") {
+                    Ok(Role::Aggr(index(rest)?))
                 } else {
                     Err(format!(
                         "unknown role {s:?}; expected CTX_<i>, GEN_<i>, DISAGG_SERVER or BENCHMARK"
@@ -79,6 +84,7 @@ mod tests {
             Role::Gen(12),
             Role::DisaggServer,
             Role::Benchmark,
+            Role::Aggr(3),
         ] {
             assert_eq!(r.to_string().parse::<Role>().unwrap(), r);
         }

@@ -43,6 +43,10 @@ pub fn run_role(
         }
         Role::DisaggServer => run_router(plan, ctx, started).map(|()| None),
         Role::Benchmark => run_benchmark(plan, ctx).map(Some),
+        Role::Aggr(_) => Err(config_failure(format!(
+            "{role} is an aggregated server, not a role of the disaggregated trial {}",
+            plan.trial
+        ))),
     }
 }
 
