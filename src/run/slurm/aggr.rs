@@ -118,6 +118,31 @@ pub struct AggrJob {
     pub servers: Vec<ServerSize>,
 }
 
+impl AggrJob {
+    /// What the script needs from an aggregated plan.
+    pub fn of(plan: &crate::plan::AggrPlan) -> Self {
+        AggrJob {
+            trial: plan.trial.clone(),
+            config_path: plan.config_path.clone(),
+            output_dir: plan.output_dir.clone(),
+            toolchain: plan.toolchain,
+            sim_config: plan
+                .servers
+                .iter()
+                .find_map(|s| sim_config_in_argv(&s.process.argv)),
+            servers: plan
+                .servers
+                .iter()
+                .map(|s| ServerSize {
+                    name: s.name.clone(),
+                    gpus: s.gpus,
+                    gpus_per_node: s.gpus_per_node,
+                })
+                .collect(),
+        }
+    }
+}
+
 /// Inputs of [`render_aggr_script`].
 pub struct AggrScriptInputs<'a> {
     /// The trial.
