@@ -12,8 +12,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 
-use super::poll::{Poller, scancel};
 use super::aggr::{AGGR_LOG, AGGR_STEP};
+use super::poll::{Poller, scancel};
 use super::script::{BENCHMARK_LOG, ROUTER_LOG, SCRIPT_FILE, result_file};
 use super::state::{
     JobState, JobStatus, ResultFile, StepRecord, Verdict, classify, parse_sbatch_parsable,
