@@ -38,6 +38,8 @@ use super::site::SiteOptions;
 pub const AGGR_LOG: &str = "aggr_server.log";
 /// Upstream's launcher program, which the simulator also stands in for.
 const LLMAPI_LAUNCH_PROGRAM: &str = "trtllm-llmapi-launch";
+/// The `sim:` section the launcher stand-in reads (written by the script, in the trial directory).
+pub const LAUNCH_SIM_CONFIG: &str = "llmapi-launch-sim-config.json";
 /// `srun --job-name` of the aggregated step (one `sacct` line).
 pub const AGGR_STEP: &str = "AGGR";
 
@@ -112,8 +114,10 @@ pub struct AggrJob {
     pub output_dir: PathBuf,
     /// Toolchain the plan resolved.
     pub toolchain: Toolchain,
-    /// `<tod>/sim-config.json` when the sim toolchain has one (rank faults).
-    pub sim_config: Option<PathBuf>,
+    /// The plan's `sim-config.json` content when the sim toolchain has one (rank faults). The
+    /// script writes it into the trial directory itself before the step starts: the harness
+    /// writes its own copy only once it runs, on rank 0, after every rank has started.
+    pub sim_config_json: Option<String>,
     /// Selected servers, in run order.
     pub servers: Vec<ServerSize>,
 }
@@ -126,10 +130,12 @@ impl AggrJob {
             config_path: plan.config_path.clone(),
             output_dir: plan.output_dir.clone(),
             toolchain: plan.toolchain,
-            sim_config: plan
+            sim_config_json: plan
                 .servers
                 .iter()
-                .find_map(|s| sim_config_in_argv(&s.process.argv)),
+                .find_map(|s| sim_config_in_argv(&s.process.argv))
+                .and_then(|path| plan.files.iter().find(|f| f.path == path))
+                .map(|f| f.content.clone()),
             servers: plan
                 .servers
                 .iter()
@@ -235,9 +241,19 @@ fn literals(
     environment_literals(out, env, inputs.site, job.toolchain)?;
     if job.toolchain == Toolchain::Sim && layout.multi_node() {
         let mut words = vec!["sim".to_string()];
-        if let Some(path) = &job.sim_config {
+        if let Some(json) = &job.sim_config_json {
+            let _ = writeln!(
+                out,
+                "SIM_CONFIG_JSON={}",
+                bash_word(json.trim_end(), "the sim section")?
+            );
             words.push("--sim-config".to_string());
-            words.push(path.to_string_lossy().into_owned());
+            words.push(
+                job.output_dir
+                    .join(LAUNCH_SIM_CONFIG)
+                    .to_string_lossy()
+                    .into_owned(),
+            );
         }
         words.push("--rendezvous".to_string());
         words.push(job.output_dir.to_string_lossy().into_owned());
@@ -300,6 +316,16 @@ pub fn render_aggr_script(inputs: &AggrScriptInputs<'_>) -> Result<String, Slurm
     out.push_str(FAILED_RANK);
     out.push_str(SETUP_START);
     out.push_str(SETUP_ALLOCATION);
+    if job.toolchain == Toolchain::Sim && layout.multi_node() && job.sim_config_json.is_some() {
+        let _ = writeln!(
+            out,
+            "\n# The launcher stand-in's sim section (rank faults), readable before the harness runs."
+        );
+        let _ = writeln!(
+            out,
+            "printf '%s\\n' \"$SIM_CONFIG_JSON\" >\"$TRIAL_DIR\"/{LAUNCH_SIM_CONFIG} || abort setup 1 \"cannot write $TRIAL_DIR/{LAUNCH_SIM_CONFIG}\""
+        );
+    }
     let wrapper = match (job.toolchain, layout.multi_node()) {
         (_, false) => "",
         (Toolchain::Trtllm, true) => "\"${LLMAPI_LAUNCH[@]}\" ",
