@@ -266,6 +266,18 @@ impl ClientRules<'_> {
     }
 }
 
+/// The ratio a ctx_only client runs with: the one ratio that keeps its single output token
+/// (standard client: lengths in [⌊L(1−r)⌋, ⌊L(1+r)⌋], so r = 0; NV SA: [⌊L·r⌋, L], so r = 1).
+/// Any other ratio draws zero-token requests for `osl = 1`, which servers reject. `None` when
+/// the configured ratio already is that one.
+pub fn ctx_only_ratio(kind: ClientKind, configured: f64) -> Option<f64> {
+    let fixed = match kind {
+        ClientKind::Standard => 0.0,
+        ClientKind::NvSa => 1.0,
+    };
+    (configured != fixed).then_some(fixed)
+}
+
 /// Builds the plan of `request`. `agg_ready_timeout_env` is `TRTLLM_TEST_AGG_SERVER_READY_TIMEOUT`.
 pub fn build_aggr_plan(
     source: AggrSource<'_>,
@@ -477,7 +489,18 @@ fn plan_server(
             spec_decoding,
             BenchmarkMode::E2e,
         ));
-        let ratio = cx.rules.ratio(client);
+        let mut ratio = cx.rules.ratio(client);
+        if cx.ctx_only
+            && let Some(fixed) = ctx_only_ratio(kind, ratio)
+        {
+            warnings.push(format!(
+                "ctx_only: random range ratio {} instead of benchmark.benchmark_ratio {ratio}: \
+                 with one output token any other ratio makes the client draw zero-token \
+                 requests, which the server rejects (input lengths are then fixed too)",
+                crate::util::yaml::python_float(fixed)
+            ));
+            ratio = fixed;
+        }
         let scale = inputs.scale;
         let concurrency = scale.concurrencies(&[client.concurrency])[0];
         let iterations = scale.rounds(client.iterations);

@@ -11,6 +11,7 @@
 //!
 //! Every part is a separate, testable function; `record_trial` only sequences them.
 
+pub mod aggr_record;
 pub mod cli;
 pub mod context;
 pub mod gateway;
@@ -29,6 +30,9 @@ pub mod value;
 mod trial;
 mod verdict;
 
+pub use aggr_record::{
+    AggrClientResult, build_aggr_records, check_aggr_metrics, record_aggr_trial,
+};
 pub use context::{CiEnv, Credentials, GatewaySettings, ResultsContext, Secret};
 pub use record::{ClientResult, build_records, check_metrics};
 pub use store::{Store, StoreError, UploadState};

@@ -65,7 +65,7 @@ pub fn benchmark_mode_label(mode: BenchmarkMode) -> &'static str {
     }
 }
 
-fn metric_of(result: &ClientResult, name: &str, sa: bool) -> Option<Option<f64>> {
+pub(super) fn metric_of(result: &ClientResult, name: &str, sa: bool) -> Option<Option<f64>> {
     match result.metrics.get(name) {
         Some(v) => Some(*v),
         // The SA client prints no user throughput: upstream records it as "None".

@@ -44,6 +44,45 @@ pub enum UploadIntent {
 
 /// Decides the upload intent of a trial.
 pub fn upload_intent(plan: &Plan, gateway: Option<&GatewaySettings>) -> UploadIntent {
+    upload_intent_of(&TrialMeta::of_plan(plan, false), gateway)
+}
+
+/// What the results path needs to know about a trial (disaggregated or aggregated).
+#[derive(Debug, Clone)]
+pub struct TrialMeta<'a> {
+    /// Trial name.
+    pub trial: &'a str,
+    /// `_upload` trial.
+    pub upload: bool,
+    /// Toolchain.
+    pub toolchain: Toolchain,
+    /// Scale.
+    pub scale: Scale,
+    /// Where `perf_records.json` goes.
+    pub output_dir: &'a Path,
+    /// gen_only gating (device step time).
+    pub gen_only: bool,
+    /// Some client is spec-decoding (`d_al` gated).
+    pub spec_decoding: bool,
+}
+
+impl<'a> TrialMeta<'a> {
+    /// The meta of a disaggregated plan.
+    pub fn of_plan(plan: &'a Plan, spec_decoding: bool) -> Self {
+        TrialMeta {
+            trial: &plan.trial,
+            upload: plan.upload,
+            toolchain: plan.toolchain,
+            scale: plan.scale,
+            output_dir: &plan.output_dir,
+            gen_only: plan.mode.is_gen_only(),
+            spec_decoding,
+        }
+    }
+}
+
+/// Decides the upload intent of a trial from its meta.
+pub fn upload_intent_of(plan: &TrialMeta<'_>, gateway: Option<&GatewaySettings>) -> UploadIntent {
     if !plan.upload {
         return UploadIntent::NotRequested(format!("{} is not an _upload trial", plan.trial));
     }
@@ -220,27 +259,46 @@ pub fn record_trial_at(
         },
     );
     notes.extend(built.notes);
-    let mut records = built.records;
-    let intent = upload_intent(plan, ctx.gateway.as_ref());
+    persist_records(
+        ctx,
+        &TrialMeta::of_plan(plan, spec_decoding(config)),
+        built.records,
+        &built.client_indices,
+        notes,
+        now,
+    )
+}
+
+/// Stores built records, adds the regression verdict, sets the final state and uploads: the part
+/// of recording both runtimes share.
+pub fn persist_records(
+    ctx: &ResultsContext,
+    plan: &TrialMeta<'_>,
+    mut records: Vec<Record>,
+    client_indices: &[u32],
+    mut notes: Vec<String>,
+    now: i64,
+) -> Result<TrialResults, ResultsError> {
+    let intent = upload_intent_of(plan, ctx.gateway.as_ref());
     let project = match &intent {
         UploadIntent::Upload { project } => project.clone(),
         _ => String::new(),
     };
 
     // 1. Store before anything else.
-    let batch = batch_id(&plan.trial, now);
+    let batch = batch_id(plan.trial, now);
     let stored = (|| -> Result<(Store, Vec<i64>), super::StoreError> {
         let mut store = Store::open(&ctx.db_path)?;
         let rows: Vec<NewRow<'_>> = records
             .iter()
-            .zip(&built.client_indices)
+            .zip(client_indices)
             .map(|(record, &client_index)| NewRow {
                 record,
-                trial: &plan.trial,
+                trial: plan.trial,
                 client_index,
                 toolchain: plan.toolchain.as_str(),
                 scale: plan.scale.as_str(),
-                artifacts: &plan.output_dir,
+                artifacts: plan.output_dir,
             })
             .collect();
         // Only records meant for the gateway are `held`: a crash before the final state must
@@ -256,7 +314,7 @@ pub fn record_trial_at(
     let (mut store, row_ids) = match stored {
         Ok(s) => s,
         Err(e) => {
-            let saved = match write_artifact(&plan.output_dir, &records) {
+            let saved = match write_artifact(plan.output_dir, &records) {
                 Ok(p) => format!("the records were written to {}", p.display()),
                 Err(w) => format!("writing them to the artifacts directory failed too: {w}"),
             };
@@ -317,7 +375,7 @@ pub fn record_trial_at(
         post_merge,
     );
     let settings = RegressionSettings {
-        gated: gated_metrics(plan.mode.is_gen_only(), spec_decoding(config)),
+        gated: gated_metrics(plan.gen_only, plan.spec_decoding),
         overrides: ctx.threshold_overrides.clone(),
     };
     let verdict = evaluate_verdict(&mut records, history, source, &settings, policy);
@@ -337,7 +395,7 @@ pub fn record_trial_at(
     for (row_id, record) in row_ids.iter().zip(&records) {
         store.update_record(*row_id, record, state, &note)?;
     }
-    if let Err(e) = write_artifact(&plan.output_dir, &records) {
+    if let Err(e) = write_artifact(plan.output_dir, &records) {
         notes.push(format!("could not write perf_records.json: {e}"));
     }
     let _ = store.set_verdict(&batch, &verdict.lines().join("\n"));

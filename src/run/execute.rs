@@ -100,6 +100,9 @@ impl Executor {
                 log_tail: None,
             });
         }
+        if spec.aggr.is_some() {
+            return super::execute_aggr::execute_aggr(self, spec, started, summary, output_dir);
+        }
         let (config, plan) = prepare_trial(&self.settings, spec, KeyMode::Create)
             .map_err(|e: TrialError| config_failure(e.to_string()))?;
         *output_dir = Some(plan.output_dir.clone());

@@ -3,6 +3,7 @@
 //! [`outcome`] is what every path reports.
 
 pub mod execute;
+pub mod execute_aggr;
 pub mod launch;
 pub mod outcome;
 pub mod slurm;

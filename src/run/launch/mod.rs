@@ -2,6 +2,7 @@
 //! ([`signals`]); GPUs are handed out by [`gpus`]. A trial is made of [`steps`]: [`local`] runs
 //! all of them on one host, [`role`] runs one role of a multi-host trial.
 
+pub mod aggr;
 pub mod dataset;
 pub mod gpus;
 pub mod local;
@@ -12,6 +13,7 @@ pub mod signals;
 pub mod startup;
 pub mod steps;
 
+pub use aggr::{AggrClientRun, AggrRunReport, run_aggr_plan};
 pub use local::run_plan;
 pub use role::run_role;
 pub use steps::{ClientRun, RunContext, RunReport, Timeline, read_address};

@@ -101,10 +101,10 @@ pub fn policies_from_log(text: &str) -> Vec<Value> {
 }
 
 fn observe(http: &reqwest::blocking::Client, role: Role, address: &Path, log: &Path) -> Value {
-    let kind = if matches!(role, Role::Ctx(_)) {
-        "ctx"
-    } else {
-        "gen"
+    let kind = match role {
+        Role::Ctx(_) => "ctx",
+        Role::Aggr(_) => "aggr",
+        _ => "gen",
     };
     let base = json!({"role": kind, "server_name": role.to_string()});
     let error = |e: String| {
@@ -157,6 +157,26 @@ pub fn record_startup_metrics(plan: &Plan) -> Vec<Value> {
         .join(format!("startup_metrics.{}.json", plan.server_index));
     let _ = crate::plan::prepare::write_atomic(
         &path,
+        serde_json::to_string_pretty(&observations)
+            .unwrap_or_default()
+            .as_bytes(),
+    );
+    observations
+}
+
+/// Collects and writes `startup_metrics.<s>.json` of one aggregated server (best effort).
+pub fn record_aggr_startup_metrics(server: &crate::plan::AggrServerPlan) -> Vec<Value> {
+    let Ok(http) = reqwest::blocking::Client::builder()
+        .timeout(SERVER_INFO_TIMEOUT)
+        .no_proxy()
+        .build()
+    else {
+        return Vec::new();
+    };
+    let p = &server.process;
+    let observations = vec![observe(&http, p.role, &p.address_file, &p.log_file)];
+    let _ = crate::plan::prepare::write_atomic(
+        &server.startup_metrics,
         serde_json::to_string_pretty(&observations)
             .unwrap_or_default()
             .as_bytes(),
