@@ -8,9 +8,11 @@
 //! `trtllm-serve disaggregated` does. See `docs/SIMULATOR.md`.
 //!
 //! Layout: `cli` (argv) → `config` / `engine_config` / `server_config` (inputs) → `worker`
-//! (HTTP) over `engine` (thread, clock) over `scheduler` (batching, pure), `latency` and `spec`
-//! (speculative decoding, pure); `protocol` / `encode` / `tokens` (bodies), `iter_log`, `auth`,
-//! `faults`, `report_addr`, `signals`, `log`; `router` for the disaggregated server.
+//! (HTTP) over `engine` (thread, clock) over `ranks` (attention-DP schedulers, pure) over
+//! `scheduler` (batching, pure), `latency` and `spec` (speculative decoding, pure); `protocol` /
+//! `encode` / `tokens` (bodies), `iter_log`, `auth`, `faults`, `report_addr`, `signals`, `log`;
+//! `router` for the disaggregated server; `llmapi_launch`, the stand-in for
+//! `trtllm-llmapi-launch` in multi-node aggregated SLURM jobs.
 
 mod auth;
 pub mod cli;
