@@ -251,7 +251,8 @@ fn duplicate_stem_names_both_files() {
     let b = write(dir.path(), "test_configs/wideep/perf/same.yaml", GOOD);
     let cat = Catalog::scan(&perfsanity::catalog::scan::config_dirs(dir.path(), None)).unwrap();
     let trials = all_trials(&cat);
-    assert_eq!(trials.len(), 2);
+    // disagg_upload/disagg and the aggregated-runtime ctx_only pair.
+    assert_eq!(trials.len(), 4);
     for t in &trials {
         let e = t.preflight_error.as_deref().unwrap();
         assert!(
@@ -283,7 +284,7 @@ fn testlist_problems_become_failing_trials() {
         ("list.txt:3", "not a perf-sanity test"),
         ("list.txt:4", "unexpected text"),
         ("list.txt:5", "TIMEOUT (soon)"),
-        ("list.txt:6", "aggregated"),
+        ("list.txt:6", "no config named \"llama\""),
         ("list.txt:7", "listed twice (first at line 1)"),
     ];
     assert_eq!(failing.len(), expect.len(), "{failing:#?}");

@@ -40,7 +40,17 @@ fn list_json_covers_every_config_twice() {
             .count()
         })
         .sum::<usize>();
-    assert_eq!(rows.len(), 2 * configs);
+    // Per disaggregated config: disagg_upload/disagg plus the ctx_only pair; per aggregated config: the whole file and each server, with and without _upload.
+    let aggr_trials: usize =
+        std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("test_configs/aggr/perf"))
+            .unwrap()
+            .map(|e| {
+                let config =
+                    perfsanity::config::load_aggregated_config(&e.unwrap().path()).unwrap();
+                2 * (1 + config.servers.len())
+            })
+            .sum();
+    assert_eq!(rows.len(), 4 * configs + aggr_trials);
     assert!(rows.iter().all(|r| r["error"].is_null()), "{rows:#?}");
     let sa = rows
         .iter()

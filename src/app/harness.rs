@@ -129,9 +129,14 @@ pub fn build_trials(
 
 /// "needs N GPUs, M visible" when the trial cannot run on this host.
 fn gpu_shortfall(spec: &TrialSpec, visible: usize) -> Option<String> {
-    let config = load_perf_config(spec.config_path.as_ref()?).ok()?;
-    let mode = spec.mode_override.unwrap_or(config.benchmark.mode);
-    let needs = Topology::of(&config, mode == BenchmarkMode::GenOnlyNoContext).gpus_used;
+    let needs = match &spec.aggr {
+        Some(kind) => crate::plan::aggr_gpus_needed(spec.config_path.as_ref()?, kind)?,
+        None => {
+            let config = load_perf_config(spec.config_path.as_ref()?).ok()?;
+            let mode = spec.mode_override.unwrap_or(config.benchmark.mode);
+            Topology::of(&config, mode == BenchmarkMode::GenOnlyNoContext).gpus_used
+        }
+    };
     (needs as usize > visible).then(|| {
         format!(
             "needs {needs} GPUs, {visible} visible; run it through SLURM (perfsanity slurm submit)"

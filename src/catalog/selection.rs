@@ -1,6 +1,6 @@
 //! Which trials exist: every catalog config (upstream's id families, §3.1 order: aggregated
 //! configs first — whole file, then each server — then each disaggregated config with its
-//! ctx_only and gen_only_no_context trials), or exactly the entries of a test list. Anything that cannot run — a duplicated stem, a listed id with no config, a bad
+//! ctx_only trials), or exactly the entries of a test list. Anything that cannot run — a duplicated stem, a listed id with no config, a bad
 //! test-list line — still becomes a trial, one that fails with the reason, so nothing is
 //! silently dropped from a run.
 
@@ -94,8 +94,10 @@ pub fn trial_of(catalog: &Catalog, resolved: &ResolvedId, id: &str) -> Option<Tr
 /// Every trial of the catalog, in upstream's generation order (§3.1): for each aggregated stem
 /// and prefix (`aggr_upload`, `aggr`) the whole file, then each server in YAML order (an
 /// aggregated config that does not parse yields only the whole-file trials, which fail with the
-/// error); then for each disaggregated stem `disagg_upload-<stem>`, `disagg-<stem>`, and the
-/// aggregated-runtime trials derived from it: ctx_only and gen_only_no_context.
+/// error); then for each disaggregated stem `disagg_upload-<stem>`, `disagg-<stem>` and its
+/// ctx_only trials. Like upstream, gen_only_no_context ids are not generated (they need
+/// `print_iter_log` on the gen workers, which not every config has); a test list or
+/// `perfsanity plan|run <id>` selects them.
 pub fn all_trials(catalog: &Catalog) -> Vec<TrialSpec> {
     let mut out = Vec::with_capacity(catalog.configs.len() * 6);
     for config in catalog.configs.iter().filter(|c| c.is_aggregated()) {
@@ -140,16 +142,6 @@ pub fn all_trials(catalog: &Catalog) -> Vec<TrialSpec> {
                 upload,
                 None,
                 Some(AggrKind::CtxOnly),
-            ));
-        }
-        for upload in [true, false] {
-            let mode = BenchmarkMode::GenOnlyNoContext;
-            out.push(TrialSpec::of_config(
-                config,
-                labelled_trial_name(upload, mode, &config.stem),
-                upload,
-                Some(mode),
-                None,
             ));
         }
     }

@@ -127,9 +127,29 @@ pub struct AggrServer {
     pub engine: WorkerSection,
     /// Client entries, in order.
     pub clients: Vec<AggrClient>,
+    /// `extra_llm_api_config_path`: a YAML (relative to upstream's repo root `LLM_ROOT`, or
+    /// absolute) merged under the entry's keys when the plan is prepared.
+    pub extra_llm_api_config_path: Option<Sourced<String>>,
 }
 
 impl AggrServer {
+    /// Merges an external engine config under this entry (upstream's `extra_llm_api_config_path`
+    /// rule): the external file's keys first, in its order; a key the entry also sets keeps the
+    /// entry's value, at the external key's position.
+    pub fn merge_extra_config(&mut self, external: &Mapping) {
+        let mut merged = Mapping::default();
+        for (key, node) in &external.entries {
+            let value = self.engine.options.get(&key.name).unwrap_or(node);
+            merged.insert(&key.name, value.clone());
+        }
+        for (key, node) in &self.engine.options.entries {
+            if external.get(&key.name).is_none() {
+                merged.insert(&key.name, node.clone());
+            }
+        }
+        self.engine.options = merged;
+    }
+
     /// Upstream's `spec_decoding`: a `speculative_config.decoding_type` is set.
     pub fn spec_decoding(&self) -> bool {
         self.engine.spec_decoding_type.is_some()
@@ -445,13 +465,12 @@ fn read_server(
         return None;
     }
     let mut engine = engine_block(&s, item.line, p);
-    if let Some(n) = s.node("extra_llm_api_config_path") {
-        p.push(
-            &s.key_path("extra_llm_api_config_path"),
-            n.line,
-            "extra_llm_api_config_path is not supported; put the engine options in this entry",
-        );
-    }
+    let extra_llm_api_config_path = s
+        .string(p, "extra_llm_api_config_path")
+        .map(|value| Sourced {
+            value,
+            key: s.key_path("extra_llm_api_config_path"),
+        });
     for key in ["match_mode", "mode", "disagg_run_type", "concurrency"] {
         let _ = s.string(p, key);
     }
@@ -531,6 +550,7 @@ fn read_server(
         env: merge(shared.server_env, &own_env),
         engine,
         clients,
+        extra_llm_api_config_path,
     })
 }
 

@@ -60,5 +60,6 @@ pub fn ctx_only_server(config: &PerfConfig, stem: &str) -> AggrServer {
         env: env.ctx_env.clone(),
         engine,
         clients,
+        extra_llm_api_config_path: None,
     }
 }

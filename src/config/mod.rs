@@ -17,6 +17,6 @@ pub use aggregated::{
     AggregatedConfig, derived_server_name, load_aggregated_config, parse_aggregated_config,
 };
 pub use ctx_only::ctx_only_server;
-pub use error::{ConfigError, Problem, Problems};
+pub use error::{ConfigError, Problem, Problems, load_yaml as load_yaml_file_text};
 pub use model::*;
 pub use parse::{load_perf_config, parse_concurrency_list, parse_perf_config};

@@ -162,6 +162,22 @@ impl AggrPlan {
     }
 }
 
+/// GPUs the largest server of an aggregated-runtime trial needs (servers run one at a time);
+/// `None` when the config does not load (the trial then fails with the config error).
+pub fn aggr_gpus_needed(path: &Path, kind: &AggrKind) -> Option<u64> {
+    match kind {
+        AggrKind::Servers(selection) => {
+            let config = crate::config::load_aggregated_config(path).ok()?;
+            let servers = select_servers(&config, selection.as_deref()).ok()?;
+            servers.iter().map(|s| s.gpus).max()
+        }
+        AggrKind::CtxOnly => {
+            let config = crate::config::load_perf_config(path).ok()?;
+            Some(config.ctx_worker.gpus_per_worker())
+        }
+    }
+}
+
 /// The servers a trial selects, in YAML order. Unknown names are an error naming the servers
 /// the file has.
 pub fn select_servers<'c>(

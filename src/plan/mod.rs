@@ -25,7 +25,7 @@ use serde::Serialize;
 
 pub use aggregated::{
     AGGR_RUNTIME, AGGR_WAIT_S, AggrClientPlan, AggrPlan, AggrRequest, AggrServerPlan, AggrSource,
-    MULTI_NODE_AGGR_RUNTIME, aggr_runtime, build_aggr_plan, select_servers,
+    MULTI_NODE_AGGR_RUNTIME, aggr_gpus_needed, aggr_runtime, build_aggr_plan, select_servers,
 };
 pub use build::{PlanError, PlanInputs, TrialRequest, build_plan};
 pub use dataset::{DatasetGenSpec, DatasetPlan};

@@ -57,6 +57,13 @@ pub fn prepare_trial(
     if let Some(message) = &spec.preflight_error {
         return Err(TrialError::Preflight(message.clone()));
     }
+    if spec.aggr.is_some() {
+        return Err(TrialError::Preflight(format!(
+            "{} is an aggregated-runtime trial (one aggregated server per step), not a \
+             disaggregated process graph; this command does not run it yet",
+            spec.name
+        )));
+    }
     let (Some(stem), Some(path)) = (&spec.stem, &spec.config_path) else {
         return Err(TrialError::Preflight(format!(
             "trial {} has no config",
@@ -150,7 +157,8 @@ pub fn prepare_aggr_trial(settings: &Settings, spec: &TrialSpec) -> Result<AggrP
     let agg_env = settings.agg_ready_timeout_env.clone();
     let mut plan = match kind {
         AggrKind::Servers(_) => {
-            let config = load_aggregated_config(path)?;
+            let mut config = load_aggregated_config(path)?;
+            merge_extra_configs(&mut config, settings)?;
             build_aggr_plan(AggrSource::Aggregated(&config), &request, &inputs, agg_env)?
         }
         AggrKind::CtxOnly => {
@@ -163,6 +171,69 @@ pub fn prepare_aggr_trial(settings: &Settings, spec: &TrialSpec) -> Result<AggrP
         plan.timeouts.trial_source = "PERF_TRIAL_TIMEOUT_S".to_string();
     }
     Ok(plan)
+}
+
+/// Reads every server's `extra_llm_api_config_path` (joined to `LLM_ROOT` unless absolute) and
+/// merges it under the server's keys. A file that cannot be found is an error with the TensorRT-LLM
+/// toolchain; with the simulator (which ignores engine options it does not model) it is a
+/// warning in the plan.
+fn merge_extra_configs(
+    config: &mut crate::config::AggregatedConfig,
+    settings: &Settings,
+) -> Result<(), TrialError> {
+    let path_of = config.path.clone();
+    let mut warnings = Vec::new();
+    for server in &mut config.servers {
+        let Some(extra) = server.extra_llm_api_config_path.clone() else {
+            continue;
+        };
+        let given = Path::new(&extra.value);
+        let resolved = if given.is_absolute() {
+            Some(given.to_path_buf())
+        } else {
+            settings.repo_root.as_ref().map(|r| r.join(given))
+        };
+        let mut missing = |why: String| -> Result<(), TrialError> {
+            let message = format!(
+                "{}: `{}`: {:?} {why}",
+                path_of.display(),
+                extra.key,
+                extra.value
+            );
+            if settings.toolchain == crate::plan::toolchain::Toolchain::Trtllm {
+                Err(TrialError::Io(message))
+            } else {
+                warnings.push(format!(
+                    "{message}; the simulator runs with the entry's own engine keys"
+                ));
+                Ok(())
+            }
+        };
+        let Some(file) = resolved else {
+            missing("is relative to upstream's repository root, and LLM_ROOT is not set".into())?;
+            continue;
+        };
+        let text = match std::fs::read_to_string(&file) {
+            Ok(t) => t,
+            Err(e) => {
+                missing(format!("cannot be read at {}: {e}", file.display()))?;
+                continue;
+            }
+        };
+        let root = crate::config::load_yaml_file_text(&text, &file)?;
+        match root.value {
+            crate::util::yaml::Value::Map(m) => server.merge_extra_config(&m),
+            crate::util::yaml::Value::Null => {}
+            _ => {
+                return Err(TrialError::Io(format!(
+                    "{}: expected a mapping of engine options",
+                    file.display()
+                )));
+            }
+        }
+    }
+    config.warnings.extend(warnings);
+    Ok(())
 }
 
 /// Writes an aggregated plan's generated files and `plan.json` into the trial's output directory.
