@@ -53,8 +53,9 @@ fn try_script(configs: &Path, out: &Path, toolchain: &str, trial: &str) -> Resul
     Ok(String::from_utf8(o.stdout).unwrap())
 }
 
-/// Upstream configs the aggregated planner refuses today, with the key it names; the layout is
-/// checked as soon as one plans.
+/// Upstream configs that cannot be planned from the snapshot alone, with the key the error
+/// names (`llama3_1_8b_fp8_ad_hopper` merges a file under upstream's repository root, which needs
+/// `LLM_ROOT` and that file); the layout is checked as soon as one plans.
 const REFUSED: &[(&str, &str)] = &[("llama3_1_8b_fp8_ad_hopper", "extra_llm_api_config_path")];
 
 fn directive(script: &str, name: &str) -> Option<String> {
