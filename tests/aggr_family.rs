@@ -21,6 +21,7 @@ use perfsanity::util::yaml::Value;
 
 const LLAMA_STEM: &str = "llama_v3_3_70b_instruct_fp4_blackwell";
 const LLAMA_SERVER: &str = "llama70b_fp4_tp4_512_32";
+const LLAMA_DIR: &str = "/models/modelopt-hf-model-hub/Llama-3.3-70B-Instruct-fp4";
 
 fn upstream() -> Option<PathBuf> {
     let dir = support::upstream_dir();
@@ -87,7 +88,7 @@ fn llama_plan(exists: &dyn Fn(&Path) -> bool) -> Option<AggrPlan> {
 /// §2.3, derived for `aggr_upload-llama_v3_3_70b_instruct_fp4_blackwell-llama70b_fp4_tp4_512_32`.
 #[test]
 fn section_2_3_example_byte_for_byte() {
-    let Some(plan) = llama_plan(&|_| false) else {
+    let Some(plan) = llama_plan(&|p| p == Path::new(LLAMA_DIR)) else {
         return;
     };
     let tod = "/out/aggr_upload-llama_v3_3_70b_instruct_fp4_blackwell-llama70b_fp4_tp4_512_32";
@@ -105,8 +106,9 @@ fn section_2_3_example_byte_for_byte() {
          max_num_tokens: 2048\ncuda_graph_config:\n  enable_padding: true\n  max_batch_size: 512\n\
          kv_cache_config:\n  enable_block_reuse: false\n  free_gpu_memory_fraction: 0.9\n"
     );
-    // The model path is the model-path rule's (see §4.1); everything else is upstream's argv.
+    // §4.1: MODEL_PATH_DICT[model_name] under LLM_MODELS_ROOT.
     let mp = s.model_path.clone();
+    assert_eq!(mp, LLAMA_DIR);
     let mut expected = vec!["trtllm-serve".to_string(), mp.clone()];
     expected.extend(v(&[
         "--backend",
@@ -178,15 +180,24 @@ fn section_2_3_example_byte_for_byte() {
     assert_eq!((plan.timeouts.wait_s, plan.timeouts.ready_s), (10800, 3600));
 }
 
-/// The model directory is used when it exists under LLM_MODELS_ROOT (`metadata.model_dir_name`
-/// when set), else the bare model name.
+/// Aggregated servers resolve their model as disaggregated workers do (§4.1): with the
+/// TensorRT-LLM toolchain a model directory that is nowhere is a plan error naming the paths.
 #[test]
 fn aggregated_model_path_rule() {
-    let Some(plan) = llama_plan(&|_| true) else {
-        return;
-    };
-    // Upstream's llama example sets no model_dir_name: the bare name, as for disagg configs.
-    assert_eq!(plan.servers[0].model_path, "llama_v3.3_70b_instruct_fp4");
+    let Some(dir) = upstream() else { return };
+    let path = dir
+        .join("perf-sanity/aggregated")
+        .join(format!("{LLAMA_STEM}.yaml"));
+    let config = load_aggregated_config(&path).unwrap();
+    let e = build_aggr_plan(
+        AggrSource::Aggregated(&config),
+        &request(LLAMA_STEM, AggrKind::Servers(None)),
+        &inputs(Toolchain::Trtllm, &|_| false),
+        None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains(LLAMA_DIR), "{e}");
 }
 
 /// Every server of every upstream aggregated config: argv shape, engine config = the entry minus
@@ -527,7 +538,7 @@ fn seed_benchmark_defaults_and_unknown_server_selection() {
     let plan = build_aggr_plan(
         AggrSource::Aggregated(&config),
         &request("own", AggrKind::Servers(None)),
-        &inputs(Toolchain::Trtllm, &|_| true),
+        &inputs(Toolchain::Sim, &|_| true),
         None,
     )
     .unwrap();
@@ -547,7 +558,7 @@ fn seed_benchmark_defaults_and_unknown_server_selection() {
     let e = build_aggr_plan(
         AggrSource::Aggregated(&config),
         &request("own", AggrKind::Servers(Some(vec!["s-2".into()]))),
-        &inputs(Toolchain::Trtllm, &|_| true),
+        &inputs(Toolchain::Sim, &|_| true),
         None,
     )
     .unwrap_err()

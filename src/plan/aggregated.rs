@@ -370,6 +370,7 @@ pub fn build_aggr_plan(
     for (s, (yaml_index, server)) in servers.into_iter().enumerate() {
         let cx = ServerContext {
             inputs,
+            config_path: &config_path,
             output_dir: &output_dir,
             sim_config: sim_config.as_deref(),
             model_dir_name,
@@ -388,6 +389,7 @@ pub fn build_aggr_plan(
             &mut warnings,
         )
         .map_err(|e| match e {
+            ServerError::Plan(e) => e,
             ServerError::Dataset(m) => m.with_config(&config_path),
             ServerError::Ratio(message) => PlanError::Unsupported {
                 config: config_path.clone(),
@@ -432,6 +434,7 @@ struct Selected<'a> {
 /// What every server of a trial shares.
 struct ServerContext<'a> {
     inputs: &'a PlanInputs<'a>,
+    config_path: &'a Path,
     output_dir: &'a Path,
     sim_config: Option<&'a Path>,
     model_dir_name: Option<&'a str>,
@@ -440,6 +443,7 @@ struct ServerContext<'a> {
 }
 
 enum ServerError {
+    Plan(PlanError),
     Dataset(super::build::DatasetMissing),
     Ratio(String),
 }
@@ -472,7 +476,14 @@ fn plan_server(
             server.name
         ));
     }
-    let model_path = resolve_model_path(&server.model_name, cx.model_dir_name, inputs);
+    let model_path = resolve_model_path(
+        cx.config_path,
+        &server.model_name,
+        cx.model_dir_name,
+        inputs,
+        warnings,
+    )
+    .map_err(ServerError::Plan)?;
     let engine_config = engine_config_file(
         "aggr",
         &server.engine,
@@ -521,6 +532,22 @@ fn plan_server(
         let concurrency = scale.concurrencies(&[client.concurrency])[0];
         let iterations = scale.rounds(client.iterations);
         let (isl, osl) = (scale.input_len(client.isl), scale.output_len(client.osl));
+        if kind == ClientKind::NvSa {
+            // The SA client draws lengths in [⌊L·r⌋, L]; a zero lower bound sends empty prompts
+            // or max_tokens 0, which TensorRT-LLM rejects (the disaggregated rule too).
+            for (what, len) in [("input", isl), ("output", osl)] {
+                if ((len as f64) * ratio).floor() < 1.0 {
+                    return Err(ServerError::Ratio(format!(
+                        "server {} client {}: random range ratio {ratio} with {what} length \
+                         {len} lets the NV SA client draw {what} lengths down to 0; set \
+                         random_range_ratio (or benchmark.benchmark_ratio) ≥ {}",
+                        server.name,
+                        client.name,
+                        1.0 / len.max(1) as f64
+                    )));
+                }
+            }
+        }
         let num_prompts = concurrency * iterations;
         let dataset = decide_dataset(
             client.dataset_file.as_ref(),

@@ -94,6 +94,22 @@ pub enum PlanError {
     /// An environment knob has a bad value.
     #[error("{0}")]
     BadEnv(String),
+    /// TensorRT-LLM toolchain and the model directory is nowhere.
+    #[error(
+        "{}: `metadata.model_name`: model {model_name:?} not found; tried {tried}. Set \
+         LLM_MODELS_ROOT to the models root, set `metadata.model_dir_name` to the directory \
+         under it, or give a Hugging Face id (`org/name`) as model_name to have trtllm-serve \
+         download it",
+        config.display()
+    )]
+    ModelMissing {
+        /// The config file.
+        config: PathBuf,
+        /// `metadata.model_name`.
+        model_name: String,
+        /// Paths tried, joined.
+        tried: String,
+    },
 }
 
 const READY_TIMEOUT_DEFAULT_S: u64 = 3600;
@@ -147,7 +163,10 @@ pub fn build_plan(
     let spec_decoding = config.gen_worker.spec_decoding_type.is_some()
         || (!no_context && config.ctx_worker.spec_decoding_type.is_some());
     warnings.extend(client_kind_warnings(client_kind, spec_decoding, mode));
-    let runs = ClientRuns::of(config, mode, scale);
+    let mut runs = ClientRuns::of(config, mode, scale);
+    let ratio_choice = super::range_ratio::choose(config, client_kind, runs.isl, runs.osl)
+        .map_err(|m| unsupported(config, m))?;
+    runs.ratio = ratio_choice.ratio;
     let dataset = decide_dataset(
         config.benchmark.dataset_file.as_ref(),
         config.benchmark.dataset_fallback,
@@ -167,7 +186,7 @@ pub fn build_plan(
     let job = inputs.job_id.clone().unwrap_or_else(|| "local".to_string());
     let rendezvous_dir = output_dir.join(format!("hostnames-{job}-{s}"));
     let server_name = format!("{}-{}", mode.as_str(), request.stem);
-    let model_path = model_path(config, inputs);
+    let model_path = model_path(config, inputs, &mut warnings)?;
 
     let mut files = Vec::new();
     let auth_key = auth_key_file(config, inputs, &output_dir, &mut files);
@@ -273,6 +292,9 @@ pub fn build_plan(
         client_kind,
         benchmark_mode_label: dataset.label.to_string(),
         benchmark_mode_reason: format!("{kind_reason}; {}", dataset.reason),
+        range_ratio: runs.ratio,
+        range_ratio_reason: ratio_choice.reason,
+        launch_env: super::launch_env::LaunchEnv::upstream(),
         dataset: dataset.plan,
         toolchain: inputs.toolchain,
         scale,
@@ -676,7 +698,7 @@ fn worker_process(
     ProcessSpec {
         role,
         argv,
-        env: env.clone(),
+        env: super::launch_env::worker_env(env),
         log_file: cx
             .output_dir
             .join(format!("trtllm-serve.{role}.{}.log", cx.s)),
@@ -784,7 +806,7 @@ fn router_spec(
         process: ProcessSpec {
             role: Role::DisaggServer,
             argv: router_argv,
-            env: router_env,
+            env: super::launch_env::role_env(&router_env),
             log_file: cx
                 .output_dir
                 .join(format!("trtllm-serve.DISAGG_SERVER.{s}.log")),
@@ -904,7 +926,7 @@ fn client_specs(
                 osl,
                 warmup: command.warmup,
                 argv: command.argv(num_prompts, concurrency, isl, osl, runs.ratio),
-                env: env.clone(),
+                env: super::launch_env::client_env(env, output_dir, s, c),
                 log_file: output_dir.join(format!("trtllm-benchmark.{s}.{c}.log")),
             }
         })
@@ -922,28 +944,43 @@ pub(super) fn smoke_warning(scale: Scale) -> Option<String> {
     })
 }
 
-pub(super) fn model_path(config: &PerfConfig, inputs: &PlanInputs<'_>) -> String {
+pub(super) fn model_path(
+    config: &PerfConfig,
+    inputs: &PlanInputs<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<String, PlanError> {
     resolve_model_path(
+        &config.path,
         &config.metadata.model_name,
         config.metadata.model_dir_name.as_deref(),
         inputs,
+        warnings,
     )
 }
 
-/// The model path servers and clients get: `<LLM_MODELS_ROOT>/<model dir>` when that directory
-/// exists, else the bare model name (aggregated servers and disaggregated workers alike).
+/// The model path servers and clients get (upstream's `MODEL_PATH_DICT` rule, see
+/// [`super::model_path`]), for disaggregated workers and aggregated servers alike.
 pub(super) fn resolve_model_path(
+    config_path: &Path,
     model_name: &str,
     model_dir_name: Option<&str>,
     inputs: &PlanInputs<'_>,
-) -> String {
-    if let (Some(root), Some(dir)) = (&inputs.models_root, model_dir_name) {
-        let candidate = root.join(dir);
-        if (inputs.exists)(&candidate) {
-            return candidate.display().to_string();
-        }
-    }
-    model_name.to_string()
+    warnings: &mut Vec<String>,
+) -> Result<String, PlanError> {
+    let found = super::model_path::resolve_name(
+        model_name,
+        model_dir_name,
+        inputs.models_root.as_deref(),
+        inputs.toolchain,
+        inputs.exists,
+    )
+    .map_err(|m| PlanError::ModelMissing {
+        config: config_path.to_path_buf(),
+        model_name: m.model_name,
+        tried: join_paths(&m.tried),
+    })?;
+    warnings.extend(found.note);
+    Ok(found.path)
 }
 
 #[allow(clippy::too_many_arguments)]

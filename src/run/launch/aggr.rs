@@ -266,6 +266,9 @@ fn spawn_server(
         argv: &p.argv,
         extra_args: Vec::new(),
         env: &p.env,
+        // Single-host aggregated runs have no launcher environment (upstream's pytest starts
+        // the server itself), so nothing is removed.
+        env_remove: &[],
         extra_env,
         log: &p.log_file,
         cwd: &plan.output_dir,
@@ -361,6 +364,7 @@ fn run_client(
             port.to_string(),
         ],
         env: &c.env,
+        env_remove: &[],
         extra_env: Vec::new(),
         log: &c.log_file,
         cwd: &watch.plan.output_dir,
