@@ -42,6 +42,27 @@ fn llm_root() -> PathBuf {
     root.path().to_path_buf()
 }
 
+/// A models root laid out as upstream's CI has it: every directory of `MODEL_PATH_DICT`
+/// (`data/model_paths.json`), empty (the trtllm toolchain's plan checks that the model exists).
+fn models_root() -> PathBuf {
+    static ROOT: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    let root = ROOT.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let facts: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("data/model_paths.json"),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        for rel in facts["model_path_dict"].as_object().unwrap().values() {
+            std::fs::create_dir_all(dir.path().join(rel.as_str().unwrap())).unwrap();
+        }
+        dir
+    });
+    root.path().to_path_buf()
+}
+
 /// `perfsanity slurm script <trial>` with `configs` as the config folder.
 fn script(configs: &Path, out: &Path, toolchain: &str, trial: &str) -> String {
     try_script(configs, out, toolchain, trial)
@@ -58,6 +79,7 @@ fn try_script(configs: &Path, out: &Path, toolchain: &str, trial: &str) -> Resul
         .env("PERF_DATASET_FALLBACK", "random")
         .env("PERFSANITY_BIN", "/opt/perfsanity/bin/perfsanity")
         .env("LLM_ROOT", llm_root())
+        .env("LLM_MODELS_ROOT", models_root())
         .env_remove("PERF_TESTLIST")
         .env_remove("PERF_SLURM_MPI")
         .env_remove("PERF_SLURM_LLMAPI_LAUNCH")

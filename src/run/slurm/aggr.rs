@@ -238,7 +238,7 @@ fn literals(
         bash_word(&env.workdir.to_string_lossy(), "the project root")?
     );
     let _ = writeln!(out, "TOTAL_NODES={}", layout.nodes);
-    environment_literals(out, env, inputs.site, job.toolchain)?;
+    environment_literals(out, env, inputs.site, job.toolchain, &[])?;
     if job.toolchain == Toolchain::Sim && layout.multi_node() {
         let mut words = vec!["sim".to_string()];
         if let Some(json) = &job.sim_config_json {

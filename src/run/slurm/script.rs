@@ -210,24 +210,26 @@ fn literals(
         bash_word(&env.workdir.to_string_lossy(), "the project root")?
     );
     let _ = writeln!(out, "TOTAL_NODES={}", layout.total_nodes);
-    environment_literals(out, env, site, plan.toolchain)?;
+    environment_literals(out, env, site, plan.toolchain, &plan.launch_env.unset)?;
     let _ = writeln!(out, "{LITERALS_END}");
     Ok(())
 }
 
-/// Literal assignments of the job's environment: exports, unsets, `CONTAINER_FLAGS`,
-/// `WORKER_MPI`, and with the trtllm toolchain `LLMAPI_LAUNCH`.
+/// Literal assignments of the job's environment: exports, unsets (`launch_unset`: what the
+/// launcher removes from every role), `CONTAINER_FLAGS`, `WORKER_MPI`, and with the trtllm
+/// toolchain `LLMAPI_LAUNCH`.
 pub(super) fn environment_literals(
     out: &mut String,
     env: &JobEnv,
     site: &SiteOptions,
     toolchain: Toolchain,
+    launch_unset: &[String],
 ) -> Result<(), SlurmError> {
     for (name, value) in &env.exports {
         let _ = writeln!(out, "export {name}={}", bash_word(value, name)?);
     }
     let _ = writeln!(out, "unset {}", env.unset.join(" "));
-    launch_env_unset(out, plan);
+    launch_env_unset(out, launch_unset);
     match &site.container {
         Some(c) => {
             let mut flags = vec![format!("--container-image={}", c.image.value)];
@@ -396,13 +398,13 @@ fn worker_step(
 /// Upstream's launcher removes these from every role (the additions — per-rank
 /// `FLASHINFER_JIT_DIR`, `HF_HOME`, `TRTLLM_PRESERVE_UCX_ENV` — are in each process's plan env,
 /// applied by `perfsanity run --role` inside the step, where `SLURM_LOCALID` is the task's).
-fn launch_env_unset(out: &mut String, plan: &Plan) {
-    if !plan.launch_env.unset.is_empty() {
+fn launch_env_unset(out: &mut String, unset: &[String]) {
+    if !unset.is_empty() {
         let _ = writeln!(
             out,
             "# every role starts without the UCX settings of the submitting host"
         );
-        let _ = writeln!(out, "unset {}", plan.launch_env.unset.join(" "));
+        let _ = writeln!(out, "unset {}", unset.join(" "));
     }
 }
 
