@@ -21,6 +21,7 @@ use crate::report::{junit_path_from_env, write_junit};
 use crate::run::execute::Executor;
 use crate::run::launch::signals;
 use crate::run::outcome::{TrialOutcome, TrialStatus};
+use crate::util::terminal::{escape_controls, escape_lines};
 
 /// Everything a trial body needs, shared by all trials.
 pub struct HarnessContext {
@@ -37,7 +38,7 @@ pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
     let root = Path::new(manifest_dir);
     let target = target_dir(&ProcessEnv, root);
     let fail = |e: String| {
-        eprintln!("perfsanity harness: {e}");
+        eprintln!("perfsanity harness: {}", escape_lines(&e));
         ExitCode::from(2)
     };
     let settings = match Settings::from_env(&ProcessEnv, root, &target) {
@@ -66,7 +67,7 @@ pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
     if let Some(path) = junit_path_from_env(&ProcessEnv)
         && let Err(e) = write_junit(&path, &outcomes)
     {
-        eprintln!("perfsanity harness: {e}");
+        eprintln!("perfsanity harness: {}", escape_lines(&e.to_string()));
         return ExitCode::from(2);
     }
     // Interrupted: the trials tore their processes down and reported; the exit status says
@@ -90,7 +91,7 @@ fn print_summary(outcomes: &[TrialOutcome]) {
     }
     eprintln!("\nperfsanity results:");
     for line in lines {
-        eprintln!("  {line}");
+        eprintln!("  {}", escape_lines(line));
     }
 }
 
@@ -108,7 +109,7 @@ pub fn build_trials(
     let exact = args.exact.then_some(args.filter.as_deref()).flatten();
     specs
         .into_iter()
-        .filter(|spec| exact.is_none_or(|name| name == spec.name))
+        .filter(|spec| exact.is_none_or(|name| name == escape_controls(&spec.name)))
         .map(|spec| {
             let too_big = sim_only(&spec, ctx.executor.settings.toolchain).or_else(|| {
                 ctx.executor
@@ -119,11 +120,11 @@ pub fn build_trials(
             if let Some(reason) = &too_big
                 && !args.list
             {
-                eprintln!("note: {} is ignored: {reason}", spec.name);
+                eprintln!("note: {} is ignored: {reason}", escape_controls(&spec.name));
             }
             let ctx = Arc::clone(ctx);
-            Trial::test(spec.name.clone(), move || run_trial(&ctx, &spec))
-                .with_ignored_flag(too_big.is_some())
+            let name = escape_controls(&spec.name).into_owned();
+            Trial::test(name, move || run_trial(&ctx, &spec)).with_ignored_flag(too_big.is_some())
         })
         .collect()
 }
@@ -155,12 +156,12 @@ fn sim_only(spec: &TrialSpec, toolchain: crate::plan::toolchain::Toolchain) -> O
 pub fn run_trial(ctx: &HarnessContext, spec: &TrialSpec) -> Result<(), Failed> {
     let outcome = ctx.executor.execute(spec);
     let result = match &outcome.status {
-        TrialStatus::Failed(f) => Err(Failed::from(f.to_string())),
+        TrialStatus::Failed(f) => Err(Failed::from(escape_lines(&f.to_string()).into_owned())),
         _ => Ok(()),
     };
     if ctx.executor.tee {
         for line in &outcome.summary {
-            println!("{line}");
+            println!("{}", escape_lines(line));
         }
     }
     ctx.outcomes

@@ -2,5 +2,7 @@
 //! stderr, or decides exit codes. Everything below it takes values and returns values.
 
 pub mod commands;
+pub mod env_check;
 pub mod harness;
+pub mod output_check;
 pub mod settings;

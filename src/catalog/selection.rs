@@ -161,10 +161,10 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| list.path.display().to_string());
     let mut out: Vec<TrialSpec> = Vec::new();
-    let mut seen: Vec<(String, usize)> = Vec::new();
+    let mut seen: std::collections::HashMap<String, usize> = Default::default();
     for entry in &list.entries {
         let origin = format!("{}:{}", list.path.display(), entry.line);
-        let time_limit_s = entry.timeout_minutes.map(|m| m * 60);
+        let time_limit_s = entry.timeout_minutes.map(|m| m.saturating_mul(60));
         let spec = match resolve_id(&entry.id, stems) {
             Ok(id) => TrialSpec {
                 time_limit_s,
@@ -184,7 +184,7 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
                 aggr: None,
             },
         };
-        if let Some((_, first_line)) = seen.iter().find(|(n, _)| *n == spec.name) {
+        if let Some(first_line) = seen.get(&spec.name) {
             out.push(TrialSpec {
                 name: format!("{file_name}:{}:{}", entry.line, spec.name),
                 preflight_error: Some(format!(
@@ -195,7 +195,7 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
             });
             continue;
         }
-        seen.push((spec.name.clone(), entry.line));
+        seen.insert(spec.name.clone(), entry.line);
         out.push(spec);
     }
     for problem in &list.problems {

@@ -485,9 +485,12 @@ fn read_server(
     let model_name = s
         .string(p, "model_name")
         .unwrap_or_else(|| shared.model_name.to_string());
-    let gpus = s
-        .u64(p, "gpus")
-        .unwrap_or(engine.tp * engine.pp * engine.cp);
+    let gpus = s.u64(p, "gpus").unwrap_or(
+        engine
+            .tp
+            .saturating_mul(engine.pp)
+            .saturating_mul(engine.cp),
+    );
     let gpus_per_node = if shared.gpus_per_node == 0 {
         gpus
     } else {

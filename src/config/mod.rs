@@ -5,10 +5,12 @@
 //! Every problem carries the file, the key path and the line ([`ConfigError`]).
 
 mod aggregated;
+pub mod bounds;
 mod ctx_only;
 pub mod env_string;
 mod error;
 mod model;
+pub mod nul_bytes;
 mod parse;
 pub mod reader;
 

@@ -9,6 +9,7 @@ mod aggregated;
 pub mod auth_key;
 mod build;
 mod dataset;
+pub mod dataset_check;
 mod engine_config;
 pub mod launch_env;
 pub mod model_path;

@@ -48,6 +48,7 @@ impl Executor {
         let target = crate::app::settings::target_dir(&ProcessEnv, &settings.project_root);
         let results = ResultsContext::from_env(&ProcessEnv, &target, settings.toolchain)
             .map_err(|e| e.to_string())?;
+        crate::app::output_check::check_outputs(&results.db_path, &ProcessEnv)?;
         let gpus = (settings.toolchain == crate::plan::toolchain::Toolchain::Trtllm).then(|| {
             GpuPool::new(crate::run::launch::gpus::visible_gpus(
                 std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref(),

@@ -1,7 +1,11 @@
 //! Utilities shared by every stage and by the tools: exact statistics, tokenizers, the
 //! open-file limit, and the position-annotated YAML stack.
 
+pub mod bounded_read;
+pub mod deadline;
+pub mod path_component;
 pub mod rlimit;
 pub mod stats;
+pub mod terminal;
 pub mod tokenizer;
 pub mod yaml;

@@ -6,6 +6,7 @@
 //! the graph owns, the interrupt flag and the trial deadline — so a dying server fails the
 //! trial at once, naming its role, with its log tail.
 
+use crate::util::deadline::deadline_after;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -151,7 +152,7 @@ impl<'a> Graph<'a> {
             deadline: plan
                 .timeouts
                 .trial_s
-                .map(|s| started + Duration::from_secs(s)),
+                .and_then(|s| deadline_after(started, Duration::from_secs(s))),
         }
     }
 
@@ -238,7 +239,7 @@ impl<'a> Graph<'a> {
         on_timeout: impl FnOnce(&Self) -> TrialFailure,
         mut probe: impl FnMut() -> Option<T>,
     ) -> Result<T, TrialFailure> {
-        let until = limit.map(|l| Instant::now() + l);
+        let until = limit.and_then(|l| deadline_after(Instant::now(), l));
         loop {
             if let Some(v) = probe() {
                 return Ok(v);
@@ -605,7 +606,10 @@ pub fn run_clients<'p>(
             // may even notice first): a dead server is the root cause, so it is reported.
             graph.check(&format!("client {} ({}) was running", c.index, c.name))?;
         }
-        if !status.success() {
+        // `perfsanity bench` exits 3 when requests failed: the output check below names them.
+        let failed_requests_exit =
+            status.code() == Some(i32::from(crate::tools::bench::limits::EXIT_FAILED_REQUESTS));
+        if !status.success() && !failed_requests_exit {
             return Err(failure(
                 FailureClass::Client,
                 Some(Role::Benchmark),
@@ -623,6 +627,19 @@ pub fn run_clients<'p>(
                 FailureClass::FailedRequests,
                 Some(Role::Benchmark),
                 format!("client {} ({}): {problem}", c.index, c.name),
+                Some(&c.log_file),
+            ));
+        }
+        if failed_requests_exit {
+            return Err(failure(
+                FailureClass::FailedRequests,
+                Some(Role::Benchmark),
+                format!(
+                    "client {} ({}) exited with {}: some requests failed",
+                    c.index,
+                    c.name,
+                    describe_status(&status)
+                ),
                 Some(&c.log_file),
             ));
         }
