@@ -96,9 +96,8 @@ fn poll_interval(flag: Option<f64>) -> Result<Duration, String> {
 }
 
 fn prepare(settings: &Settings, spec: &TrialSpec, cwd: &Path, exe: &Path) -> Prepared {
-    let script = super::build_script(settings, spec, &ProcessEnv, cwd, exe)
-        .map(|(_, s)| s)
-        .map_err(|e| e.to_string());
+    let script =
+        super::trial_script(settings, spec, &ProcessEnv, cwd, exe).map_err(|e| e.to_string());
     Prepared {
         trial: spec.name.clone(),
         trial_dir: settings.output_root.join(&spec.name),
@@ -134,8 +133,8 @@ pub fn run(cmd: SlurmCommand) -> ExitCode {
                 Err(e) => return fail(e),
             };
             toolchain_note(&settings);
-            match super::build_script(&settings, &spec, &ProcessEnv, &cwd, &exe) {
-                Ok((_, script)) => {
+            match super::trial_script(&settings, &spec, &ProcessEnv, &cwd, &exe) {
+                Ok(script) => {
                     print!("{script}");
                     ExitCode::SUCCESS
                 }

@@ -6,12 +6,14 @@
 //! * [`job_env`] — the variables the steps need (pure);
 //! * [`quote`] — bash and `#SBATCH` quoting (pure);
 //! * [`script`] — the batch script text (pure);
+//! * [`aggr`] — the batch script of an aggregated trial: one step, `trtllm-llmapi-launch` (pure);
 //! * [`state`] — job states, status-command output, end-state classification (pure);
 //! * [`poll`], [`submit`] — `sbatch`, `sacct`/`squeue`/`scontrol`, `scancel` (processes);
 //! * [`cli`] — `perfsanity slurm script|submit`.
 //!
 //! User documentation: `docs/SLURM.md`.
 
+pub mod aggr;
 pub mod cli;
 pub mod error;
 pub mod job_env;
@@ -25,6 +27,7 @@ pub mod submit;
 
 use std::path::Path;
 
+pub use aggr::{AggrJob, AggrLayout, AggrScriptInputs, render_aggr_script};
 pub use cli::{SlurmCommand, run};
 pub use error::SlurmError;
 pub use job_env::JobEnv;
@@ -34,8 +37,65 @@ pub use site::SiteOptions;
 
 use crate::app::settings::{EnvSource, Settings, target_dir};
 use crate::catalog::selection::TrialSpec;
-use crate::plan::Plan;
-use crate::plan::prepare::{KeyMode, prepare_trial};
+use crate::catalog::trial_id::AggrKind;
+use crate::config::load_perf_config;
+use crate::plan::prepare::{KeyMode, prepare_aggr_trial, prepare_trial};
+use crate::plan::{AggrPlan, Plan};
+
+/// The batch script of `spec`: [`build_aggr_script`] for aggregated-runtime trials, else
+/// [`build_script`].
+pub fn trial_script(
+    settings: &Settings,
+    spec: &TrialSpec,
+    env: &dyn EnvSource,
+    cwd: &Path,
+    self_exe: &Path,
+) -> Result<String, SlurmError> {
+    if spec.aggr.is_some() {
+        build_aggr_script(settings, spec, env, cwd, self_exe).map(|(_, s)| s)
+    } else {
+        build_script(settings, spec, env, cwd, self_exe).map(|(_, s)| s)
+    }
+}
+
+/// Plans the aggregated-runtime trial `spec` and renders its batch script (one step; see
+/// [`aggr`]). Site options come from the environment, and for ctx_only from the disaggregated
+/// config's `slurm` and `environment` sections.
+pub fn build_aggr_script(
+    settings: &Settings,
+    spec: &TrialSpec,
+    env: &dyn EnvSource,
+    cwd: &Path,
+    self_exe: &Path,
+) -> Result<(AggrPlan, String), SlurmError> {
+    let plan = prepare_aggr_trial(settings, spec)
+        .map_err(|e| SlurmError::Plan(format!("{}: {e}", spec.name)))?;
+    let disagg = match spec.aggr {
+        Some(AggrKind::CtxOnly) => Some(
+            load_perf_config(&plan.config_path)
+                .map_err(|e| SlurmError::Plan(format!("{}: {e}", spec.name)))?,
+        ),
+        _ => None,
+    };
+    let no_environment = crate::config::Environment::default();
+    let site = SiteOptions::resolve_sections(
+        &plan.config_path,
+        disagg.as_ref().map(|c| &c.slurm),
+        disagg.as_ref().map_or(&no_environment, |c| &c.environment),
+        &plan.trial,
+        plan.timeouts.trial_s,
+        env,
+    )?;
+    let target = target_dir(env, &settings.project_root);
+    let job_env = JobEnv::from_settings(settings, env, cwd, &target, self_exe)?;
+    let job = AggrJob::of(&plan);
+    let script = render_aggr_script(&AggrScriptInputs {
+        job: &job,
+        site: &site,
+        job_env: &job_env,
+    })?;
+    Ok((plan, script))
+}
 
 /// Plans `spec` and renders its batch script. `env` supplies the `PERF_SLURM_*` knobs,
 /// `PERFSANITY_BIN` and `PERF_DB`; `cwd` resolves relative paths among them; `self_exe` is the

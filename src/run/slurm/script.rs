@@ -124,14 +124,34 @@ fn header(
     if let Some(note) = &site.container_note {
         let _ = writeln!(out, "# note: {}", comment(note));
     }
+    sbatch_directives(
+        out,
+        site,
+        &plan.output_dir,
+        layout.total_nodes,
+        layout.total_tasks,
+        layout.gpus_per_node,
+    )
+}
+
+/// The `#SBATCH` lines: job name, `--nodes`, `--ntasks`, `--ntasks-per-node`, `--gpus-per-node`,
+/// site options, `--output` in the trial directory, extra arguments.
+pub(super) fn sbatch_directives(
+    out: &mut String,
+    site: &SiteOptions,
+    output_dir: &Path,
+    nodes: u64,
+    tasks: u64,
+    gpus_per_node: u64,
+) -> Result<(), SlurmError> {
     let mut directives: Vec<String> = vec![
         sbatch_option("job-name", &site.job_name.value, &site.job_name.source)?,
-        format!("--nodes={}", layout.total_nodes),
-        format!("--ntasks={}", layout.total_tasks),
-        format!("--ntasks-per-node={}", layout.gpus_per_node),
+        format!("--nodes={}", nodes),
+        format!("--ntasks={}", tasks),
+        format!("--ntasks-per-node={}", gpus_per_node),
     ];
     if site.gpus_per_node_flag {
-        directives.push(format!("--gpus-per-node={}", layout.gpus_per_node));
+        directives.push(format!("--gpus-per-node={}", gpus_per_node));
     }
     for (name, value) in [
         ("partition", &site.partition),
@@ -143,11 +163,11 @@ fn header(
         }
     }
     if site.segment {
-        directives.push(format!("--segment={}", layout.total_nodes));
+        directives.push(format!("--segment={}", nodes));
     }
     directives.push(sbatch_option(
         "output",
-        &job_output_pattern(&plan.output_dir),
+        &job_output_pattern(output_dir),
         "PERF_OUTPUT_DIR",
     )?);
     for d in directives {
@@ -190,11 +210,26 @@ fn literals(
         bash_word(&env.workdir.to_string_lossy(), "the project root")?
     );
     let _ = writeln!(out, "TOTAL_NODES={}", layout.total_nodes);
+    environment_literals(out, env, site, plan.toolchain, &plan.launch_env.unset)?;
+    let _ = writeln!(out, "{LITERALS_END}");
+    Ok(())
+}
+
+/// Literal assignments of the job's environment: exports, unsets (`launch_unset`: what the
+/// launcher removes from every role), `CONTAINER_FLAGS`, `WORKER_MPI`, and with the trtllm
+/// toolchain `LLMAPI_LAUNCH`.
+pub(super) fn environment_literals(
+    out: &mut String,
+    env: &JobEnv,
+    site: &SiteOptions,
+    toolchain: Toolchain,
+    launch_unset: &[String],
+) -> Result<(), SlurmError> {
     for (name, value) in &env.exports {
         let _ = writeln!(out, "export {name}={}", bash_word(value, name)?);
     }
     let _ = writeln!(out, "unset {}", env.unset.join(" "));
-    launch_env_unset(out, plan);
+    launch_env_unset(out, launch_unset);
     match &site.container {
         Some(c) => {
             let mut flags = vec![format!("--container-image={}", c.image.value)];
@@ -220,18 +255,18 @@ fn literals(
         None => String::new(),
     };
     let _ = writeln!(out, "WORKER_MPI=({mpi})");
-    if plan.toolchain == Toolchain::Trtllm {
+    if toolchain == Toolchain::Trtllm {
         let _ = writeln!(
             out,
             "LLMAPI_LAUNCH=({})",
             bash_words(&site.llmapi_launch, "PERF_SLURM_LLMAPI_LAUNCH")?
         );
     }
-    let _ = writeln!(out, "{LITERALS_END}");
     Ok(())
 }
 
-const FUNCTIONS: &str = r#"
+/// Shell helpers every script defines: `note`, `record`, `abort`, `step_ended`.
+pub(super) const FUNCTIONS: &str = r#"
 RESULT_FILE="$TRIAL_DIR/slurm-$SLURM_JOB_ID.result"
 BACKGROUND=()
 
@@ -255,14 +290,20 @@ step_ended() {
 }
 "#;
 
-const SETUP: &str = r#"
+/// Start of every script body: working directory, trial directory, result file.
+pub(super) const SETUP_START: &str = r#"
 cd -- "$WORKDIR" || { echo "perfsanity: cannot cd to $WORKDIR" >&2; exit 1; }
 mkdir -p -- "$TRIAL_DIR" || { echo "perfsanity: cannot create $TRIAL_DIR" >&2; exit 1; }
 : >"$RESULT_FILE"
 record "job_id=$SLURM_JOB_ID" "trial=$TRIAL"
-# A status file of an earlier run would tell the new workers to stop at once.
+"#;
+
+const SETUP_STATUS: &str = r#"# A status file of an earlier run would tell the new workers to stop at once.
 rm -f -- "$STATUS_FILE"
-[ "${#CONTAINER_FLAGS[@]}" -gt 0 ] && CONTAINER_FLAGS+=("--container-name=perfsanity-$SLURM_JOB_ID")
+"#;
+
+/// The allocation: container name, node list (too short: abort), `slice FIRST COUNT`.
+pub(super) const SETUP_ALLOCATION: &str = r#"[ "${#CONTAINER_FLAGS[@]}" -gt 0 ] && CONTAINER_FLAGS+=("--container-name=perfsanity-$SLURM_JOB_ID")
 
 mapfile -t NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
 if [ "${#NODES[@]}" -lt "$TOTAL_NODES" ]; then
@@ -279,6 +320,7 @@ const RANK0_ONLY: &str = r#"# Multi-rank worker steps, sim toolchain: rank 0 pla
 RANK0_ONLY=(bash -c 'if [ "${SLURM_PROCID:-0}" = 0 ]; then exec "${@:2}"; fi; while [ ! -e "$1" ]; do sleep 2; done' perfsanity-rank)
 "#;
 
+/// End of a successful script: wait for the other steps, record the outcome, exit 0.
 const EPILOGUE: &str = r#"note "the benchmark finished; waiting up to 120 s for the other steps to see Done"
 deadline=$((SECONDS + 120))
 for pid in "${BACKGROUND[@]}"; do
@@ -356,13 +398,13 @@ fn worker_step(
 /// Upstream's launcher removes these from every role (the additions — per-rank
 /// `FLASHINFER_JIT_DIR`, `HF_HOME`, `TRTLLM_PRESERVE_UCX_ENV` — are in each process's plan env,
 /// applied by `perfsanity run --role` inside the step, where `SLURM_LOCALID` is the task's).
-fn launch_env_unset(out: &mut String, plan: &Plan) {
-    if !plan.launch_env.unset.is_empty() {
+fn launch_env_unset(out: &mut String, unset: &[String]) {
+    if !unset.is_empty() {
         let _ = writeln!(
             out,
             "# every role starts without the UCX settings of the submitting host"
         );
-        let _ = writeln!(out, "unset {}", plan.launch_env.unset.join(" "));
+        let _ = writeln!(out, "unset {}", unset.join(" "));
     }
 }
 
@@ -375,7 +417,9 @@ pub fn render_script(inputs: &ScriptInputs<'_>) -> Result<String, SlurmError> {
     let _ = writeln!(out, "\nset -uo pipefail\n");
     literals(&mut out, inputs, &layout)?;
     out.push_str(FUNCTIONS);
-    out.push_str(SETUP);
+    out.push_str(SETUP_START);
+    out.push_str(SETUP_STATUS);
+    out.push_str(SETUP_ALLOCATION);
     if plan.toolchain == Toolchain::Sim && layout.workers.iter().any(|w| w.ntasks > 1) {
         out.push('\n');
         out.push_str(RANK0_ONLY);

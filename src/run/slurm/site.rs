@@ -80,7 +80,30 @@ impl SiteOptions {
         trial_limit_s: Option<u64>,
         env: &dyn EnvSource,
     ) -> Result<Self, SlurmError> {
-        let file = config.path.display().to_string();
+        Self::resolve_sections(
+            &config.path,
+            Some(&config.slurm),
+            &config.environment,
+            trial,
+            trial_limit_s,
+            env,
+        )
+    }
+
+    /// Options from a config's `slurm` section (none in upstream's aggregated layout: then the
+    /// `PERF_SLURM_*` variables and the cluster's defaults) and `environment` section.
+    pub fn resolve_sections(
+        path: &std::path::Path,
+        slurm: Option<&crate::config::SlurmSection>,
+        environment: &crate::config::Environment,
+        trial: &str,
+        trial_limit_s: Option<u64>,
+        env: &dyn EnvSource,
+    ) -> Result<Self, SlurmError> {
+        let file = path.display().to_string();
+        let none = None;
+        let yaml =
+            |get: fn(&crate::config::SlurmSection) -> &Option<String>| slurm.map_or(&none, get);
         let pick = |var: &str, key: &str, yaml: &Option<String>| -> Option<Sourced> {
             if let Some(v) = non_empty(env.var(var)) {
                 return Some(Sourced {
@@ -95,22 +118,25 @@ impl SiteOptions {
                     source: format!("{key} in {file}"),
                 })
         };
-        let slurm = &config.slurm;
-        let time = pick("PERF_SLURM_TIME", "slurm.job_time", &slurm.job_time).or_else(|| {
+        let time = pick("PERF_SLURM_TIME", "slurm.job_time", yaml(|s| &s.job_time)).or_else(|| {
             trial_limit_s.map(|s| Sourced {
                 value: s.div_ceil(60).max(1).to_string(),
                 source: "the test list's TIMEOUT".to_string(),
             })
         });
-        let job_name =
-            pick("PERF_SLURM_JOB_NAME", "slurm.job_name", &slurm.job_name).unwrap_or(Sourced {
-                value: trial.to_string(),
-                source: "the trial name".to_string(),
-            });
+        let job_name = pick(
+            "PERF_SLURM_JOB_NAME",
+            "slurm.job_name",
+            yaml(|s| &s.job_name),
+        )
+        .unwrap_or(Sourced {
+            value: trial.to_string(),
+            source: "the trial name".to_string(),
+        });
         let (extra_text, extra_args_source) = match non_empty(env.var("PERF_SLURM_EXTRA_ARGS")) {
             Some(v) => (v, "PERF_SLURM_EXTRA_ARGS".to_string()),
             None => (
-                slurm.extra_args.clone().unwrap_or_default(),
+                yaml(|s| &s.extra_args).clone().unwrap_or_default(),
                 format!("slurm.extra_args in {file}"),
             ),
         };
@@ -122,7 +148,7 @@ impl SiteOptions {
         })?;
         let segment = match non_empty(env.var("PERF_SLURM_SEGMENT")) {
             Some(v) => parse_bool("PERF_SLURM_SEGMENT", &v)?,
-            None => slurm.set_segment.unwrap_or(false),
+            None => slurm.and_then(|s| s.set_segment).unwrap_or(false),
         };
         let gpus_per_node_flag = match non_empty(env.var("PERF_SLURM_GPUS")) {
             Some(v) => parse_bool("PERF_SLURM_GPUS", &v)?,
@@ -139,12 +165,12 @@ impl SiteOptions {
         let image = pick(
             "PERF_SLURM_CONTAINER_IMAGE",
             "environment.container_image",
-            &config.environment.container_image,
+            &environment.container_image,
         );
         let mounts = pick(
             "PERF_SLURM_CONTAINER_MOUNTS",
             "environment.container_mount",
-            &config.environment.container_mount,
+            &environment.container_mount,
         );
         let (container, container_note) = match container_mode.as_str() {
             "auto" | "on" | "1" => match (image, mounts) {
@@ -200,8 +226,12 @@ impl SiteOptions {
             None => 0,
         };
         Ok(SiteOptions {
-            partition: pick("PERF_SLURM_PARTITION", "slurm.partition", &slurm.partition),
-            account: pick("PERF_SLURM_ACCOUNT", "slurm.account", &slurm.account),
+            partition: pick(
+                "PERF_SLURM_PARTITION",
+                "slurm.partition",
+                yaml(|s| &s.partition),
+            ),
+            account: pick("PERF_SLURM_ACCOUNT", "slurm.account", yaml(|s| &s.account)),
             time,
             job_name,
             extra_args,

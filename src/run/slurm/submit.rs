@@ -12,6 +12,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use signal_hook::consts::{SIGINT, SIGTERM};
 
+use super::aggr::{AGGR_LOG, AGGR_STEP};
 use super::poll::{Poller, scancel};
 use super::script::{BENCHMARK_LOG, ROUTER_LOG, SCRIPT_FILE, result_file};
 use super::state::{
@@ -126,6 +127,8 @@ fn stage_log(trial_dir: &Path, job_id: &str, stage: &str) -> PathBuf {
         trial_dir.join(ROUTER_LOG)
     } else if stage == "BENCHMARK" {
         trial_dir.join(BENCHMARK_LOG)
+    } else if stage == AGGR_STEP {
+        trial_dir.join(AGGR_LOG)
     } else {
         trial_dir.join(format!("slurm-{job_id}.out"))
     }
@@ -200,7 +203,13 @@ fn report(
             if !logs.is_empty() {
                 say(&format!("  client logs: {}", logs.join(", ")));
             }
-            for line in tail(&job.trial_dir.join(BENCHMARK_LOG), 40) {
+            // The benchmark step's log (disaggregated), else the aggregated step's.
+            let summary = [BENCHMARK_LOG, AGGR_LOG]
+                .map(|name| job.trial_dir.join(name))
+                .into_iter()
+                .find(|p| p.exists())
+                .unwrap_or_else(|| job.trial_dir.join(BENCHMARK_LOG));
+            for line in tail(&summary, 40) {
                 say(&format!("  | {line}"));
             }
         }

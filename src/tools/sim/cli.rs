@@ -20,7 +20,12 @@ pub struct SimArgs {
     /// JSON file holding the perf YAML's `sim:` section.
     #[arg(long, value_name = "FILE")]
     pub sim_config: Option<PathBuf>,
-    /// `trtllm-serve <model> …` or `trtllm-serve disaggregated …`.
+    /// Shared directory where the `trtllm-llmapi-launch` stand-in's rank 0 publishes its exit
+    /// (required with `trtllm-llmapi-launch`, refused otherwise).
+    #[arg(long, value_name = "DIR")]
+    pub rendezvous: Option<PathBuf>,
+    /// `trtllm-serve <model> …`, `trtllm-serve disaggregated …` or
+    /// `trtllm-llmapi-launch <command…>`.
     #[arg(
         trailing_var_arg = true,
         allow_hyphen_values = true,
@@ -227,7 +232,7 @@ pub fn parse_command(words: &[String]) -> Result<Command, CliError> {
     };
     if program != "trtllm-serve" {
         return Err(CliError::Unsupported(format!(
-            "the simulator only provides `trtllm-serve`, got `{program}`"
+            "the simulator provides `trtllm-serve` and `trtllm-llmapi-launch`, got `{program}`"
         )));
     }
     let rest = &words[1..];

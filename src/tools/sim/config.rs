@@ -140,6 +140,8 @@ pub enum RoleKind {
     Aggregated,
     /// `DISAGG_SERVER`: the router.
     Router,
+    /// `RANK_<r>`: rank `r` of a `trtllm-llmapi-launch` world (faults only).
+    Rank,
 }
 
 /// Classifies a role name; `None` when it is not one of the four accepted shapes.
@@ -157,6 +159,8 @@ pub fn role_kind(role: &str) -> Option<RoleKind> {
         Some(RoleKind::Generation)
     } else if numbered("AGGR_") {
         Some(RoleKind::Aggregated)
+    } else if numbered("RANK_") {
+        Some(RoleKind::Rank)
     } else {
         None
     }
@@ -243,7 +247,7 @@ impl SimConfig {
             let Some(kind) = role_kind(role) else {
                 return Err(SimConfigError::at(
                     path,
-                    "unknown role: expected CTX_<i>, GEN_<i>, AGGR_<i> or DISAGG_SERVER",
+                    "unknown role: expected CTX_<i>, GEN_<i>, AGGR_<i>, RANK_<r> or DISAGG_SERVER",
                 ));
             };
             let positive = [
@@ -265,6 +269,20 @@ impl SimConfig {
                     return Err(SimConfigError::at(
                         format!("{path}.{key}"),
                         "expected an integer >= 1, got 0",
+                    ));
+                }
+            }
+            if kind == RoleKind::Rank {
+                let server_only = [
+                    ("exit_after_requests", faults.exit_after_requests.is_some()),
+                    ("never_ready", faults.never_ready),
+                    ("stall_after_tokens", faults.stall_after_tokens.is_some()),
+                    ("http_500_every", faults.http_500_every.is_some()),
+                ];
+                if let Some((key, _)) = server_only.iter().find(|(_, set)| *set) {
+                    return Err(SimConfigError::at(
+                        format!("{path}.{key}"),
+                        "a RANK_<r> entry (a trtllm-llmapi-launch rank) takes exit_at_start only",
                     ));
                 }
             }
@@ -362,6 +380,7 @@ mod tests {
         assert_eq!(role_kind("GEN_12"), Some(RoleKind::Generation));
         assert_eq!(role_kind("AGGR_0"), Some(RoleKind::Aggregated));
         assert_eq!(role_kind("DISAGG_SERVER"), Some(RoleKind::Router));
+        assert_eq!(role_kind("RANK_3"), Some(RoleKind::Rank));
         assert_eq!(role_kind("GEN_"), None);
         assert_eq!(role_kind("BENCHMARK"), None);
     }

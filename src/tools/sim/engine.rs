@@ -17,7 +17,8 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::iter_log::{IterationRecord, format_line};
 use super::latency::LatencyModel;
 use super::log;
-use super::scheduler::{Batcher, EngineEvent, EngineRequest, Limits, Step};
+use super::ranks::{Ranks, RanksStep};
+use super::scheduler::{EngineEvent, EngineRequest, Limits};
 use super::spec::SpecParams;
 
 /// A request as submitted by an HTTP handler.
@@ -44,8 +45,10 @@ pub struct EngineStats {
 /// Engine settings.
 #[derive(Debug, Clone)]
 pub struct EngineParams {
-    /// Batching limits.
+    /// Batching limits (per attention-DP rank).
     pub limits: Limits,
+    /// Attention-DP ranks, each with its own scheduler (1 without attention DP).
+    pub attention_dp_ranks: u64,
     /// `TLLM_BENCHMARK_REQ_QUEUES_SIZE` when it applies to this worker.
     pub queue_gate: Option<u64>,
     /// Step-time model.
@@ -95,7 +98,7 @@ pub fn spawn(params: EngineParams) -> EngineHandle {
 const CATCH_UP_LIMIT: Duration = Duration::from_millis(5);
 
 struct EngineLoop {
-    batcher: Batcher<UnboundedSender<EngineEvent>>,
+    batcher: Ranks<UnboundedSender<EngineEvent>>,
     params: EngineParams,
     rx: Receiver<Msg>,
     stats: Arc<EngineStats>,
@@ -111,7 +114,12 @@ struct EngineLoop {
 impl EngineLoop {
     fn new(params: EngineParams, rx: Receiver<Msg>, stats: Arc<EngineStats>) -> Self {
         Self {
-            batcher: Batcher::new(params.limits, params.queue_gate).with_speculation(params.spec),
+            batcher: Ranks::new(
+                params.attention_dp_ranks,
+                params.limits,
+                params.queue_gate,
+                params.spec,
+            ),
             params,
             rx,
             stats,
@@ -139,14 +147,15 @@ impl EngineLoop {
                 continue;
             }
             let now = Instant::now();
-            let keep = match self.batcher.plan(now) {
-                Step::Idle => self.idle(now, None),
-                Step::WaitUntil(t) => self.idle(now, Some(t)),
-                Step::Hold {
+            let keep = match self.batcher.plan(now, &self.params.latency) {
+                RanksStep::Idle => self.idle(now, None),
+                RanksStep::WaitUntil(t) => self.idle(now, Some(t)),
+                RanksStep::Hold {
                     schedulable,
                     threshold,
                 } => self.hold(now, schedulable, threshold),
-                Step::Run(batch) => {
+                RanksStep::Run(ranks_batch) => {
+                    let batch = ranks_batch.total;
                     self.hold_since = None;
                     let start = match self.next_start {
                         Some(t) if now < t + CATCH_UP_LIMIT => t,
@@ -156,7 +165,8 @@ impl EngineLoop {
                         }
                         None => now,
                     };
-                    let step = self.params.latency.step(batch.shape);
+                    // Ranks step together: the busiest one sets the iteration's length.
+                    let step = self.params.latency.step(ranks_batch.slowest);
                     let deadline = start + step;
                     sleep_until(deadline);
                     self.batcher.complete();

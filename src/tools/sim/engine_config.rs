@@ -29,8 +29,10 @@ pub struct EngineConfig {
     pub disable_overlap_scheduler: bool,
     /// Split prompts longer than `max_num_tokens` over several iterations.
     pub enable_chunked_prefill: bool,
-    /// Tensor-parallel size (reported in `/server_info`).
+    /// Tensor-parallel size (reported in `/server_info`; the attention-DP rank count).
     pub tensor_parallel_size: u64,
+    /// `enable_attention_dp`: one scheduler per rank, limits per rank.
+    pub enable_attention_dp: bool,
     /// Shared secret used to authenticate protected disaggregated fields.
     pub internal_request_auth_key: Option<String>,
     /// `cache_transceiver_config` is present (the worker serves disaggregated requests).
@@ -148,6 +150,7 @@ impl EngineConfig {
             tensor_parallel_size: k
                 .uint("tensor_parallel_size")?
                 .unwrap_or(cli.tensor_parallel_size),
+            enable_attention_dp: k.boolean("enable_attention_dp")?.unwrap_or(false),
             internal_request_auth_key: k.string("internal_request_auth_key")?,
             cache_transceiver: v
                 .get("cache_transceiver_config")
@@ -166,7 +169,19 @@ impl EngineConfig {
                 return Err(format!("{key}: expected an integer >= 1, got 0"));
             }
         }
+        if config.tensor_parallel_size == 0 {
+            return Err("tensor_parallel_size: expected an integer >= 1, got 0".to_string());
+        }
         Ok(config)
+    }
+
+    /// Schedulers the engine runs: `tensor_parallel_size` with attention DP, else 1.
+    pub fn attention_dp_ranks(&self) -> u64 {
+        if self.enable_attention_dp {
+            self.tensor_parallel_size
+        } else {
+            1
+        }
     }
 }
 
@@ -256,6 +271,24 @@ mod tests {
             read("speculative_config: {decoding_type: [MTP]}\n")
                 .starts_with("speculative_config.decoding_type: expected a string")
         );
+    }
+
+    #[test]
+    fn attention_dp_ranks_follow_tensor_parallel_size() {
+        let read = |yaml: &str| {
+            let v = load_str(yaml).unwrap();
+            EngineConfig::from_value(&v, EngineCliDefaults::default())
+        };
+        let c = read("tensor_parallel_size: 8\nenable_attention_dp: true\n").unwrap();
+        assert_eq!(c.attention_dp_ranks(), 8);
+        let c = read("tensor_parallel_size: 8\nenable_attention_dp: false\n").unwrap();
+        assert_eq!(c.attention_dp_ranks(), 1);
+        let c = read("enable_attention_dp: true\n").unwrap();
+        assert_eq!(c.attention_dp_ranks(), 1, "tp defaults to 1");
+        let e = read("enable_attention_dp: yes please\n").unwrap_err();
+        assert!(e.starts_with("enable_attention_dp: expected"), "{e}");
+        let e = read("tensor_parallel_size: 0\n").unwrap_err();
+        assert!(e.starts_with("tensor_parallel_size: expected"), "{e}");
     }
 
     #[test]

@@ -8,9 +8,11 @@
 //! `trtllm-serve disaggregated` does. See `docs/SIMULATOR.md`.
 //!
 //! Layout: `cli` (argv) → `config` / `engine_config` / `server_config` (inputs) → `worker`
-//! (HTTP) over `engine` (thread, clock) over `scheduler` (batching, pure), `latency` and `spec`
-//! (speculative decoding, pure); `protocol` / `encode` / `tokens` (bodies), `iter_log`, `auth`,
-//! `faults`, `report_addr`, `signals`, `log`; `router` for the disaggregated server.
+//! (HTTP) over `engine` (thread, clock) over `ranks` (attention-DP schedulers, pure) over
+//! `scheduler` (batching, pure), `latency` and `spec` (speculative decoding, pure); `protocol` /
+//! `encode` / `tokens` (bodies), `iter_log`, `auth`, `faults`, `report_addr`, `signals`, `log`;
+//! `router` for the disaggregated server; `llmapi_launch`, the stand-in for
+//! `trtllm-llmapi-launch` in multi-node aggregated SLURM jobs.
 
 mod auth;
 pub mod cli;
@@ -21,8 +23,10 @@ pub mod engine_config;
 pub mod faults;
 pub mod iter_log;
 pub mod latency;
+pub mod llmapi_launch;
 mod log;
 pub mod protocol;
+mod ranks;
 mod report_addr;
 mod router;
 pub mod scheduler;
@@ -41,6 +45,9 @@ pub use config::{FaultConfig, LatencyConfig, SimConfig, SimConfigError};
 use cli::{CliError, Command};
 use config::{RoleKind, role_kind};
 
+/// The launcher the simulator stands in for besides `trtllm-serve` (see [`llmapi_launch`]).
+pub const LLMAPI_LAUNCH: &str = "trtllm-llmapi-launch";
+
 /// Runs `perfsanity sim …`; the exit code is the simulated server's.
 pub fn run(args: SimArgs) -> ExitCode {
     crate::util::rlimit::raise_open_files_limit();
@@ -55,10 +62,29 @@ pub fn run(args: SimArgs) -> ExitCode {
         None => SimConfig::default(),
     };
     if let Some(role) = &args.role
-        && role_kind(role).is_none()
+        && role_kind(role).is_none_or(|k| k == RoleKind::Rank)
     {
         log::error(&format!(
             "[sim] --role {role}: expected CTX_<i>, GEN_<i>, AGGR_<i> or DISAGG_SERVER"
+        ));
+        return ExitCode::from(2);
+    }
+    if args.command.first().map(String::as_str) == Some(LLMAPI_LAUNCH) {
+        let Some(rendezvous) = args.rendezvous else {
+            log::error(&format!(
+                "[sim] {LLMAPI_LAUNCH} needs --rendezvous DIR (a directory every rank shares)"
+            ));
+            return ExitCode::from(2);
+        };
+        return ExitCode::from(llmapi_launch::run(llmapi_launch::LaunchOptions {
+            command: args.command[1..].to_vec(),
+            rendezvous,
+            sim,
+        }));
+    }
+    if args.rendezvous.is_some() {
+        log::error(&format!(
+            "[sim] --rendezvous belongs to `{LLMAPI_LAUNCH}`, not to `trtllm-serve`"
         ));
         return ExitCode::from(2);
     }

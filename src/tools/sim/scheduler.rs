@@ -299,6 +299,22 @@ impl<S: Sink> Batcher<S> {
         self.gate_threshold = None;
     }
 
+    /// Generation requests schedulable at `now` (KV transfers finished by then included).
+    pub fn schedulable(&mut self, now: Instant) -> u64 {
+        self.finish_transfers(now);
+        self.schedulable_generation()
+    }
+
+    /// True when a request waits for a slot or runs (KV transfers in flight not counted).
+    pub fn has_queued_or_running(&self) -> bool {
+        !self.queue.is_empty() || !self.running.is_empty()
+    }
+
+    /// When the earliest KV transfer in flight completes.
+    pub fn next_transfer(&self) -> Option<Instant> {
+        self.transferring.iter().map(|(t, _)| *t).min()
+    }
+
     /// Decides the next iteration at time `now`.
     pub fn plan(&mut self, now: Instant) -> Step {
         self.finish_transfers(now);
@@ -801,6 +817,113 @@ mod tests {
         assert_eq!(
             shapes(0),
             (vec![0, 3, 3], vec![(1, 1), (2, 2), (6, 3), (9, 4)])
+        );
+    }
+
+    /// Upstream-sized aggregated load (concurrency 1024, prompts up to 4k, `max_num_tokens`
+    /// 8192, `max_batch_size` 512, chunked prefill): every iteration respects the token budget
+    /// and the batch limit, every running decode is scheduled every iteration, and every request
+    /// gets exactly its output.
+    #[test]
+    fn aggregated_load_respects_budget_batch_limit_and_chunks() {
+        use rand::{RngExt, SeedableRng};
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let l = Limits {
+            chunked_prefill: true,
+            ..limits(512, 8192, 10)
+        };
+        let mut b = Batcher::new(l, None);
+        let now = Instant::now();
+        let logs: Vec<(Log, u64, u64)> = (0..1024)
+            .map(|_| {
+                (
+                    Log::default(),
+                    rng.random_range(1..=4096u64),
+                    rng.random_range(1..=1024u64),
+                )
+            })
+            .collect();
+        for (log, prompt, out) in &logs {
+            b.push(
+                req(log, *prompt, *out, RequestKind::Full),
+                now,
+                Duration::ZERO,
+            );
+        }
+        let (mut iterations, mut mixed, mut chunked_ctx, mut full_batches) = (0, 0, 0, 0);
+        let mut prefill_tokens = 0;
+        while !b.is_empty() {
+            let decoding_before = b.running.iter().filter(|s| s.decoding).count() as u64;
+            let batch = run(&mut b, now);
+            iterations += 1;
+            let s = batch.shape;
+            assert!(s.ctx_tokens + s.gen_requests <= 8192, "{s:?}");
+            assert!(batch.num_scheduled <= 512, "{batch:?}");
+            assert_eq!(s.gen_requests, decoding_before, "decode is never starved");
+            assert!(b.running.len() <= 512);
+            mixed += u64::from(s.ctx_requests > 0 && s.gen_requests > 0);
+            full_batches += u64::from(batch.num_scheduled == 512);
+            prefill_tokens += s.ctx_tokens;
+            chunked_ctx += u64::from(s.ctx_tokens + s.gen_requests == 8192);
+        }
+        let total_prompt: u64 = logs.iter().map(|(_, p, _)| p).sum();
+        assert_eq!(
+            prefill_tokens, total_prompt,
+            "every prompt token prefilled once"
+        );
+        for (log, _, out) in &logs {
+            let events = log.0.borrow();
+            let last = events.last().expect("a finished event");
+            assert!(last.finished);
+            assert_eq!(last.start + last.count, *out);
+        }
+        assert!(mixed > 0, "prefill chunks ride along with decodes");
+        assert!(chunked_ctx > 0, "chunks fill the budget exactly");
+        assert!(full_batches > 0, "the batch limit is reached");
+        // ~2.1M prompt tokens at ≤ 8192 per iteration.
+        assert!(iterations as u64 >= total_prompt / 8192, "{iterations}");
+    }
+
+    #[test]
+    fn chunk_takes_what_the_decodes_leave() {
+        let now = Instant::now();
+        let l = Limits {
+            chunked_prefill: true,
+            ..limits(8, 100, 10)
+        };
+        let mut b = Batcher::new(l, None);
+        let a = Log::default();
+        for _ in 0..3 {
+            b.push(req(&a, 10, 50, RequestKind::Full), now, Duration::ZERO);
+        }
+        assert_eq!(run(&mut b, now).shape.ctx_tokens, 30);
+        let long = Log::default();
+        b.push(req(&long, 250, 5, RequestKind::Full), now, Duration::ZERO);
+        // Three decodes take 3 of the 100 tokens; the long prompt gets 97, 97, then 56.
+        let chunks: Vec<_> = (0..3).map(|_| run(&mut b, now).shape.ctx_tokens).collect();
+        assert_eq!(chunks, vec![97, 97, 56]);
+        assert_eq!(
+            long.0.borrow().len(),
+            1,
+            "first token only after the last chunk"
+        );
+    }
+
+    #[test]
+    fn without_chunking_a_prompt_waits_for_a_budget_it_fits_in() {
+        let now = Instant::now();
+        let mut b = Batcher::new(limits(8, 100, 10), None);
+        let a = Log::default();
+        b.push(req(&a, 60, 3, RequestKind::Full), now, Duration::ZERO);
+        b.push(req(&a, 60, 3, RequestKind::Full), now, Duration::ZERO);
+        b.push(req(&a, 30, 3, RequestKind::Full), now, Duration::ZERO);
+        // FCFS: the second prompt does not fit beside the first, and the third does not jump it.
+        let first = run(&mut b, now);
+        assert_eq!((first.shape.ctx_requests, first.shape.ctx_tokens), (1, 60));
+        let second = run(&mut b, now);
+        assert_eq!(
+            (second.shape.gen_requests, second.shape.ctx_tokens),
+            (1, 90)
         );
     }
 

@@ -137,11 +137,19 @@ async fn serve(
     let queue_gate = options
         .req_queues_size
         .filter(|&n| n > 0 && config.cache_transceiver);
+    let dp_ranks = config.attention_dp_ranks();
+    if dp_ranks > 1 {
+        log::info(&format!(
+            "[sim] attention DP: {dp_ranks} ranks (tensor_parallel_size), each scheduling up to \
+             max_batch_size {} requests and max_num_tokens {} tokens per iteration",
+            config.max_batch_size, config.max_num_tokens
+        ));
+    }
     if let Some(n) = queue_gate {
         log::info(&format!(
             "[sim] TLLM_BENCHMARK_REQ_QUEUES_SIZE={n}: no forward pass until {} generation \
              requests are schedulable",
-            n.min(config.max_batch_size)
+            n.min(config.max_batch_size.saturating_mul(dp_ranks))
         ));
     }
     let faults = options.sim.faults_for(role.as_deref());
@@ -153,6 +161,7 @@ async fn serve(
             stream_interval: config.stream_interval,
             chunked_prefill: config.enable_chunked_prefill,
         },
+        attention_dp_ranks: dp_ranks,
         queue_gate,
         latency,
         print_iter_log: config.print_iter_log,
@@ -348,6 +357,7 @@ async fn server_info(State(w): State<Arc<Worker>>) -> Response {
             "disable_overlap_scheduler": c.disable_overlap_scheduler,
             "enable_chunked_prefill": c.enable_chunked_prefill,
             "tensor_parallel_size": c.tensor_parallel_size,
+            "enable_attention_dp": c.enable_attention_dp,
             "speculative_config": c.speculative.as_ref().map(|s| json!({
                 "decoding_type": s.decoding_type,
                 "max_draft_len": s.draft_len,
