@@ -5,7 +5,6 @@
 //! show up in results, messages, logs, the database or artifacts. Simulator and smoke-scale
 //! records never reach the gateway.
 
-mod support;
 
 use std::io::Write;
 use std::path::Path;
@@ -21,8 +20,8 @@ use perfsanity::results::{
     record_trial,
 };
 use serde_json::{Value, json};
-use support::gateway::{Mode, StandIn, refused_url};
-use support::*;
+use crate::support::gateway::{Mode, StandIn, refused_url};
+use crate::support::*;
 
 #[derive(Clone)]
 struct Buf(Arc<Mutex<Vec<u8>>>);

@@ -3,7 +3,6 @@
 //! metrics per mode, the pre-merge exemption, FUNCTIONAL-ONLY stages, no history and a failed
 //! history query.
 
-mod support;
 
 use perfsanity::results::context::{ThresholdOverrides, parse_threshold_overrides};
 use perfsanity::results::history::Doc;
@@ -13,7 +12,7 @@ use perfsanity::results::regression::{
 };
 use perfsanity::results::{FieldValue, HistorySource, Record, evaluate_verdict};
 use serde_json::{Value, json};
-use support::day_ms;
+use crate::support::day_ms;
 
 const CASE: &str = "e2e-stem-con8_iter1_isl1024_osl128";
 
