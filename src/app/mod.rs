@@ -3,4 +3,6 @@
 
 pub mod commands;
 pub mod harness;
+pub mod results_cmd;
 pub mod settings;
+pub mod slurm_cmd;

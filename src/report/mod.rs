@@ -14,7 +14,7 @@ pub use junit::{JunitError, junit_path_from_env, junit_report, write_junit};
 
 use crate::app::commands::Outcome;
 use crate::app::settings::{EnvSource, ProcessEnv, find_project_root, target_dir};
-use crate::results::cli::db_path;
+use crate::app::results_cmd::db_path;
 use crate::results::store::Store;
 
 /// `perfsanity report` options.

@@ -11,7 +11,6 @@
 //!
 //! Every part is a separate, testable function; `record_trial` only sequences them.
 
-pub mod cli;
 pub mod context;
 pub mod gateway;
 pub mod gpu;

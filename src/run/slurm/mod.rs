@@ -8,11 +8,10 @@
 //! * [`script`] — the batch script text (pure);
 //! * [`state`] — job states, status-command output, end-state classification (pure);
 //! * [`poll`], [`submit`] — `sbatch`, `sacct`/`squeue`/`scontrol`, `scancel` (processes);
-//! * [`cli`] — `perfsanity slurm script|submit`.
+//! * `perfsanity slurm script|submit` (the CLI) lives at the edge: `crate::app::slurm_cmd`.
 //!
 //! User documentation: `docs/SLURM.md`.
 
-pub mod cli;
 pub mod error;
 pub mod job_env;
 pub mod layout;
@@ -25,7 +24,6 @@ pub mod submit;
 
 use std::path::Path;
 
-pub use cli::{SlurmCommand, run};
 pub use error::SlurmError;
 pub use job_env::JobEnv;
 pub use layout::{JobLayout, WorkerStep};

@@ -1,5 +1,6 @@
 //! `perfsanity slurm script <trial>` and `perfsanity slurm submit <trial>… | --testlist F
-//! [--wait]`: the clap layer over [`super::build_script`] and [`super::submit`].
+//! [--wait]`: the clap layer over [`crate::run::slurm::build_script`] and
+//! [`crate::run::slurm::submit`].
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,8 +8,9 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use super::submit::{Prepared, SubmitOptions, submit};
 use crate::app::commands::{find_trial, selected_trials};
+use crate::run::slurm::build_script;
+use crate::run::slurm::submit::{Prepared, SubmitOptions, submit};
 use crate::app::settings::{EnvSource, ProcessEnv, Settings, find_project_root, target_dir};
 use crate::catalog::selection::TrialSpec;
 
@@ -90,7 +92,7 @@ fn poll_interval(flag: Option<f64>) -> Result<Duration, String> {
 }
 
 fn prepare(settings: &Settings, spec: &TrialSpec, cwd: &Path, exe: &Path) -> Prepared {
-    let script = super::build_script(settings, spec, &ProcessEnv, cwd, exe)
+    let script = build_script(settings, spec, &ProcessEnv, cwd, exe)
         .map(|(_, s)| s)
         .map_err(|e| e.to_string());
     Prepared {
@@ -125,7 +127,7 @@ pub fn run(cmd: SlurmCommand) -> ExitCode {
                 Err(e) => return fail(e),
             };
             toolchain_note(&settings);
-            match super::build_script(&settings, &spec, &ProcessEnv, &cwd, &exe) {
+            match build_script(&settings, &spec, &ProcessEnv, &cwd, &exe) {
                 Ok((_, script)) => {
                     print!("{script}");
                     ExitCode::SUCCESS

@@ -8,9 +8,9 @@ use clap::{Args, Subcommand};
 use crate::app::commands::Outcome;
 use crate::app::settings::{EnvSource, ProcessEnv, find_project_root, target_dir};
 
-use super::context::{default_db_path, gateway_from_env};
-use super::store::{Row, Store, UploadState};
-use super::trial::push_pending;
+use crate::results::context::{default_db_path, gateway_from_env};
+use crate::results::push_pending;
+use crate::results::store::{Row, Store, UploadState};
 
 /// `perfsanity results …`.
 #[derive(Debug, Subcommand)]
