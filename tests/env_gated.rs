@@ -44,11 +44,7 @@ const GATES: [Gate; 2] = [
 /// at once when it is missing and required.
 fn trials(gate: &Gate, filtered_out: bool) -> Vec<Trial> {
     // A gate whose tests are all filtered out is not probed (`sinfo` can take seconds).
-    let missing = if filtered_out {
-        None
-    } else {
-        (gate.missing)()
-    };
+    let missing = if filtered_out { None } else { (gate.missing)() };
     let required = std::env::var(gate.require).as_deref() == Ok("1");
     if let Some(reason) = &missing {
         if required {

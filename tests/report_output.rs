@@ -2,18 +2,17 @@
 //! message and log tail), and the HTML report — well-formed, every chart an SVG file that parses
 //! and draws something, throughput-vs-latency and history charts present.
 
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::xml::{Element, parse};
+use crate::support::*;
 use assert_cmd::Command;
 use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{Role, Scale};
 use perfsanity::report::{write_html_report, write_junit};
 use perfsanity::results::{Store, record_trial_at};
 use perfsanity::run::outcome::{FailureClass, LogTail, TrialFailure, TrialOutcome, TrialStatus};
-use crate::support::xml::{Element, parse};
-use crate::support::*;
 
 fn outcomes() -> Vec<TrialOutcome> {
     vec![

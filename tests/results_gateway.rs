@@ -5,12 +5,13 @@
 //! show up in results, messages, logs, the database or artifacts. Simulator and smoke-scale
 //! records never reach the gateway.
 
-
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use crate::support::gateway::{Mode, StandIn, refused_url};
+use crate::support::*;
 use perfsanity::config::PerfConfig;
 use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{Plan, Scale};
@@ -20,8 +21,6 @@ use perfsanity::results::{
     record_trial,
 };
 use serde_json::{Value, json};
-use crate::support::gateway::{Mode, StandIn, refused_url};
-use crate::support::*;
 
 #[derive(Clone)]
 struct Buf(Arc<Mutex<Vec<u8>>>);

@@ -3,13 +3,12 @@
 //! §6.3 job info), the `_id` against digests computed by CPython's `json` + `hashlib`, the type
 //! check, and the record decisions (SA user throughput, spec decoding, gen_only, floats).
 
-
+use crate::support::*;
 use perfsanity::config::BenchmarkMode;
 use perfsanity::results::pyjson::{dumps_sorted_indent2, md5_of_record};
 use perfsanity::results::record::{RecordInputs, build_records, check_metrics};
 use perfsanity::results::typecheck::check_batch;
 use perfsanity::results::{ClientResult, FieldValue, Record};
-use crate::support::*;
 
 use FieldValue::{Bool as B, Float as D, Int as L, Str as S};
 

@@ -126,7 +126,11 @@ impl Trial {
             }
             None
         });
-        assert!(shown.is_some(), "{} never showed {needle:?}", path.display());
+        assert!(
+            shown.is_some(),
+            "{} never showed {needle:?}",
+            path.display()
+        );
     }
 
     /// Processes whose working directory or command line lies in this run's temp dir.

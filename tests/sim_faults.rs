@@ -1,11 +1,10 @@
 //! Every fault knob of `sim.faults.<ROLE>`, on workers and on the router, plus rejection of a
 //! malformed `--sim-config`.
 
-
 use std::time::{Duration, Instant};
 
-use serde_json::json;
 use crate::sim_support::*;
+use serde_json::json;
 
 const ENGINE: &str =
     "max_batch_size: 8\nmax_num_tokens: 1024\nstream_interval: 1\ninternal_request_auth_key: k\n";

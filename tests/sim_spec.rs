@@ -4,12 +4,11 @@
 //! `avg_decoded_tokens_per_iter` field on every completions/chat choice (streamed or not, also
 //! through the disaggregated router), the iteration log, and start-up errors.
 
-
 use std::time::Duration;
 
+use crate::sim_support::*;
 use regex::Regex;
 use serde_json::{Value, json};
-use crate::sim_support::*;
 
 const FORCE: &str = "TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS";
 

@@ -6,14 +6,13 @@
 //! binary: when the client is missing the test is reported as *ignored* (with the reason), or
 //! fails if `PERFSANITY_REQUIRE_THIRD_PARTY=1` (CI).
 
-
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::json;
 use crate::sim_support::*;
+use serde_json::json;
 
 /// Every test of this file, for `tests/env_gated.rs`.
 pub const TESTS: &[(&str, fn())] = &[(
@@ -125,9 +124,9 @@ fn run_aiperf(
     .stderr(out)
     .process_group(0);
     let mut child = cmd.spawn().expect("spawning aiperf");
-    let Some(status) = crate::support::wait_until(Duration::from_secs(300), || {
-        child.try_wait().unwrap()
-    }) else {
+    let Some(status) =
+        crate::support::wait_until(Duration::from_secs(300), || child.try_wait().unwrap())
+    else {
         unsafe {
             libc::kill(-(child.id() as i32), libc::SIGKILL);
         }

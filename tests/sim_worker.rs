@@ -2,12 +2,11 @@
 //! reporting, readiness, streaming format, usage, token-id prompts, chat, errors, iteration log,
 //! the real-tokenizer path, CLI errors and SIGTERM.
 
-
 use std::time::{Duration, Instant};
 
+use crate::sim_support::*;
 use regex::Regex;
 use serde_json::json;
-use crate::sim_support::*;
 
 const ENGINE: &str = "print_iter_log: true\nmax_batch_size: 8\nmax_num_tokens: 512\n\
                       stream_interval: 4\nkv_cache_config:\n  dtype: fp8\n";

@@ -9,10 +9,10 @@ use std::time::Duration;
 use clap::Subcommand;
 
 use crate::app::commands::{find_trial, selected_trials};
-use crate::run::slurm::build_script;
-use crate::run::slurm::submit::{Prepared, SubmitOptions, submit};
 use crate::app::settings::{EnvSource, ProcessEnv, Settings, find_project_root, target_dir};
 use crate::catalog::selection::TrialSpec;
+use crate::run::slurm::build_script;
+use crate::run::slurm::submit::{Prepared, SubmitOptions, submit};
 
 /// `perfsanity slurm …`.
 #[derive(Debug, Subcommand)]

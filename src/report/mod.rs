@@ -13,8 +13,8 @@ pub use html::{ReportError, ReportSummary, write_html_report};
 pub use junit::{JunitError, junit_path_from_env, junit_report, write_junit};
 
 use crate::app::commands::Outcome;
-use crate::app::settings::{EnvSource, ProcessEnv, find_project_root, target_dir};
 use crate::app::results_cmd::db_path;
+use crate::app::settings::{EnvSource, ProcessEnv, find_project_root, target_dir};
 use crate::results::store::Store;
 
 /// `perfsanity report` options.

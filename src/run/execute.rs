@@ -31,15 +31,6 @@ pub struct Executor {
     pub results: ResultsContext,
 }
 
-fn config_failure(message: String) -> TrialFailure {
-    TrialFailure {
-        class: FailureClass::Config,
-        role: None,
-        message,
-        log_tail: None,
-    }
-}
-
 impl Executor {
     /// An executor configured from the environment: results context, this host's GPUs (trtllm
     /// toolchain) and `PERFSANITY_BIN` (else `self_exe`).
@@ -101,7 +92,7 @@ impl Executor {
             });
         }
         let (config, plan) = prepare_trial(&self.settings, spec, KeyMode::Create)
-            .map_err(|e: TrialError| config_failure(e.to_string()))?;
+            .map_err(|e: TrialError| TrialFailure::config(e.to_string()))?;
         *output_dir = Some(plan.output_dir.clone());
         let run = RunContext {
             started,

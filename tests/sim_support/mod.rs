@@ -76,7 +76,10 @@ impl SimProcess {
                 return Some(());
             }
             if let Some(status) = self.try_wait() {
-                panic!("{} exited ({status}) before logging {needle:?}; log:\n{text}", self.name);
+                panic!(
+                    "{} exited ({status}) before logging {needle:?}; log:\n{text}",
+                    self.name
+                );
             }
             None
         });

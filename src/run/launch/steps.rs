@@ -109,26 +109,6 @@ pub struct RunReport {
     pub timeline: Timeline,
 }
 
-/// A classified failure.
-pub fn failure(
-    class: FailureClass,
-    role: Option<Role>,
-    message: String,
-    log: Option<&Path>,
-) -> TrialFailure {
-    TrialFailure {
-        class,
-        role,
-        message,
-        log_tail: log.map(log_tail),
-    }
-}
-
-/// A config-class failure (nothing started yet, or our own file system trouble).
-pub fn config_failure(message: String) -> TrialFailure {
-    failure(FailureClass::Config, None, message, None)
-}
-
 /// The processes this host owns for a trial, plus its clock.
 pub struct Graph<'a> {
     /// The plan.
@@ -163,7 +143,7 @@ impl<'a> Graph<'a> {
     /// Fails when a server has exited, the run was interrupted or the trial is out of time.
     pub fn check(&mut self, phase: &str) -> Result<(), TrialFailure> {
         if let Some(sig) = interrupted() {
-            return Err(failure(
+            return Err(TrialFailure::new(
                 FailureClass::Interrupted,
                 None,
                 format!("interrupted by signal {sig} while {phase}"),
@@ -182,7 +162,7 @@ impl<'a> Graph<'a> {
                 } else {
                     (FailureClass::Launch, " before reporting its address")
                 };
-                return Err(failure(
+                return Err(TrialFailure::new(
                     class,
                     child.role,
                     format!(
@@ -195,7 +175,7 @@ impl<'a> Graph<'a> {
             }
         }
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(failure(
+            return Err(TrialFailure::new(
                 FailureClass::Timeout,
                 None,
                 format!(
@@ -310,7 +290,8 @@ pub fn remove_files(paths: &[PathBuf]) -> std::io::Result<()> {
 /// Generates a simulator dataset the plan points at, if needed.
 pub fn ensure_dataset(plan: &Plan) -> Result<(), TrialFailure> {
     if let DatasetPlan::Generated { path, spec, .. } = &plan.dataset {
-        super::dataset::ensure_generated(path, spec, &plan.model_path).map_err(config_failure)?;
+        super::dataset::ensure_generated(path, spec, &plan.model_path)
+            .map_err(TrialFailure::config)?;
     }
     Ok(())
 }
@@ -353,14 +334,14 @@ pub fn spawn_worker(
         self_exe: ctx.self_exe,
         tee: matches!(w.role, Role::Gen(_)) && gen_log == GenLog::Stdout,
     })
-    .map_err(|e| failure(FailureClass::Launch, Some(w.role), e.to_string(), None))?;
+    .map_err(|e| TrialFailure::new(FailureClass::Launch, Some(w.role), e.to_string(), None))?;
     graph.servers.push(child);
     if let (Role::Gen(g), GenLog::Link) = (w.role, gen_log) {
         // The gen_only metric reads gen_server_<i>.log, as on SLURM: same file, second name.
         let link = &plan.gen_logs[g as usize];
         remove_files(std::slice::from_ref(link))
             .and_then(|()| std::fs::hard_link(&w.log_file, link))
-            .map_err(|e| config_failure(format!("cannot link {}: {e}", link.display())))?;
+            .map_err(|e| TrialFailure::config(format!("cannot link {}: {e}", link.display())))?;
     }
     Ok(())
 }
@@ -382,7 +363,7 @@ pub fn await_worker_addresses(
                 .collect();
             let first = missing.first().copied();
             let log = first.and_then(|r| g.log_of(r));
-            failure(
+            TrialFailure::new(
                 FailureClass::NeverReady,
                 first,
                 format!(
@@ -422,7 +403,7 @@ pub fn write_router_config(plan: &Plan, addresses: &[(Role, String)]) -> Result<
         plan.router.config.render(&ctx_urls, &gen_urls).as_bytes(),
     )
     .map_err(|e| {
-        config_failure(format!(
+        TrialFailure::config(format!(
             "cannot write {}: {e}",
             plan.router.config_path.display()
         ))
@@ -433,8 +414,9 @@ pub fn write_router_config(plan: &Plan, addresses: &[(Role, String)]) -> Result<
 pub fn spawn_router(graph: &mut Graph<'_>, ctx: &RunContext<'_>) -> Result<(), TrialFailure> {
     let plan = graph.plan;
     let r = &plan.router.process;
-    remove_files(std::slice::from_ref(&r.address_file))
-        .map_err(|e| config_failure(format!("cannot remove {}: {e}", r.address_file.display())))?;
+    remove_files(std::slice::from_ref(&r.address_file)).map_err(|e| {
+        TrialFailure::config(format!("cannot remove {}: {e}", r.address_file.display()))
+    })?;
     let router = spawn(Launch {
         role: Some(Role::DisaggServer),
         name: "DISAGG_SERVER".to_string(),
@@ -448,7 +430,7 @@ pub fn spawn_router(graph: &mut Graph<'_>, ctx: &RunContext<'_>) -> Result<(), T
         tee: false,
     })
     .map_err(|e| {
-        failure(
+        TrialFailure::new(
             FailureClass::Launch,
             Some(Role::DisaggServer),
             e.to_string(),
@@ -468,7 +450,7 @@ pub fn await_router(graph: &mut Graph<'_>) -> Result<(String, u16), TrialFailure
         "waiting for the router to report its address",
         Some(Duration::from_secs(plan.timeouts.wait_s)),
         |_| {
-            failure(
+            TrialFailure::new(
                 FailureClass::NeverReady,
                 Some(Role::DisaggServer),
                 format!(
@@ -485,14 +467,14 @@ pub fn await_router(graph: &mut Graph<'_>) -> Result<(String, u16), TrialFailure
         .timeout(HEALTH_REQUEST_TIMEOUT)
         .no_proxy()
         .build()
-        .map_err(|e| config_failure(format!("cannot create an HTTP client: {e}")))?;
+        .map_err(|e| TrialFailure::config(format!("cannot create an HTTP client: {e}")))?;
     let health_url = format!("http://{host}:{port}/health");
     let last_status = std::cell::Cell::new(None);
     graph.wait_for(
         "waiting for the router to become ready",
         Some(Duration::from_secs(plan.timeouts.ready_s)),
         |_| {
-            failure(
+            TrialFailure::new(
                 FailureClass::NeverReady,
                 Some(Role::DisaggServer),
                 format!(
@@ -566,7 +548,7 @@ pub fn run_clients<'p>(
             tee: ctx.tee,
         })
         .map_err(|e| {
-            failure(
+            TrialFailure::new(
                 FailureClass::Launch,
                 Some(Role::Benchmark),
                 e.to_string(),
@@ -603,7 +585,7 @@ pub fn run_clients<'p>(
             graph.check(&format!("client {} ({}) was running", c.index, c.name))?;
         }
         if !status.success() {
-            return Err(failure(
+            return Err(TrialFailure::new(
                 FailureClass::Client,
                 Some(Role::Benchmark),
                 format!(
@@ -616,7 +598,7 @@ pub fn run_clients<'p>(
             ));
         }
         if let Err(problem) = check_client_output(&output) {
-            return Err(failure(
+            return Err(TrialFailure::new(
                 FailureClass::FailedRequests,
                 Some(Role::Benchmark),
                 format!("client {} ({}): {problem}", c.index, c.name),
@@ -714,7 +696,7 @@ fn check_metrics(
     if problems.is_empty() {
         return Ok(());
     }
-    Err(failure(
+    Err(TrialFailure::new(
         FailureClass::MissingMetric,
         Some(Role::Benchmark),
         format!("client {index} ({name}): {}", problems.join("; ")),
