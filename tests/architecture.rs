@@ -2,7 +2,8 @@
 //! (comments skipped) gives the edges between top-level modules, and each must go down the
 //! pipeline (`docs/DESIGN.md`): `app` → `run` → `report` → `results` → `measure` → `plan` →
 //! `catalog` → `config` → `util`, with `tools` (simulator, native client) beside the stages on
-//! `util` only. A downward-only graph has no cycles. Edges that still go up are listed in
+//! `util` and the `sim:` schema (`config::sim_section`) only. A downward-only graph has no
+//! cycles. Edges that still go up are listed in
 //! [`KNOWN_UPWARD`], each with the file that makes it; the test also fails when one of them is
 //! gone, so the list only shrinks.
 
@@ -15,21 +16,18 @@ const LAYERS: [&str; 10] = [
     "util", "tools", "config", "catalog", "plan", "measure", "results", "report", "run", "app",
 ];
 
-/// Upward or sideways imports that are still there: (importing file, imported module).
+/// Upward imports that are still there: (importing file, imported module). `Settings` (the
+/// resolved knobs, a value) is still defined in `app::settings`; the trial outcome types in
+/// `run::outcome`; the report CLI still sits in `report/mod.rs`.
 const KNOWN_UPWARD: &[(&str, &str)] = &[
-    ("catalog/list_cache.rs", "plan"),
-    ("config/parse.rs", "tools"),
     ("plan/prepare.rs", "app"),
-    ("report/junit.rs", "app"),
     ("report/junit.rs", "run"),
     ("report/mod.rs", "app"),
-    ("results/context.rs", "app"),
     ("results/mod.rs", "run"),
     ("results/trial.rs", "run"),
     ("run/execute.rs", "app"),
     ("run/slurm/job_env.rs", "app"),
     ("run/slurm/mod.rs", "app"),
-    ("run/slurm/site.rs", "app"),
 ];
 
 fn rank(module: &str) -> usize {
@@ -39,11 +37,12 @@ fn rank(module: &str) -> usize {
         .unwrap_or_else(|| panic!("src/{module} is not in LAYERS: give it a place"))
 }
 
-/// Whether `from` may import `to`: downward only; the tools stand apart (they import only
-/// `util`, and only the process-running stages and the edge start them).
-fn allowed(from: &str, to: &str) -> bool {
+/// Whether `from` may import `to` (`path`: what follows `crate::`): downward only; the tools
+/// stand apart (they import only `util` and the `sim:` schema, and only the process-running
+/// stages and the edge use them).
+fn allowed(from: &str, to: &str, path: &str) -> bool {
     if from == "tools" {
-        return to == "util";
+        return to == "util" || path.starts_with("config::sim_section");
     }
     if to == "tools" {
         return matches!(from, "run" | "app");
@@ -62,8 +61,9 @@ fn rust_files(dir: &Path, out: &mut Vec<std::path::PathBuf>) {
     }
 }
 
-/// Every (file relative to `src/`, imported top-level module) with the importing module.
-fn edges() -> BTreeMap<(String, String), String> {
+/// Every import against the rule: (file relative to `src/`, imported top-level module) with the
+/// importing module.
+fn upward_edges() -> BTreeMap<(String, String), String> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files);
@@ -81,11 +81,12 @@ fn edges() -> BTreeMap<(String, String), String> {
         for line in text.lines() {
             let code = line.split("//").next().unwrap_or_default();
             for (i, _) in code.match_indices("crate::") {
-                let to: String = code[i + "crate::".len()..]
+                let path: String = code[i + "crate::".len()..]
                     .chars()
-                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == ':')
                     .collect();
-                if !to.is_empty() && to != from {
+                let to = path.split("::").next().unwrap_or_default().to_string();
+                if !to.is_empty() && to != from && !allowed(from, &to, &path) {
                     edges.insert((rel.clone(), to), from.to_string());
                 }
             }
@@ -102,10 +103,7 @@ fn every_import_goes_down_the_pipeline() {
         .collect();
     let mut wrong = Vec::new();
     let mut seen_known = BTreeSet::new();
-    for ((file, to), from) in edges() {
-        if allowed(&from, &to) {
-            continue;
-        }
+    for ((file, to), from) in upward_edges() {
         if known.contains(&(file.clone(), to.clone())) {
             seen_known.insert((file, to));
         } else {
@@ -131,7 +129,7 @@ fn the_allowed_graph_has_no_cycles() {
     for a in LAYERS {
         for b in LAYERS {
             assert!(
-                !(a != b && allowed(a, b) && allowed(b, a)),
+                !(a != b && allowed(a, b, b) && allowed(b, a, a)),
                 "{a} and {b} may import each other"
             );
         }

@@ -312,7 +312,7 @@ pub fn run(
         Ok(p) => p,
         Err(e) => return Outcome::failure(format!("perfsanity run: cannot locate myself: {e}")),
     };
-    let executor = match crate::run::execute::Executor::from_env(settings, self_exe, tee) {
+    let executor = match crate::app::from_env::executor(settings, self_exe, tee) {
         Ok(e) => e,
         Err(e) => return Outcome::failure(format!("perfsanity run: {e}")),
     };

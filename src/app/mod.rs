@@ -2,6 +2,7 @@
 //! stderr, or decides exit codes. Everything below it takes values and returns values.
 
 pub mod commands;
+pub mod from_env;
 pub mod harness;
 pub mod results_cmd;
 pub mod settings;

@@ -56,11 +56,9 @@ pub struct Settings {
 #[error("{0}")]
 pub struct SettingsError(pub String);
 
-/// The variables a [`Settings`] is read from (a snapshot, so tests need not touch the process env).
-pub trait EnvSource {
-    /// Value of `name`, if set and valid UTF-8.
-    fn var(&self, name: &str) -> Option<String>;
-}
+/// The variables a [`Settings`] is read from (a snapshot, so tests need not touch the process
+/// env); defined in `util` so the stages can take one without importing the edge.
+pub use crate::util::env::EnvSource;
 
 /// The real process environment.
 pub struct ProcessEnv;
@@ -68,14 +66,6 @@ pub struct ProcessEnv;
 impl EnvSource for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
-    }
-}
-
-impl<const N: usize> EnvSource for [(&str, &str); N] {
-    fn var(&self, name: &str) -> Option<String> {
-        self.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
     }
 }
 

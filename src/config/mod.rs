@@ -10,6 +10,8 @@ mod error;
 mod model;
 mod parse;
 pub mod reader;
+pub mod shape;
+pub mod sim_section;
 
 pub use aggregated::{AggregatedConfig, AggregatedServer, parse_aggregated_config};
 pub use error::{ConfigError, Problem, Problems};

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 pub use html::{ReportError, ReportSummary, write_html_report};
-pub use junit::{JunitError, junit_path_from_env, junit_report, write_junit};
+pub use junit::{JunitError, junit_report, write_junit};
 
 use crate::app::commands::Outcome;
 use crate::app::results_cmd::db_path;

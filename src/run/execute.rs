@@ -17,7 +17,8 @@ use crate::run::launch::signals::interrupted;
 use crate::run::launch::{RunContext, RunReport, run_plan, run_role};
 use crate::run::outcome::{FailureClass, TrialFailure, TrialOutcome, TrialStatus};
 
-/// Everything needed to execute trials.
+/// Everything needed to execute trials (built from the environment by
+/// `crate::app::from_env::executor`; nothing here reads it).
 pub struct Executor {
     /// Resolved settings.
     pub settings: Settings,
@@ -32,30 +33,6 @@ pub struct Executor {
 }
 
 impl Executor {
-    /// An executor configured from the environment: results context, this host's GPUs (trtllm
-    /// toolchain) and `PERFSANITY_BIN` (else `self_exe`).
-    pub fn from_env(settings: Settings, self_exe: PathBuf, tee: bool) -> Result<Self, String> {
-        use crate::app::settings::ProcessEnv;
-        let target = crate::app::settings::target_dir(&ProcessEnv, &settings.project_root);
-        let results = ResultsContext::from_env(&ProcessEnv, &target, settings.toolchain)
-            .map_err(|e| e.to_string())?;
-        let gpus = (settings.toolchain == crate::plan::toolchain::Toolchain::Trtllm).then(|| {
-            GpuPool::new(crate::run::launch::gpus::visible_gpus(
-                std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref(),
-            ))
-        });
-        let self_exe = std::env::var_os("PERFSANITY_BIN")
-            .map(PathBuf::from)
-            .unwrap_or(self_exe);
-        Ok(Executor {
-            settings,
-            self_exe,
-            gpus,
-            tee,
-            results,
-        })
-    }
-
     /// Plans, runs and records one trial.
     pub fn execute(&self, spec: &TrialSpec) -> TrialOutcome {
         let started = Instant::now();

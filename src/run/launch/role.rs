@@ -64,9 +64,9 @@ fn write_shared_files(plan: &Plan, role: Role) -> Result<(), TrialFailure> {
         };
         let shared = file.path.file_name().and_then(|n| n.to_str()) == Some("sim-config.json");
         if mine || shared {
-            crate::plan::prepare::write_atomic(&file.path, file.content.as_bytes()).map_err(
-                |e| TrialFailure::config(format!("cannot write {}: {e}", file.path.display())),
-            )?;
+            crate::util::fs::write_atomic(&file.path, file.content.as_bytes()).map_err(|e| {
+                TrialFailure::config(format!("cannot write {}: {e}", file.path.display()))
+            })?;
         }
     }
     Ok(())

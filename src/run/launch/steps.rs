@@ -398,7 +398,7 @@ pub fn write_router_config(plan: &Plan, addresses: &[(Role, String)]) -> Result<
     };
     let ctx_urls = urls(|r| if let Role::Ctx(i) = r { Some(i) } else { None });
     let gen_urls = urls(|r| if let Role::Gen(i) = r { Some(i) } else { None });
-    crate::plan::prepare::write_atomic(
+    crate::util::fs::write_atomic(
         &plan.router.config_path,
         plan.router.config.render(&ctx_urls, &gen_urls).as_bytes(),
     )
@@ -617,7 +617,7 @@ pub fn run_clients<'p>(
 
 /// Marks the benchmark done for every role (`benchmark_status.<s>.txt` = `Done`).
 pub fn write_status_done(plan: &Plan) {
-    let _ = crate::plan::prepare::write_atomic(&plan.status_file, b"Done");
+    let _ = crate::util::fs::write_atomic(&plan.status_file, b"Done");
 }
 
 /// True when `path` was written at or after `since` (a file from an earlier run does not count).

@@ -77,7 +77,7 @@ fn sbatch(p: &Prepared, script: &str) -> Result<(String, PathBuf), String> {
     std::fs::create_dir_all(&p.trial_dir)
         .map_err(|e| format!("cannot create {}: {e}", p.trial_dir.display()))?;
     let path = p.trial_dir.join(SCRIPT_FILE);
-    crate::plan::prepare::write_atomic(&path, script.as_bytes())
+    crate::util::fs::write_atomic(&path, script.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let out = Command::new("sbatch")
         .arg("--parsable")
