@@ -9,6 +9,7 @@ use crate::app::commands::Outcome;
 use crate::app::settings::{EnvSource, ProcessEnv, find_project_root, target_dir};
 
 use crate::results::context::{default_db_path, gateway_from_env};
+use crate::results::field;
 use crate::results::push_pending;
 use crate::results::store::{Row, Store, UploadState};
 
@@ -122,8 +123,8 @@ fn table(rows: &[Row]) -> String {
     let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in rows {
         let regression = match (
-            r.record.bool("b_is_regression"),
-            r.record.str("s_regression_info"),
+            r.record.bool(field::IS_REGRESSION),
+            r.record.str(field::REGRESSION_INFO),
         ) {
             (Some(true), _) => "YES".to_string(),
             (_, Some(info)) if !info.is_empty() => "no".to_string(),

@@ -12,6 +12,7 @@
 //! Every part is a separate, testable function; `record_trial` only sequences them.
 
 pub mod context;
+pub mod field;
 pub mod gateway;
 pub mod gpu;
 pub mod history;
