@@ -9,9 +9,9 @@ use serde::Serialize;
 use crate::app::settings::Settings;
 use crate::catalog::list_cache::{ConfigSummary, summaries};
 use crate::catalog::scan::Catalog;
+pub use crate::catalog::selection::find_trial;
 use crate::catalog::selection::{TrialSpec, all_trials, testlist_trials};
 use crate::catalog::testlist::load_testlist;
-use crate::catalog::trial_id::{id_from_node_id, resolve, trial_name};
 use crate::config::{PerfConfig, load_perf_config};
 use crate::plan::prepare::{KeyMode, plan_trial};
 use crate::plan::{Topology, render_text};
@@ -167,46 +167,6 @@ pub fn list(settings: &Settings, json: bool, use_cache: bool) -> Outcome {
         stderr: String::new(),
         ok: true,
     }
-}
-
-/// Finds a trial by exact name, or by any upstream id / node id that resolves to one.
-pub fn find_trial(
-    catalog: &Catalog,
-    trials: &[TrialSpec],
-    wanted: &str,
-) -> Result<TrialSpec, String> {
-    if let Some(t) = trials.iter().find(|t| t.name == wanted) {
-        return Ok(t.clone());
-    }
-    let id = id_from_node_id(wanted)?;
-    let resolved = resolve(id, &catalog.stems()).map_err(|e| e.to_string())?;
-    let config = catalog
-        .get(&resolved.stem)
-        .ok_or_else(|| format!("no config for {wanted:?}"))?;
-    let name = trial_name(resolved.upload, &resolved.stem);
-    Ok(TrialSpec {
-        test_list_id: id.to_string(),
-        name: match resolved.mode_label {
-            Some(label) => match load_perf_config(&config.path) {
-                Ok(c) if c.benchmark.mode != label => {
-                    crate::catalog::trial_id::labelled_trial_name(
-                        resolved.upload,
-                        label,
-                        &resolved.stem,
-                    )
-                }
-                _ => name,
-            },
-            None => name,
-        },
-        stem: Some(resolved.stem.clone()),
-        config_path: Some(config.path.clone()),
-        upload: resolved.upload,
-        mode_override: resolved.mode_label,
-        time_limit_s: None,
-        origin: None,
-        preflight_error: config.duplicate_error(),
-    })
 }
 
 /// `perfsanity plan <trial> [--json]`: the dry-run.

@@ -6,8 +6,11 @@
 use std::path::PathBuf;
 
 use crate::catalog::scan::Catalog;
+use crate::catalog::scan::ConfigFile;
 use crate::catalog::testlist::Testlist;
-use crate::catalog::trial_id::{labelled_trial_name, resolve, trial_name};
+use crate::catalog::trial_id::{
+    ResolvedId, id_from_node_id, labelled_trial_name, resolve, trial_name,
+};
 use crate::config::{BenchmarkMode, load_perf_config};
 
 /// One trial to list and run.
@@ -55,6 +58,49 @@ pub fn all_trials(catalog: &Catalog) -> Vec<TrialSpec> {
     out
 }
 
+/// The trial a resolved upstream id names, with its config: the one place an id becomes a
+/// [`TrialSpec`]. A mode label equal to the YAML's own mode keeps the plain trial name; a
+/// different one names the trial after the label.
+pub fn spec_of_id(id: &ResolvedId, config: &ConfigFile, test_list_id: &str) -> TrialSpec {
+    let yaml_mode = load_perf_config(&config.path)
+        .ok()
+        .map(|c| c.benchmark.mode);
+    let name = match id.mode_label {
+        Some(label) if yaml_mode.is_some_and(|m| m != label) => {
+            labelled_trial_name(id.upload, label, &id.stem)
+        }
+        _ => trial_name(id.upload, &id.stem),
+    };
+    TrialSpec {
+        name,
+        stem: Some(id.stem.clone()),
+        config_path: Some(config.path.clone()),
+        upload: id.upload,
+        mode_override: id.mode_label,
+        test_list_id: test_list_id.to_string(),
+        time_limit_s: None,
+        origin: None,
+        preflight_error: config.duplicate_error(),
+    }
+}
+
+/// The trial `wanted` names: a trial name of `trials`, an upstream id or a pytest node id.
+pub fn find_trial(
+    catalog: &Catalog,
+    trials: &[TrialSpec],
+    wanted: &str,
+) -> Result<TrialSpec, String> {
+    if let Some(t) = trials.iter().find(|t| t.name == wanted) {
+        return Ok(t.clone());
+    }
+    let id = id_from_node_id(wanted)?;
+    let resolved = resolve(id, &catalog.stems()).map_err(|e| e.to_string())?;
+    let config = catalog
+        .get(&resolved.stem)
+        .ok_or_else(|| format!("no config for {wanted:?}"))?;
+    Ok(spec_of_id(&resolved, config, id))
+}
+
 /// Exactly the trials of a test list, in list order.
 pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
     let stems = catalog.stems();
@@ -73,26 +119,10 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
                 let config = catalog
                     .get(&id.stem)
                     .expect("resolved stems are in the catalog");
-                // A label equal to the YAML's own mode keeps the plain trial name.
-                let yaml_mode = load_perf_config(&config.path)
-                    .ok()
-                    .map(|c| c.benchmark.mode);
-                let name = match id.mode_label {
-                    Some(label) if yaml_mode.is_some_and(|m| m != label) => {
-                        labelled_trial_name(id.upload, label, &id.stem)
-                    }
-                    _ => trial_name(id.upload, &id.stem),
-                };
                 TrialSpec {
-                    name,
-                    stem: Some(id.stem.clone()),
-                    config_path: Some(config.path.clone()),
-                    upload: id.upload,
-                    mode_override: id.mode_label,
-                    test_list_id: entry.id.clone(),
                     time_limit_s,
                     origin: Some(origin.clone()),
-                    preflight_error: config.duplicate_error(),
+                    ..spec_of_id(&id, config, &entry.id)
                 }
             }
             Err(e) => TrialSpec {
