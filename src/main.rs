@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use perfsanity::app::commands::{self, Outcome};
 use perfsanity::app::settings::{ProcessEnv, Settings, find_project_root, target_dir};
+use perfsanity::util::terminal::escape_lines;
 
 /// perfsanity: perf tests for LLM serving (TensorRT-LLM disaggregated serving).
 ///
@@ -86,8 +87,11 @@ fn settings() -> Result<Settings, String> {
 }
 
 fn emit(outcome: Outcome) -> ExitCode {
-    let _ = std::io::stdout().write_all(outcome.stdout.as_bytes());
-    let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());
+    // File names, ids and YAML strings in the text come from files we do not control.
+    let stdout = escape_lines(&outcome.stdout);
+    let stderr = escape_lines(&outcome.stderr);
+    let _ = std::io::stdout().write_all(stdout.as_bytes());
+    let _ = std::io::stderr().write_all(stderr.as_bytes());
     if !outcome.stderr.is_empty() && !outcome.stderr.ends_with('\n') {
         eprintln!();
     }
@@ -102,7 +106,7 @@ fn with_settings(f: impl FnOnce(&Settings) -> Outcome) -> ExitCode {
     match settings() {
         Ok(s) => emit(f(&s)),
         Err(e) => {
-            eprintln!("perfsanity: {e}");
+            eprintln!("perfsanity: {}", escape_lines(&e));
             ExitCode::from(2)
         }
     }
@@ -126,7 +130,7 @@ fn main() -> ExitCode {
                     .map_or(code, ExitCode::from)
             }
             Err(e) => {
-                eprintln!("perfsanity: {e}");
+                eprintln!("perfsanity: {}", escape_lines(&e));
                 ExitCode::from(2)
             }
         },

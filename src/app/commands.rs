@@ -11,7 +11,7 @@ use crate::catalog::list_cache::{ConfigSummary, summaries};
 use crate::catalog::scan::Catalog;
 pub use crate::catalog::selection::find_trial;
 use crate::catalog::selection::{TrialSpec, all_trials, testlist_trials};
-use crate::catalog::testlist::load_testlist;
+use crate::catalog::testlist::{load_testlist, require_tests};
 use crate::config::{PerfConfig, load_perf_config};
 use crate::plan::prepare::{KeyMode, plan_trial};
 use crate::plan::{Topology, render_text};
@@ -42,6 +42,7 @@ pub fn selected_trials(settings: &Settings) -> Result<(Catalog, Vec<TrialSpec>),
     let trials = match &settings.testlist {
         Some(path) => {
             let list = load_testlist(path).map_err(|e| e.to_string())?;
+            require_tests(&list, settings.allow_empty_testlist).map_err(|e| e.to_string())?;
             testlist_trials(&catalog, &list)
         }
         None => all_trials(&catalog),
@@ -231,6 +232,10 @@ pub fn check(settings: &Settings) -> Outcome {
             }
         }
     }
+    if let Err(e) = output_problems(settings) {
+        errors += 1;
+        out.push_str(&format!("ERROR  results outputs\n  {e}\n"));
+    }
     out.push_str(&format!(
         "{checked} checked, {errors} error(s), {warnings} warning(s)\n"
     ));
@@ -239,6 +244,19 @@ pub fn check(settings: &Settings) -> Outcome {
         stderr: String::new(),
         ok: errors == 0,
     }
+}
+
+/// Where this run's results would go (`PERF_DB`, `PERF_JUNIT`), checked without creating them.
+fn output_problems(settings: &Settings) -> Result<(), String> {
+    use crate::app::settings::ProcessEnv;
+    // The GPU type does not matter here; a placeholder keeps `check` from running nvidia-smi.
+    let results = crate::results::ResultsContext::from_env_with_gpu(
+        &ProcessEnv,
+        &settings.target_dir,
+        String::new(),
+    )
+    .map_err(|e| e.to_string())?;
+    crate::app::output_check::check_outputs(&results.db_path, &ProcessEnv)
 }
 
 /// `perfsanity run [--role R] <trial>…`: plans, runs and records trials on this host (all roles,
@@ -293,7 +311,7 @@ pub fn run(
             out.push_str(&format!("  {line}\n"));
         }
         // Print as we go: trials take minutes.
-        print!("{out}");
+        print!("{}", crate::util::terminal::escape_lines(&out));
         out.clear();
     }
     Outcome {

@@ -17,6 +17,7 @@ pub fn executor(settings: Settings, self_exe: PathBuf, tee: bool) -> Result<Exec
     let target = target_dir(&env, &settings.project_root);
     let results =
         ResultsContext::from_env(&env, &target, settings.toolchain).map_err(|e| e.to_string())?;
+    crate::app::output_check::check_outputs(&results.db_path, &env)?;
     let gpus = (settings.toolchain == Toolchain::Trtllm)
         .then(|| GpuPool::new(visible_gpus(env.var("CUDA_VISIBLE_DEVICES").as_deref())));
     let self_exe = std::env::var_os("PERFSANITY_BIN")

@@ -22,6 +22,7 @@ use crate::report::write_junit;
 use crate::run::execute::Executor;
 use crate::run::launch::signals;
 use crate::run::outcome::{TrialOutcome, TrialStatus};
+use crate::util::terminal::{escape_controls, escape_lines};
 
 /// Everything a trial body needs, shared by all trials.
 pub struct HarnessContext {
@@ -38,7 +39,7 @@ pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
     let root = Path::new(manifest_dir);
     let target = target_dir(&ProcessEnv, root);
     let fail = |e: String| {
-        eprintln!("perfsanity harness: {e}");
+        eprintln!("perfsanity harness: {}", escape_lines(&e));
         ExitCode::from(2)
     };
     let settings = match Settings::from_env(&ProcessEnv, root, &target) {
@@ -68,7 +69,7 @@ pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
     if let Some(path) = junit_path_from_env(&ProcessEnv)
         && let Err(e) = write_junit(&path, &outcomes)
     {
-        eprintln!("perfsanity harness: {e}");
+        eprintln!("perfsanity harness: {}", escape_lines(&e.to_string()));
         return ExitCode::from(2);
     }
     // Interrupted: the trials tore their processes down and reported; the exit status says
@@ -92,7 +93,7 @@ fn print_summary(outcomes: &[TrialOutcome]) {
     }
     eprintln!("\nperfsanity results:");
     for line in lines {
-        eprintln!("  {line}");
+        eprintln!("  {}", escape_lines(line));
     }
 }
 
@@ -110,21 +111,22 @@ pub fn build_trials(
     let exact = args.exact.then_some(args.filter.as_deref()).flatten();
     specs
         .into_iter()
-        .filter(|spec| exact.is_none_or(|name| name == spec.name))
+        .filter(|spec| exact.is_none_or(|name| name == escape_controls(&spec.name)))
         .map(|spec| {
-            let too_big = ctx
-                .executor
-                .gpus
-                .as_ref()
-                .and_then(|pool| gpu_shortfall(&spec, pool.len()));
+            let too_big = sim_only(&spec, ctx.executor.settings.toolchain).or_else(|| {
+                ctx.executor
+                    .gpus
+                    .as_ref()
+                    .and_then(|pool| gpu_shortfall(&spec, pool.len()))
+            });
             if let Some(reason) = &too_big
                 && !args.list
             {
-                eprintln!("note: {} is ignored: {reason}", spec.name);
+                eprintln!("note: {} is ignored: {reason}", escape_controls(&spec.name));
             }
             let ctx = Arc::clone(ctx);
-            Trial::test(spec.name.clone(), move || run_trial(&ctx, &spec))
-                .with_ignored_flag(too_big.is_some())
+            let name = escape_controls(&spec.name).into_owned();
+            Trial::test(name, move || run_trial(&ctx, &spec)).with_ignored_flag(too_big.is_some())
         })
         .collect()
 }
@@ -141,16 +143,22 @@ fn gpu_shortfall(spec: &TrialSpec, visible: usize) -> Option<String> {
     })
 }
 
+/// Why a simulator-only config is ignored under the TensorRT-LLM toolchain.
+fn sim_only(spec: &TrialSpec, toolchain: crate::plan::toolchain::Toolchain) -> Option<String> {
+    let config = load_perf_config(spec.config_path.as_ref()?).ok()?;
+    crate::plan::sim_only::ignore_reason(&config, toolchain)
+}
+
 /// Runs one trial and keeps its outcome for the JUnit report and the summary.
 pub fn run_trial(ctx: &HarnessContext, spec: &TrialSpec) -> Result<(), Failed> {
     let outcome = ctx.executor.execute(spec);
     let result = match &outcome.status {
-        TrialStatus::Failed(f) => Err(Failed::from(f.to_string())),
+        TrialStatus::Failed(f) => Err(Failed::from(escape_lines(&f.to_string()).into_owned())),
         _ => Ok(()),
     };
     if ctx.executor.tee {
         for line in &outcome.summary {
-            println!("{line}");
+            println!("{}", escape_lines(line));
         }
     }
     ctx.outcomes

@@ -2,8 +2,10 @@
 //! stderr, or decides exit codes. Everything below it takes values and returns values.
 
 pub mod commands;
+pub mod env_check;
 pub mod from_env;
 pub mod harness;
+pub mod output_check;
 pub mod results_cmd;
 pub mod settings;
 pub mod slurm_cmd;

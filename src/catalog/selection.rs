@@ -60,11 +60,15 @@ pub fn all_trials(catalog: &Catalog) -> Vec<TrialSpec> {
 
 /// The trial a resolved upstream id names, with its config: the one place an id becomes a
 /// [`TrialSpec`]. A mode label equal to the YAML's own mode keeps the plain trial name; a
-/// different one names the trial after the label.
-pub fn spec_of_id(id: &ResolvedId, config: &ConfigFile, test_list_id: &str) -> TrialSpec {
-    let yaml_mode = load_perf_config(&config.path)
-        .ok()
-        .map(|c| c.benchmark.mode);
+/// different one names the trial after the label. `yaml_mode` (the config's own
+/// `benchmark.mode`) is asked only when the id carries a label.
+pub fn spec_of_id(
+    id: &ResolvedId,
+    config: &ConfigFile,
+    test_list_id: &str,
+    yaml_mode: impl FnOnce() -> Option<BenchmarkMode>,
+) -> TrialSpec {
+    let yaml_mode = id.mode_label.and_then(|_| yaml_mode());
     let name = match id.mode_label {
         Some(label) if yaml_mode.is_some_and(|m| m != label) => {
             labelled_trial_name(id.upload, label, &id.stem)
@@ -98,7 +102,11 @@ pub fn find_trial(
     let config = catalog
         .get(&resolved.stem)
         .ok_or_else(|| format!("no config for {wanted:?}"))?;
-    Ok(spec_of_id(&resolved, config, id))
+    Ok(spec_of_id(&resolved, config, id, || {
+        load_perf_config(&config.path)
+            .ok()
+            .map(|c| c.benchmark.mode)
+    }))
 }
 
 /// Exactly the trials of a test list, in list order.
@@ -110,10 +118,12 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| list.path.display().to_string());
     let mut out: Vec<TrialSpec> = Vec::new();
-    let mut seen: Vec<(String, usize)> = Vec::new();
+    let mut seen: std::collections::HashMap<String, usize> = Default::default();
+    let mut yaml_modes: std::collections::HashMap<String, Option<BenchmarkMode>> =
+        Default::default();
     for entry in &list.entries {
         let origin = format!("{}:{}", list.path.display(), entry.line);
-        let time_limit_s = entry.timeout_minutes.map(|m| m * 60);
+        let time_limit_s = entry.timeout_minutes.map(|m| m.saturating_mul(60));
         let spec = match resolve(&entry.id, &stems) {
             Ok(id) => {
                 let config = catalog
@@ -122,7 +132,14 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
                 TrialSpec {
                     time_limit_s,
                     origin: Some(origin.clone()),
-                    ..spec_of_id(&id, config, &entry.id)
+                    ..spec_of_id(&id, config, &entry.id, || {
+                        // Each config is read once however often the list names it.
+                        *yaml_modes.entry(id.stem.clone()).or_insert_with(|| {
+                            load_perf_config(&config.path)
+                                .ok()
+                                .map(|c| c.benchmark.mode)
+                        })
+                    })
                 }
             }
             Err(e) => TrialSpec {
@@ -137,7 +154,7 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
                 preflight_error: Some(format!("{origin}: {e}")),
             },
         };
-        if let Some((_, first_line)) = seen.iter().find(|(n, _)| *n == spec.name) {
+        if let Some(first_line) = seen.get(&spec.name) {
             out.push(TrialSpec {
                 name: format!("{file_name}:{}:{}", entry.line, spec.name),
                 preflight_error: Some(format!(
@@ -148,7 +165,7 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
             });
             continue;
         }
-        seen.push((spec.name.clone(), entry.line));
+        seen.insert(spec.name.clone(), entry.line);
         out.push(spec);
     }
     for problem in &list.problems {

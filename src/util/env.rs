@@ -7,6 +7,11 @@
 pub trait EnvSource {
     /// Value of `name`, if set and valid UTF-8.
     fn var(&self, name: &str) -> Option<String>;
+
+    /// Knobs that are set but unusable (the edge's `app::env_check`); none for snapshots.
+    fn unusable(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 impl<const N: usize> EnvSource for [(&str, &str); N] {

@@ -1,9 +1,13 @@
 //! Utilities shared by every stage and by the tools: exact statistics, tokenizers, the
 //! open-file limit, environment snapshots, and the position-annotated YAML stack.
 
+pub mod bounded_read;
+pub mod deadline;
 pub mod env;
 pub mod fs;
+pub mod path_component;
 pub mod rlimit;
 pub mod stats;
+pub mod terminal;
 pub mod tokenizer;
 pub mod yaml;

@@ -6,6 +6,7 @@
 //! the graph owns, the interrupt flag and the trial deadline — so a dying server fails the
 //! trial at once, naming its role, with its log tail.
 
+use crate::util::deadline::deadline_after;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -131,7 +132,7 @@ impl<'a> Graph<'a> {
             deadline: plan
                 .timeouts
                 .trial_s
-                .map(|s| started + Duration::from_secs(s)),
+                .and_then(|s| deadline_after(started, Duration::from_secs(s))),
         }
     }
 
@@ -218,7 +219,7 @@ impl<'a> Graph<'a> {
         on_timeout: impl FnOnce(&Self) -> TrialFailure,
         mut probe: impl FnMut() -> Option<T>,
     ) -> Result<T, TrialFailure> {
-        let until = limit.map(|l| Instant::now() + l);
+        let until = limit.and_then(|l| deadline_after(Instant::now(), l));
         loop {
             if let Some(v) = probe() {
                 return Ok(v);
@@ -329,6 +330,7 @@ pub fn spawn_worker(
         extra_args: Vec::new(),
         env: &w.env,
         extra_env,
+        env_remove: &plan.launch_env.unset,
         log: &w.log_file,
         cwd: &plan.output_dir,
         self_exe: ctx.self_exe,
@@ -424,6 +426,7 @@ pub fn spawn_router(graph: &mut Graph<'_>, ctx: &RunContext<'_>) -> Result<(), T
         extra_args: Vec::new(),
         env: &r.env,
         extra_env: Vec::new(),
+        env_remove: &plan.launch_env.unset,
         log: &r.log_file,
         cwd: &plan.output_dir,
         self_exe: ctx.self_exe,
@@ -542,6 +545,7 @@ pub fn run_clients<'p>(
             ],
             env: &c.env,
             extra_env: Vec::new(),
+            env_remove: &plan.launch_env.unset,
             log: &c.log_file,
             cwd: &plan.output_dir,
             self_exe: ctx.self_exe,
