@@ -588,7 +588,10 @@ pub fn run_clients<'p>(
             // may even notice first): a dead server is the root cause, so it is reported.
             graph.check(&format!("client {} ({}) was running", c.index, c.name))?;
         }
-        if !status.success() {
+        // `perfsanity bench` exits 3 when requests failed: the output check below names them.
+        let failed_requests_exit =
+            status.code() == Some(i32::from(crate::tools::bench::limits::EXIT_FAILED_REQUESTS));
+        if !status.success() && !failed_requests_exit {
             return Err(TrialFailure::new(
                 FailureClass::Client,
                 Some(Role::Benchmark),
@@ -606,6 +609,19 @@ pub fn run_clients<'p>(
                 FailureClass::FailedRequests,
                 Some(Role::Benchmark),
                 format!("client {} ({}): {problem}", c.index, c.name),
+                Some(&c.log_file),
+            ));
+        }
+        if failed_requests_exit {
+            return Err(TrialFailure::new(
+                FailureClass::FailedRequests,
+                Some(Role::Benchmark),
+                format!(
+                    "client {} ({}) exited with {}: some requests failed",
+                    c.index,
+                    c.name,
+                    describe_status(&status)
+                ),
                 Some(&c.log_file),
             ));
         }
