@@ -70,6 +70,18 @@ enum Command {
     /// SLURM batch scripts and submission (docs/SLURM.md).
     #[command(subcommand)]
     Slurm(perfsanity::app::slurm_cmd::SlurmCommand),
+    /// Internal: kills what a run left once that run ends (started by the runner).
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog {
+        /// The run's token.
+        token: String,
+    },
+    /// Internal: a `sim.faults.<ROLE>.spawn_descendants` process.
+    #[command(name = "__descendant", hide = true)]
+    Descendant {
+        /// Processes in the chain from this one down.
+        depth: u32,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,5 +154,7 @@ fn main() -> ExitCode {
         Command::Results(cmd) => emit(perfsanity::app::results_cmd::run(&cmd)),
         Command::Report(args) => emit(perfsanity::report::run(&args)),
         Command::Slurm(cmd) => perfsanity::app::slurm_cmd::run(cmd),
+        Command::Watchdog { token } => perfsanity::run::launch::tree::watchdog_main(&token),
+        Command::Descendant { depth } => perfsanity::tools::sim::faults::descendant_main(depth),
     }
 }

@@ -26,6 +26,7 @@ const KNOWN_UPWARD: &[(&str, &str)] = &[
     ("report/junit.rs", "run"),
     ("report/mod.rs", "app"),
     ("results/mod.rs", "run"),
+    ("results/partial.rs", "run"),
     ("results/trial.rs", "run"),
     ("run/execute.rs", "app"),
     ("run/slurm/job_env.rs", "app"),

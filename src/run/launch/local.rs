@@ -9,7 +9,7 @@ use super::gpus::GpuLease;
 use super::steps::{
     GenLog, Graph, RunContext, RunReport, Timeline, await_router, await_worker_addresses,
     ensure_dataset, finish_metrics, remove_files, run_clients, spawn_router, spawn_worker,
-    write_router_config, write_status_done,
+    verify_worker_ports, write_router_config, write_status_done,
 };
 use crate::plan::Plan;
 use crate::plan::prepare::write_plan_files;
@@ -66,6 +66,7 @@ pub fn run_plan(plan: &Plan, ctx: &RunContext<'_>) -> Result<RunReport, TrialFai
         .map(|w| (w.role, w.address_file.clone()))
         .collect();
     let addresses = await_worker_addresses(&mut graph, &files)?;
+    verify_worker_ports(&graph, &addresses)?;
     timeline.workers_reported_s = graph.elapsed();
     write_router_config(plan, &addresses)?;
     spawn_router(&mut graph, ctx)?;
