@@ -64,12 +64,12 @@ enum Command {
     Dataset(DatasetCommand),
     /// Results history (PERF_DB): show stored records, push pending uploads.
     #[command(subcommand)]
-    Results(perfsanity::results::cli::ResultsCommand),
+    Results(perfsanity::app::results_cmd::ResultsCommand),
     /// Write an HTML report with SVG plots from the results history.
     Report(perfsanity::report::ReportArgs),
     /// SLURM batch scripts and submission (docs/SLURM.md).
     #[command(subcommand)]
-    Slurm(perfsanity::run::slurm::SlurmCommand),
+    Slurm(perfsanity::app::slurm_cmd::SlurmCommand),
     /// Internal: kills what a run left once that run ends (started by the runner).
     #[command(name = "__watchdog", hide = true)]
     Watchdog {
@@ -151,9 +151,9 @@ fn main() -> ExitCode {
         Command::Dataset(DatasetCommand::Gen(args)) => {
             perfsanity::tools::bench::run_dataset_gen(args)
         }
-        Command::Results(cmd) => emit(perfsanity::results::cli::run(&cmd)),
+        Command::Results(cmd) => emit(perfsanity::app::results_cmd::run(&cmd)),
         Command::Report(args) => emit(perfsanity::report::run(&args)),
-        Command::Slurm(cmd) => perfsanity::run::slurm::run(cmd),
+        Command::Slurm(cmd) => perfsanity::app::slurm_cmd::run(cmd),
         Command::Watchdog { token } => perfsanity::run::launch::tree::watchdog_main(&token),
         Command::Descendant { depth } => perfsanity::tools::sim::faults::descendant_main(depth),
     }

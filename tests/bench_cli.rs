@@ -8,7 +8,7 @@ use perfsanity::measure::{check_client_output, parse_client_output};
 use perfsanity::tools::bench::scripted_server::{Script, ScriptedServer};
 
 fn bench() -> Command {
-    let mut c = Command::cargo_bin("perfsanity").unwrap();
+    let mut c = Command::from_std(crate::support::perfsanity_cmd());
     c.arg("bench");
     c
 }
@@ -135,8 +135,7 @@ fn bad_flags_get_one_clear_error() {
 #[test]
 fn dataset_gen_writes_the_upstream_name() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::cargo_bin("perfsanity")
-        .unwrap()
+    let out = Command::from_std(crate::support::perfsanity_cmd())
         .args(["dataset", "gen", "--num-prompts", "5", "--input-len", "16"])
         .args([
             "--output-len",
@@ -157,8 +156,7 @@ fn dataset_gen_writes_the_upstream_name() {
         path.display().to_string()
     );
     assert_eq!(std::fs::read_to_string(path).unwrap().lines().count(), 5);
-    let bad = Command::cargo_bin("perfsanity")
-        .unwrap()
+    let bad = Command::from_std(crate::support::perfsanity_cmd())
         .args(["dataset", "gen", "--num-prompts", "5", "--input-len", "16"])
         .args(["--output-len", "4", "--tokenizer", "/nope"])
         .output()

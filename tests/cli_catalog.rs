@@ -5,16 +5,9 @@ use std::path::Path;
 use assert_cmd::Command;
 
 fn perfsanity(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("perfsanity").unwrap();
-    cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("PERF_OUTPUT_DIR", dir.join("out"))
-        .env("PERF_TOOLCHAIN", "sim")
-        .env_remove("PERF_TESTLIST")
-        .env_remove("PERF_CONFIG_DIRS")
-        .env_remove("LLM_MODELS_ROOT")
-        .env_remove("PERF_SCALE")
-        .env_remove("PERF_DATASET_FALLBACK")
-        .env_remove("DISAGG_SERVING_TYPE");
+    let mut cmd = Command::from_std(crate::support::perfsanity_cmd());
+    cmd.env("PERF_OUTPUT_DIR", dir.join("out"))
+        .env("PERF_TOOLCHAIN", "sim");
     cmd
 }
 

@@ -2,11 +2,10 @@
 //! and — the regression that datatest-stable once had — a failing trial must make the binary
 //! exit non-zero, with the error in its output.
 
-mod harness_bin;
-use harness_bin::perf_harness;
+use crate::harness_bin::harness_cmd;
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const GOOD: &str = "metadata:\n  model_name: tiny\nbenchmark:\n  concurrency_list: 1\n  input_length: 8\n  output_length: 4\nhardware:\n  gpus_per_node: 1\n  num_ctx_servers: 1\n  num_gen_servers: 1\nworker_config:\n  ctx: {}\n  gen: {}\n";
 
@@ -24,14 +23,11 @@ fn fixture() -> tempfile::TempDir {
 }
 
 fn run(dir: &Path, args: &[&str]) -> Output {
-    Command::new(perf_harness())
+    harness_cmd()
         .args(args)
         .env("PERF_CONFIG_DIRS", dir.join("configs"))
         .env("PERF_OUTPUT_DIR", dir.join("out"))
         .env("PERF_TOOLCHAIN", "sim")
-        .env_remove("PERF_TESTLIST")
-        .env_remove("PERF_SCALE")
-        .env_remove("DISAGG_SERVING_TYPE")
         .env("PERF_DB", dir.join("perf.sqlite"))
         .output()
         .unwrap()

@@ -1,8 +1,7 @@
 //! With the TensorRT-LLM toolchain, simulator-only configs (`metadata.supported_gpus: [SIM]`)
 //! are listed as ignored, with the reason, instead of running and failing.
 
-mod harness_bin;
-use harness_bin::perf_harness;
+use crate::harness_bin::perf_harness;
 
 use std::process::Command;
 

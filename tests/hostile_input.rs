@@ -4,8 +4,6 @@
 //! that become paths are checked, and what reaches the terminal is escaped. Each test closes a
 //! class with more than the one example the issue gave.
 
-mod harness_bin;
-
 use std::ffi::OsStr;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -300,7 +298,7 @@ fn one_bad_config_fails_one_trial_and_junit_is_still_written() {
     let d = dir.path();
     std::fs::write(configs.join("deep.yaml"), "- ".repeat(50_000) + "1\n").unwrap();
     let junit = d.join("junit.xml");
-    let o = std::process::Command::new(harness_bin::perf_harness())
+    let o = std::process::Command::new(crate::harness_bin::perf_harness())
         .args(["deep"])
         .env("PERF_CONFIG_DIRS", &configs)
         .env("PERF_OUTPUT_DIR", d.join("out"))

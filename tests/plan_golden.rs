@@ -12,6 +12,8 @@ use perfsanity::plan::{
 };
 
 const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+use crate::support::qwen_config;
+
 const QWEN_STEM: &str = "h200_qwen3-32b-fp8_4k1k_con128_ctx1_tp1_gen1_tp2_eplb0_mtp0_ccb-DEFAULT";
 
 fn request(stem: &str, upload: bool, mode: Option<BenchmarkMode>) -> TrialRequest {
@@ -49,20 +51,6 @@ fn v(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
 }
 
-fn qwen_config() -> Option<perfsanity::config::PerfConfig> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/upstream/perf-sanity/disaggregated")
-        .join(format!("{QWEN_STEM}.yaml"));
-    if !path.exists() {
-        eprintln!(
-            "NOTICE: {} is absent; the upstream golden test did not run",
-            path.display()
-        );
-        return None;
-    }
-    Some(load_perf_config(&path).unwrap())
-}
-
 fn qwen_exists(p: &Path) -> bool {
     let present: HashSet<&str> = [
         "/models/Qwen3-32B-FP8",
@@ -73,23 +61,20 @@ fn qwen_exists(p: &Path) -> bool {
     present.contains(p.to_str().unwrap())
 }
 
-fn qwen_plan(toolchain: Toolchain, mode: Option<BenchmarkMode>) -> Option<Plan> {
-    let config = qwen_config()?;
-    Some(
-        build_plan(
-            &config,
-            &request(QWEN_STEM, true, mode),
-            &inputs(toolchain, &qwen_exists),
-        )
-        .unwrap(),
+/// The upstream example's plan (needs `../shared/upstream`: see `support::upstream_dir`).
+fn qwen_plan(toolchain: Toolchain, mode: Option<BenchmarkMode>) -> Plan {
+    build_plan(
+        &qwen_config(),
+        &request(QWEN_STEM, true, mode),
+        &inputs(toolchain, &qwen_exists),
     )
+    .unwrap()
 }
 
 #[test]
+#[cfg_attr(not(perfsanity_upstream), ignore = "needs ../shared/upstream")]
 fn upstream_example_e2e_commands() {
-    let Some(plan) = qwen_plan(Toolchain::Trtllm, Some(BenchmarkMode::E2e)) else {
-        return;
-    };
+    let plan = qwen_plan(Toolchain::Trtllm, Some(BenchmarkMode::E2e));
     let tod = format!("/out/disagg_upload-{QWEN_STEM}");
     let n = format!("e2e-{QWEN_STEM}");
     assert_eq!(plan.server_name, n);
@@ -192,10 +177,9 @@ fn upstream_example_e2e_commands() {
 }
 
 #[test]
+#[cfg_attr(not(perfsanity_upstream), ignore = "needs ../shared/upstream")]
 fn upstream_example_generated_files() {
-    let Some(plan) = qwen_plan(Toolchain::Trtllm, None) else {
-        return;
-    };
+    let plan = qwen_plan(Toolchain::Trtllm, None);
     let tod = format!("/out/disagg_upload-{QWEN_STEM}");
     let file = |suffix: &str| {
         plan.files
@@ -266,10 +250,9 @@ port: 0
 }
 
 #[test]
+#[cfg_attr(not(perfsanity_upstream), ignore = "needs ../shared/upstream")]
 fn upstream_example_gen_only_variant() {
-    let Some(plan) = qwen_plan(Toolchain::Trtllm, Some(BenchmarkMode::GenOnly)) else {
-        return;
-    };
+    let plan = qwen_plan(Toolchain::Trtllm, Some(BenchmarkMode::GenOnly));
     let c = &plan.clients[0];
     assert_eq!(c.name, "con128_iter1_isl4096_osl1024");
     assert!(!c.warmup);
@@ -295,13 +278,10 @@ fn upstream_example_gen_only_variant() {
 }
 
 #[test]
+#[cfg_attr(not(perfsanity_upstream), ignore = "needs ../shared/upstream")]
 fn simulator_changes_only_the_program_prefix() {
-    let (Some(real), Some(sim)) = (
-        qwen_plan(Toolchain::Trtllm, None),
-        qwen_plan(Toolchain::Sim, None),
-    ) else {
-        return;
-    };
+    let real = qwen_plan(Toolchain::Trtllm, None);
+    let sim = qwen_plan(Toolchain::Sim, None);
     for (r, s) in real.workers.iter().zip(&sim.workers) {
         // trtllm: numactl "-m 0,1" trtllm-serve …; sim: perfsanity sim --role R trtllm-serve …
         let r_tail = &r.argv[3..];

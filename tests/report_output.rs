@@ -2,19 +2,17 @@
 //! message and log tail), and the HTML report — well-formed, every chart an SVG file that parses
 //! and draws something, throughput-vs-latency and history charts present.
 
-mod support;
-
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::support::xml::{Element, parse};
+use crate::support::*;
 use assert_cmd::Command;
 use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{Role, Scale};
 use perfsanity::report::{write_html_report, write_junit};
 use perfsanity::results::{Store, record_trial_at};
 use perfsanity::run::outcome::{FailureClass, LogTail, TrialFailure, TrialOutcome, TrialStatus};
-use support::xml::{Element, parse};
-use support::*;
 
 fn outcomes() -> Vec<TrialOutcome> {
     vec![
@@ -228,8 +226,7 @@ fn report_cli_writes_the_page() {
     let dir = tempfile::tempdir().unwrap();
     let (db, trial) = history(dir.path());
     let out = dir.path().join("cli-report");
-    let o = Command::cargo_bin("perfsanity")
-        .unwrap()
+    let o = Command::from_std(crate::support::perfsanity_cmd())
         .args(["report", "--out"])
         .arg(&out)
         .args(["--trial", &trial])
@@ -240,8 +237,7 @@ fn report_cli_writes_the_page() {
     assert!(String::from_utf8_lossy(&o.stdout).contains("index.html"));
     check_report(&out);
     // An unknown trial gives an empty, still valid page.
-    let o = Command::cargo_bin("perfsanity")
-        .unwrap()
+    let o = Command::from_std(crate::support::perfsanity_cmd())
         .args(["report", "--out"])
         .arg(&out)
         .args(["--trial", "nope"])

@@ -2,10 +2,10 @@
 //! verdicts from earlier local runs, simulator / smoke / real histories never mixed, store
 //! failures that still keep the records, the environment knobs, and the `results` CLI verbs.
 
-mod support;
-
 use std::path::Path;
 
+use crate::support::gateway::StandIn;
+use crate::support::*;
 use assert_cmd::Command;
 use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{Plan, Scale};
@@ -15,8 +15,6 @@ use perfsanity::results::{
     UploadState, record_trial_at,
 };
 use perfsanity::run::outcome::FailureClass;
-use support::gateway::StandIn;
-use support::*;
 
 fn plan_for(root: &Path, toolchain: Toolchain, scale: Scale, upload: bool) -> Plan {
     let config = own_config();
@@ -284,17 +282,7 @@ fn context_from_env() {
 }
 
 fn cli() -> Command {
-    let mut c = Command::cargo_bin("perfsanity").unwrap();
-    for k in [
-        "OPEN_SEARCH_DB_BASE_URL",
-        "OPEN_SEARCH_DB_CREDENTIALS_USR",
-        "OPEN_SEARCH_DB_CREDENTIALS_PSW",
-        "USE_POC_DB",
-        "PERF_DB",
-    ] {
-        c.env_remove(k);
-    }
-    c
+    Command::from_std(crate::support::perfsanity_cmd())
 }
 
 #[test]
@@ -303,7 +291,11 @@ fn cli_show_and_push() {
     let db = dir.path().join("perf.sqlite");
     let gw = StandIn::start();
     // Record against a dead gateway: pending.
-    let dead = fast_gateway(&support::gateway::refused_url(), &gw.user, &gw.password);
+    let dead = fast_gateway(
+        &crate::support::gateway::refused_url(),
+        &gw.user,
+        &gw.password,
+    );
     let ctx = context(&db, Some(dead), pr_ci(), "gb200");
     let plan = plan_for(dir.path(), Toolchain::Trtllm, Scale::Full, true);
     let now = perfsanity::results::store::now_ms();

@@ -5,13 +5,13 @@
 //! show up in results, messages, logs, the database or artifacts. Simulator and smoke-scale
 //! records never reach the gateway.
 
-mod support;
-
 use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use crate::support::gateway::{Mode, StandIn, refused_url};
+use crate::support::*;
 use perfsanity::config::PerfConfig;
 use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{Plan, Scale};
@@ -21,8 +21,6 @@ use perfsanity::results::{
     record_trial,
 };
 use serde_json::{Value, json};
-use support::gateway::{Mode, StandIn, refused_url};
-use support::*;
 
 #[derive(Clone)]
 struct Buf(Arc<Mutex<Vec<u8>>>);

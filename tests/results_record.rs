@@ -3,14 +3,12 @@
 //! §6.3 job info), the `_id` against digests computed by CPython's `json` + `hashlib`, the type
 //! check, and the record decisions (SA user throughput, spec decoding, gen_only, floats).
 
-mod support;
-
+use crate::support::*;
 use perfsanity::config::BenchmarkMode;
 use perfsanity::results::pyjson::{dumps_sorted_indent2, md5_of_record};
 use perfsanity::results::record::{RecordInputs, build_records, check_metrics};
 use perfsanity::results::typecheck::check_batch;
 use perfsanity::results::{ClientResult, FieldValue, Record};
-use support::*;
 
 use FieldValue::{Bool as B, Float as D, Int as L, Str as S};
 
@@ -206,8 +204,9 @@ fn expected_qwen_record() -> Vec<(String, FieldValue)> {
 /// record above with `"_id": ""` (script in docs/RESULTS.md, "Checking `_id` against Python").
 const QWEN_RECORD_ID: &str = "ca6c2d2675f70c4c926b877d1b6ed978";
 
-fn qwen_record() -> Option<Record> {
-    let config = qwen_config()?;
+/// The spec example's record (needs `../shared/upstream`: see `support::upstream_dir`).
+fn qwen_record() -> Record {
+    let config = qwen_config();
     let dir = tempfile::tempdir().unwrap();
     let mut o = PlanOpts::new(QWEN_STEM, dir.path());
     o.test_list_id = Some(format!("disagg_upload-e2e-{QWEN_STEM}"));
@@ -231,12 +230,13 @@ fn qwen_record() -> Option<Record> {
     );
     assert!(built.notes.is_empty(), "{:?}", built.notes);
     assert_eq!(built.records.len(), 1);
-    Some(built.records.into_iter().next().unwrap())
+    built.records.into_iter().next().unwrap()
 }
 
 #[test]
+#[cfg_attr(not(perfsanity_upstream), ignore = "needs ../shared/upstream")]
 fn golden_record_of_the_spec_example() {
-    let Some(record) = qwen_record() else { return };
+    let record = qwen_record();
     let expected = expected_qwen_record();
     let got: Vec<(&String, &FieldValue)> = record.fields.iter().collect();
     for (i, (k, v)) in expected.iter().enumerate() {
@@ -255,15 +255,17 @@ fn golden_record_of_the_spec_example() {
 }
 
 #[test]
+#[cfg_attr(not(perfsanity_upstream), ignore = "needs ../shared/upstream")]
 fn record_id_matches_python() {
-    let Some(record) = qwen_record() else { return };
+    let record = qwen_record();
     assert_eq!(record.str("_id"), Some(QWEN_RECORD_ID));
 }
 
 #[test]
+#[cfg_attr(not(perfsanity_upstream), ignore = "needs ../shared/upstream")]
 fn record_id_is_stable_and_sensitive() {
-    let Some(record) = qwen_record() else { return };
-    let again = qwen_record().unwrap();
+    let record = qwen_record();
+    let again = qwen_record();
     assert_eq!(record.str("_id"), again.str("_id"));
     // Field order does not matter (sorted keys); any value does.
     let mut reordered = Record::new();
@@ -524,10 +526,9 @@ fn failure_check_messages_follow_upstream() {
 }
 
 #[test]
+#[cfg_attr(not(perfsanity_upstream), ignore = "needs ../shared/upstream")]
 fn type_check_refuses_what_upstream_refuses() {
-    let Some(mut record) = qwen_record() else {
-        return;
-    };
+    let mut record = qwen_record();
     record.set("d_mean_ttft", 250i64);
     record.set("d_p99_ttft", FieldValue::Null);
     record.set("mystery", "x");

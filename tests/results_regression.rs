@@ -3,8 +3,7 @@
 //! metrics per mode, the pre-merge exemption, FUNCTIONAL-ONLY stages, no history and a failed
 //! history query.
 
-mod support;
-
+use crate::support::day_ms;
 use perfsanity::results::context::{ThresholdOverrides, parse_threshold_overrides};
 use perfsanity::results::history::Doc;
 use perfsanity::results::regression::{
@@ -13,7 +12,6 @@ use perfsanity::results::regression::{
 };
 use perfsanity::results::{FieldValue, HistorySource, Record, evaluate_verdict};
 use serde_json::{Value, json};
-use support::day_ms;
 
 const CASE: &str = "e2e-stem-con8_iter1_isl1024_osl128";
 

@@ -14,8 +14,8 @@
 //! `docs/BENCHMARKS.md`:
 //! `cargo test --release --test runner_faults -- --nocapture --test-threads 1 2>&1 | grep fault-matrix`
 
-mod harness_bin;
-use harness_bin::perf_harness;
+use crate::harness_bin::{harness_cmd, perf_harness};
+use crate::support::{perfsanity_cmd, wait_until as poll_for};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -64,19 +64,18 @@ impl Trial {
         let trial = format!("disagg-{stem}");
         let mut cmd = match entry {
             Entry::Harness => {
-                let mut c = Command::new(perf_harness());
+                let mut c = harness_cmd();
                 c.args(["--exact", &trial]);
                 c
             }
             Entry::Cli => {
-                let mut c = Command::new(env!("CARGO_BIN_EXE_perfsanity"));
+                let mut c = perfsanity_cmd();
                 c.args(["run", &trial]);
                 c
             }
         };
         let p = dir.path();
-        cmd.current_dir(env!("CARGO_MANIFEST_DIR"))
-            .stdin(Stdio::null())
+        cmd.stdin(Stdio::null())
             .stdout(std::fs::File::create(p.join("stdout.txt")).unwrap())
             .stderr(std::fs::File::create(p.join("stderr.txt")).unwrap())
             .env("PERF_CONFIG_DIRS", FIXTURES)
@@ -84,20 +83,6 @@ impl Trial {
             .env("PERF_DB", p.join("results.sqlite"))
             .env("PERF_SIM_DATASETS", p.join("datasets"))
             .env("PERF_TOOLCHAIN", "sim");
-        for var in [
-            "PERF_TESTLIST",
-            "PERF_SCALE",
-            "PERF_JUNIT",
-            "PERF_HOSTNAME",
-            "PERF_TRIAL_TIMEOUT_S",
-            "DISAGG_SERVING_TYPE",
-            "SLURM_JOB_ID",
-            "TRTLLM_TEST_DISAGG_SERVER_READY_TIMEOUT",
-            "TRTLLM_TEST_SERVER_READY_TIMEOUT",
-            "OPEN_SEARCH_DB_BASE_URL",
-        ] {
-            cmd.env_remove(var);
-        }
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -118,15 +103,10 @@ impl Trial {
     /// Waits for the run to end (bounded: a hung runner fails the test instead of hanging it).
     fn finish(&mut self) -> Finished {
         let limit = Duration::from_secs(120);
-        let status = loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                break s;
-            }
-            if self.started.elapsed() > limit {
-                let _ = self.child.kill();
-                panic!("the run did not end within {limit:?}");
-            }
-            std::thread::sleep(Duration::from_millis(5));
+        let left = limit.saturating_sub(self.started.elapsed());
+        let Some(status) = poll_for(left, || self.child.try_wait().unwrap()) else {
+            let _ = self.child.kill();
+            panic!("the run did not end within {limit:?}");
         };
         let elapsed = self.started.elapsed();
         let read = |f: &str| std::fs::read_to_string(self.dir.path().join(f)).unwrap_or_default();
@@ -139,10 +119,9 @@ impl Trial {
 
     /// Waits until `path` contains `needle` (polling a condition, bounded).
     fn wait_for_text(&mut self, path: &Path, needle: &str) {
-        let until = Instant::now() + Duration::from_secs(60);
-        loop {
+        let shown = poll_for(Duration::from_secs(60), || {
             if std::fs::read_to_string(path).is_ok_and(|t| t.contains(needle)) {
-                return;
+                return Some(());
             }
             if let Some(s) = self.child.try_wait().unwrap() {
                 panic!(
@@ -150,13 +129,13 @@ impl Trial {
                     path.display()
                 );
             }
-            assert!(
-                Instant::now() < until,
-                "{} never showed {needle:?}",
-                path.display()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            None
+        });
+        assert!(
+            shown.is_some(),
+            "{} never showed {needle:?}",
+            path.display()
+        );
     }
 
     /// Processes whose working directory or command line lies in this run's temp dir.

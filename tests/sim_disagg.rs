@@ -3,12 +3,10 @@
 //! workers, gen_only benchmark mode, the `TLLM_BENCHMARK_REQ_QUEUES_SIZE` gate, and a worker
 //! that dies mid-stream.
 
-mod sim_support;
-
 use std::time::{Duration, Instant};
 
+use crate::sim_support::*;
 use serde_json::json;
-use sim_support::*;
 
 const CTX_ENGINE: &str = "internal_request_auth_key: k1\nprint_iter_log: true\nmax_batch_size: 4\n\
                           max_num_tokens: 4096\ncache_transceiver_config:\n  backend: DEFAULT\n\

@@ -1,12 +1,10 @@
 //! Every fault knob of `sim.faults.<ROLE>`, on workers and on the router, plus rejection of a
 //! malformed `--sim-config`.
 
-mod sim_support;
-
 use std::time::{Duration, Instant};
 
+use crate::sim_support::*;
 use serde_json::json;
-use sim_support::*;
 
 const ENGINE: &str =
     "max_batch_size: 8\nmax_num_tokens: 1024\nstream_interval: 1\ninternal_request_auth_key: k\n";
@@ -105,10 +103,12 @@ fn never_ready_keeps_health_at_503() {
     let (dir, sim, engine) = setup(json!({"latency": {"load_delay_ms": 50},
                                           "faults": {"GEN_0": {"never_ready": true},
                                                      "DISAGG_SERVER": {"never_ready": true}}}));
-    let w = start_worker(dir.path(), "GEN_0", "m", &engine, Some(&sim), &[]);
+    let mut w = start_worker(dir.path(), "GEN_0", "m", &engine, Some(&sim), &[]);
     let mut ctx = start_worker(dir.path(), "CTX_0", "m", &engine, Some(&sim), &[]);
     ctx.process.wait_healthy(&ctx.addr, Duration::from_secs(20));
-    std::thread::sleep(Duration::from_millis(400));
+    // The moment the worker would have become ready: its model is loaded.
+    w.process
+        .wait_log("fault injection: never_ready", Duration::from_secs(20));
     let client = http();
     let health = client
         .get(format!("http://{}/health", w.addr))
@@ -130,8 +130,11 @@ fn never_ready_keeps_health_at_503() {
         .process
         .wait_healthy(&healthy_gen.addr, Duration::from_secs(20));
     let config = write_server_config(dir.path(), &[&ctx.addr], &[&healthy_gen.addr], "k");
-    let router = start_router(dir.path(), &config, Some(&sim), &[]);
-    std::thread::sleep(Duration::from_millis(600));
+    let mut router = start_router(dir.path(), &config, Some(&sim), &[]);
+    // The moment the router would have become ready: it has seen every worker healthy.
+    router
+        .process
+        .wait_log("[sim] all servers are ready", Duration::from_secs(20));
     let health = client
         .get(format!("http://{}/health", router.addr))
         .send()
@@ -227,7 +230,7 @@ fn malformed_sim_config_is_rejected_with_the_key_path() {
     let run = |sim: &str| {
         let path = dir.path().join("sim-config.json");
         std::fs::write(&path, sim).unwrap();
-        let out = std::process::Command::new(bin())
+        let out = crate::support::clean_cmd(bin())
             .args([
                 "sim",
                 "--role",

@@ -4,13 +4,11 @@
 //! `avg_decoded_tokens_per_iter` field on every completions/chat choice (streamed or not, also
 //! through the disaggregated router), the iteration log, and start-up errors.
 
-mod sim_support;
-
 use std::time::Duration;
 
+use crate::sim_support::*;
 use regex::Regex;
 use serde_json::{Value, json};
-use sim_support::*;
 
 const FORCE: &str = "TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS";
 
@@ -109,10 +107,9 @@ fn forced_acceptance_with_max_draft_len_streams_exact_averages() {
             .map(|l| ngen.captures(l).unwrap()[1].parse().unwrap())
             .collect()
     };
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while busy_lines(&w.process.log_text()).len() < 11 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    crate::support::wait_until(Duration::from_secs(5), || {
+        (busy_lines(&w.process.log_text()).len() >= 11).then_some(())
+    });
     let log = w.process.log_text();
     assert_eq!(busy_lines(&log), [vec![0], vec![4; 10]].concat(), "{log}");
     assert!(
@@ -401,7 +398,7 @@ fn bad_speculation_settings_stop_the_worker_at_start_up() {
     let run = |engine_yaml: &str, force: &str| {
         let engine = write_engine_config(dir.path(), "engine.yml", engine_yaml);
         let report = dir.path().join("addr.txt");
-        let out = std::process::Command::new(bin())
+        let out = crate::support::clean_cmd(bin())
             .args(["sim", "trtllm-serve", "m", "--config"])
             .arg(&engine)
             .args(["--host", "127.0.0.1", "--port", "0", "--report_addr"])

@@ -2,36 +2,39 @@
 //! `scripts/install-python-tools.sh`) against the simulated disaggregated graph: it must finish
 //! with zero failed requests and see exactly the token counts it asked for.
 //!
-//! The client lives in `${PERFSANITY_PYVENV:-/opt/perfsanity-venv}`. When it is missing the test
-//! fails if `PERFSANITY_REQUIRE_THIRD_PARTY=1` (CI) and otherwise prints a loud notice.
-
-mod sim_support;
+//! The client lives in `${PERFSANITY_PYVENV:-/opt/perfsanity-venv}`. Part of the `env_gated` test
+//! binary: when the client is missing the test is reported as *ignored* (with the reason), or
+//! fails if `PERFSANITY_REQUIRE_THIRD_PARTY=1` (CI).
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
+use crate::sim_support::*;
 use serde_json::json;
-use sim_support::*;
 
-fn aiperf() -> Option<PathBuf> {
+/// Every test of this file, for `tests/env_gated.rs`.
+pub const TESTS: &[(&str, fn())] = &[(
+    "aiperf_runs_clean_against_the_simulated_router",
+    aiperf_runs_clean_against_the_simulated_router,
+)];
+
+fn aiperf() -> PathBuf {
     let venv = std::env::var("PERFSANITY_PYVENV").unwrap_or_else(|_| "/opt/perfsanity-venv".into());
-    let bin = Path::new(&venv).join("bin/aiperf");
-    if bin.is_file() {
-        return Some(bin);
-    }
-    let message = format!(
-        "the third-party client is not installed ({} missing); run scripts/install-python-tools.sh",
-        bin.display()
-    );
-    if std::env::var("PERFSANITY_REQUIRE_THIRD_PARTY").as_deref() == Ok("1") {
-        panic!("PERFSANITY_REQUIRE_THIRD_PARTY=1 but {message}");
-    }
-    eprintln!("\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!");
-    eprintln!("!! NOTICE: sim_third_party DID NOT RUN: {message}");
-    eprintln!("!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n");
-    None
+    Path::new(&venv).join("bin/aiperf")
+}
+
+/// Why this test cannot run here, if it cannot: the client is not installed.
+pub fn missing() -> Option<String> {
+    let bin = aiperf();
+    (!bin.is_file()).then(|| {
+        format!(
+            "the third-party client is not installed ({} missing); run \
+             scripts/install-python-tools.sh",
+            bin.display()
+        )
+    })
 }
 
 /// A Hugging Face tokenizer whose vocabulary is exactly the simulator's synthetic one
@@ -121,22 +124,17 @@ fn run_aiperf(
     .stderr(out)
     .process_group(0);
     let mut child = cmd.spawn().expect("spawning aiperf");
-    let deadline = Instant::now() + Duration::from_secs(300);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
+    let Some(status) =
+        crate::support::wait_until(Duration::from_secs(300), || child.try_wait().unwrap())
+    else {
+        unsafe {
+            libc::kill(-(child.id() as i32), libc::SIGKILL);
         }
-        if Instant::now() > deadline {
-            unsafe {
-                libc::kill(-(child.id() as i32), libc::SIGKILL);
-            }
-            let _ = child.wait();
-            panic!(
-                "aiperf did not finish in 300 s; log:\n{}",
-                std::fs::read_to_string(&log).unwrap()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
+        let _ = child.wait();
+        panic!(
+            "aiperf did not finish in 300 s; log:\n{}",
+            std::fs::read_to_string(&log).unwrap()
+        );
     };
     // AIPerf's worker processes live in its process group; make sure none outlive it.
     unsafe {
@@ -166,11 +164,8 @@ fn assert_clean(run: &Run, isl: f64, osl: f64) {
     assert_eq!(s["usage_prompt_tokens"]["avg"], isl);
 }
 
-#[test]
-fn aiperf_runs_clean_against_the_simulated_router() {
-    let Some(bin) = aiperf() else {
-        return;
-    };
+pub fn aiperf_runs_clean_against_the_simulated_router() {
+    let bin = aiperf();
     let dir = tempfile::tempdir().unwrap();
     let sim = write_sim_config(
         dir.path(),

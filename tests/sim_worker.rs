@@ -2,13 +2,11 @@
 //! reporting, readiness, streaming format, usage, token-id prompts, chat, errors, iteration log,
 //! the real-tokenizer path, CLI errors and SIGTERM.
 
-mod sim_support;
-
 use std::time::{Duration, Instant};
 
+use crate::sim_support::*;
 use regex::Regex;
 use serde_json::json;
-use sim_support::*;
 
 const ENGINE: &str = "print_iter_log: true\nmax_batch_size: 8\nmax_num_tokens: 512\n\
                       stream_interval: 4\nkv_cache_config:\n  dtype: fp8\n";
@@ -266,7 +264,12 @@ fn iteration_log_lines_match_upstream_regexes() {
     let mut w = start_worker(dir.path(), "GEN_0", "m", &engine, Some(&sim), &[]);
     w.process.wait_healthy(&w.addr, Duration::from_secs(20));
     let client = http();
-    for _ in 0..2 {
+    for round in 0..2 {
+        if round == 1 {
+            // What is under test, not a wait: an idle gap longer than 50 ms between requests,
+            // which must show up as exactly one idle iteration and one long device time.
+            std::thread::sleep(Duration::from_millis(100));
+        }
         let r = post_sse(
             &client,
             &w.addr,
@@ -274,8 +277,12 @@ fn iteration_log_lines_match_upstream_regexes() {
             &json!({"model": "m", "prompt": [1, 2], "max_tokens": 12, "stream": true}),
         );
         assert!(r.done());
-        std::thread::sleep(Duration::from_millis(100));
     }
+    // The last iteration's line is printed just after its tokens are handed over: wait for it.
+    let iteration_lines = |log: &str| log.matches("prev_device_step_time").count();
+    crate::support::wait_until(Duration::from_secs(5), || {
+        (iteration_lines(&w.process.log_text()) >= 25).then_some(())
+    });
     let log = w.process.log_text();
     let row = Regex::new(r"iter\s*=\s*(\d+),.*?prev_device_step_time\s*=\s*([\d.]+)\s*ms").unwrap();
     let ngen = Regex::new(r"'num_generation_tokens':\s*(\d+)").unwrap();
@@ -416,7 +423,7 @@ fn sigterm_stops_the_worker_within_one_second_even_mid_stream() {
 fn command_line_errors_are_clear() {
     let dir = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {
-        std::process::Command::new(bin())
+        crate::support::clean_cmd(bin())
             .args(args)
             .output()
             .unwrap()

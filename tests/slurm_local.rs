@@ -6,67 +6,71 @@
 //! as a failed trial (not a cancellation), SIGTERM to the submitter cancels the job, and sbatch
 //! reads hostile `#SBATCH` values literally.
 //!
-//! Without a usable cluster the tests print a loud notice and pass; with
-//! `PERFSANITY_REQUIRE_SLURM=1` (CI) they fail instead.
+//! Part of the `env_gated` test binary: without a usable cluster the tests are reported as
+//! *ignored* (with the reason); with `PERFSANITY_REQUIRE_SLURM=1` (CI) they fail instead.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use crate::support::wait::poll_until;
+use crate::support::{perfsanity_cmd, wait_until};
+
 /// The cluster runs one 4-node job at a time: the tests take turns.
 static CLUSTER: Mutex<()> = Mutex::new(());
 
-fn cluster() -> Option<std::sync::MutexGuard<'static, ()>> {
-    let guard = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
-    // Probed once: sinfo takes seconds to give up when the daemons are down.
-    static USABLE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
-    let usable = *USABLE.get_or_init(|| {
-        Command::new("sinfo")
-            .args(["-h", "-N", "-o", "%N %T"])
-            .output()
-            .ok()
-            .filter(|o| o.status.success())
-            .map(|o| {
-                let text = String::from_utf8_lossy(&o.stdout).into_owned();
-                let mut nodes: Vec<&str> = text
-                    .lines()
-                    .filter(|l| {
-                        ["idle", "mixed", "allocated", "completing"]
-                            .iter()
-                            .any(|s| l.ends_with(&format!(" {s}")))
-                    })
-                    .filter_map(|l| l.split_whitespace().next())
-                    .collect();
-                nodes.sort();
-                nodes.dedup();
-                nodes.len()
-            })
-            .unwrap_or(0)
-    });
-    if usable >= 4 {
-        return Some(guard);
-    }
-    let message = format!(
-        "no usable SLURM with >= 4 nodes (found {usable}); bring one up with \
-         `scripts/local-slurm.sh up`"
-    );
-    if std::env::var("PERFSANITY_REQUIRE_SLURM").as_deref() == Ok("1") {
-        panic!("PERFSANITY_REQUIRE_SLURM=1 and {message}");
-    }
-    // Straight to fd 2: libtest captures eprintln! of passing tests, and this must be seen.
-    static NOTICE: std::sync::Once = std::sync::Once::new();
-    NOTICE.call_once(|| {
-        let _ = writeln!(
-            std::io::stderr(),
-            "\n!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n\
-             !! NOTICE: tests/slurm_local.rs DID NOT RUN: {message}\n\
-             !! (PERFSANITY_REQUIRE_SLURM=1 makes this a failure)\n\
-             !!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!\n"
-        );
-    });
-    None
+/// Every test of this file, for `tests/env_gated.rs`.
+pub const TESTS: &[(&str, fn())] = &[
+    (
+        "trials_run_as_srun_steps_on_their_node_slices",
+        trials_run_as_srun_steps_on_their_node_slices,
+    ),
+    (
+        "sigterm_to_the_submitter_cancels_the_job",
+        sigterm_to_the_submitter_cancels_the_job,
+    ),
+    (
+        "sbatch_reads_hostile_directives_literally",
+        sbatch_reads_hostile_directives_literally,
+    ),
+];
+
+/// Why these tests cannot run here, if they cannot: fewer than 4 usable SLURM nodes.
+pub fn missing() -> Option<String> {
+    let usable = Command::new("sinfo")
+        .args(["-h", "-N", "-o", "%N %T"])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| {
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            let mut nodes: Vec<&str> = text
+                .lines()
+                .filter(|l| {
+                    ["idle", "mixed", "allocated", "completing"]
+                        .iter()
+                        .any(|s| l.ends_with(&format!(" {s}")))
+                })
+                .filter_map(|l| l.split_whitespace().next())
+                .collect();
+            nodes.sort();
+            nodes.dedup();
+            nodes.len()
+        })
+        .unwrap_or(0);
+    (usable < 4).then(|| {
+        format!(
+            "no usable SLURM with >= 4 nodes (found {usable}); bring one up with \
+             `scripts/local-slurm.sh up`"
+        )
+    })
+}
+
+/// The cluster, for one test at a time.
+fn cluster() -> std::sync::MutexGuard<'static, ()> {
+    CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn run(program: &str, args: &[&str]) -> String {
@@ -134,11 +138,9 @@ fn setup(configs: &[(&str, String)]) -> Setup {
 }
 
 fn perfsanity(s: &Setup, args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_perfsanity"));
+    let mut cmd = perfsanity_cmd();
     cmd.args(args)
         .current_dir(s.work.path())
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap())
         .env("PERF_CONFIG_DIRS", &s.configs)
         .env("PERF_OUTPUT_DIR", &s.out)
         .env("PERF_DB", s.work.path().join("perf.sqlite"))
@@ -150,8 +152,8 @@ fn perfsanity(s: &Setup, args: &[&str]) -> Command {
 /// `sacct` steps of a job: (name, state, exit code, node names, tasks).
 fn steps(job: &str) -> Vec<(String, String, String, Vec<String>, String)> {
     // The accounting database lags slurmctld by about a second.
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
+    let mut last = Vec::new();
+    let rows = poll_until(Duration::from_secs(15), Duration::from_millis(500), || {
         let text = run(
             "sacct",
             &[
@@ -182,11 +184,13 @@ fn steps(job: &str) -> Vec<(String, String, String, Vec<String>, String)> {
                 })
             })
             .collect();
-        if rows.len() >= 5 || Instant::now() > deadline {
-            return rows;
+        if rows.len() >= 5 {
+            return Some(rows);
         }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+        last = rows;
+        None
+    });
+    rows.unwrap_or(last)
 }
 
 fn job_field(job: &str, field: &str) -> String {
@@ -205,9 +209,8 @@ fn job_id_of(output: &str, trial: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn trials_run_as_srun_steps_on_their_node_slices() {
-    let Some(_cluster) = cluster() else { return };
+pub fn trials_run_as_srun_steps_on_their_node_slices() {
+    let _cluster = cluster();
     // 4 nodes: GEN_0 and GEN_1 (TP2 on 2-GPU nodes: 1 node, 2 ranks each), CTX_0 (TP4: 2 nodes,
     // 4 ranks). And a 3-node trial whose GEN_1 exits at start.
     let ok = "sim-slurm-e2e";
@@ -415,9 +418,8 @@ fn trials_run_as_srun_steps_on_their_node_slices() {
     );
 }
 
-#[test]
-fn sigterm_to_the_submitter_cancels_the_job() {
-    let Some(_cluster) = cluster() else { return };
+pub fn sigterm_to_the_submitter_cancels_the_job() {
+    let _cluster = cluster();
     // GEN_0 never becomes ready: the job would run until slurm.timeout.
     let stem = "sim-slurm-hang";
     let s = setup(&[(
@@ -454,10 +456,9 @@ fn sigterm_to_the_submitter_cancels_the_job() {
     let job = job.unwrap_or_else(|| panic!("no job id:\n{seen}"));
     // Let the roles start on their nodes, then stop the submitter as CI would.
     let rendezvous = s.out.join(&trial).join(format!("hostnames-{job}-0"));
-    let until = Instant::now() + Duration::from_secs(30);
-    while !rendezvous.join("CTX_0.txt").exists() && Instant::now() < until {
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_until(Duration::from_secs(30), || {
+        rendezvous.join("CTX_0.txt").exists().then_some(())
+    });
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
         nix::sys::signal::Signal::SIGTERM,
@@ -478,24 +479,17 @@ fn sigterm_to_the_submitter_cancels_the_job() {
     );
     // Slurm agrees, and nothing of the trial is left on any node.
     assert!(job_field(&job, "State").starts_with("CANCELLED"));
-    let until = Instant::now() + Duration::from_secs(30);
-    loop {
-        let left = Command::new("pgrep").args(["-f", &trial]).output().unwrap();
-        if left.stdout.is_empty() {
-            break;
-        }
-        assert!(
-            Instant::now() < until,
-            "processes left: {}",
-            String::from_utf8_lossy(&left.stdout)
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    let mut left = String::new();
+    let gone = poll_until(Duration::from_secs(30), Duration::from_millis(250), || {
+        let out = Command::new("pgrep").args(["-f", &trial]).output().unwrap();
+        left = String::from_utf8_lossy(&out.stdout).into_owned();
+        left.is_empty().then_some(())
+    });
+    assert!(gone.is_some(), "processes left: {left}");
 }
 
-#[test]
-fn sbatch_reads_hostile_directives_literally() {
-    let Some(_cluster) = cluster() else { return };
+pub fn sbatch_reads_hostile_directives_literally() {
+    let _cluster = cluster();
     let job_name = "job;$(touch PWNED) 'a b' \"q\" `id` \\x #h";
     let account = "acc $(touch PWNED)";
     let extra = "--comment='$(touch PWNED) it\"s `id`' --hold";

@@ -19,23 +19,9 @@ use perfsanity::run::slurm::quote::sbatch_split;
 use perfsanity::run::slurm::script::{LITERALS_BEGIN, LITERALS_END};
 use perfsanity::run::slurm::{JobEnv, JobLayout, ScriptInputs, SiteOptions, render_script};
 
-// ------------------------------------------------------------------ fixtures
+use crate::support::{perfsanity_cmd, upstream_dir};
 
-/// `shared/upstream`: `../shared/upstream` from the crate root (a worktree sits one level deeper).
-fn upstream_dir() -> Option<PathBuf> {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let found = ["../shared/upstream", "../../shared/upstream"]
-        .iter()
-        .map(|p| root.join(p))
-        .find(|p| p.is_dir());
-    if found.is_none() {
-        eprintln!(
-            "NOTICE: {}/../shared/upstream is absent; the upstream node-math checks did not run",
-            root.display()
-        );
-    }
-    found
-}
+// ------------------------------------------------------------------ fixtures
 
 /// Every upstream disaggregated / WideEP config (not aggregated configs, not test lists).
 fn upstream_disagg_configs(root: &Path) -> Vec<PathBuf> {
@@ -406,6 +392,7 @@ fn check_layout(plan: &Plan, script: &str, run: &Run, what: &str) {
 // ------------------------------------------------------------------ node math
 
 #[test]
+#[cfg_attr(not(perfsanity_upstream), ignore = "needs ../shared/upstream")]
 fn node_math_matches_upstream_worked_examples() {
     // (config stem, mode override, nodes, GPUs) with gpus_per_node 4. Sources:
     // upstream-ci-scripts.md §3.3 (9 nodes / 36 GPUs; the WideEP gen_only twin needs 9 with the
@@ -456,7 +443,7 @@ fn node_math_matches_upstream_worked_examples() {
             32,
         ),
     ];
-    let Some(root) = upstream_dir() else { return };
+    let root = upstream_dir();
     let configs = upstream_disagg_configs(&root);
     let out = tempfile::tempdir().unwrap();
     for (stem, mode, nodes, gpus) in cases {
@@ -547,8 +534,9 @@ fn gen_only_keeps_context_workers_and_gen_only_no_context_drops_them() {
 }
 
 #[test]
+#[cfg_attr(not(perfsanity_upstream), ignore = "needs ../shared/upstream")]
 fn every_upstream_disagg_config_lays_out_consistently() {
-    let Some(root) = upstream_dir() else { return };
+    let root = upstream_dir();
     let configs = upstream_disagg_configs(&root);
     assert!(
         configs.len() >= 20,
@@ -740,11 +728,9 @@ fn hostile_config_values_stay_literal() {
     let bin = work.path().join("bin dir/perf`touch x`sanity");
     let trial = "disagg-sim-hostile";
     let generate = |extra_env: &[(&str, &str)]| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_perfsanity"));
+        let mut cmd = perfsanity_cmd();
         cmd.args(["slurm", "script", trial])
             .current_dir(work.path())
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap())
             .env("PERF_CONFIG_DIRS", &configs)
             .env("PERF_OUTPUT_DIR", &out_root)
             .env("PERF_TOOLCHAIN", "sim")
@@ -966,11 +952,9 @@ fn docs_examples_are_current() {
             "slurm-deepseek-r1-fp4_1k1k_ctx2_dep4_gen1_dep32_bs64_eplb288_mtp0-NIXL.sh",
         ),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_perfsanity"))
+        let out = perfsanity_cmd()
             .args(["slurm", "script", trial])
             .current_dir(root)
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap())
             .envs(EXAMPLE_ENV.iter().copied())
             .env("LLM_MODELS_ROOT", models.path())
             .output()

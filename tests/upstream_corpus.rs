@@ -9,18 +9,7 @@ use perfsanity::config::{parse_aggregated_config, parse_perf_config};
 use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{PlanInputs, Scale, TrialRequest, build_plan};
 
-fn upstream() -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/upstream");
-    if dir.is_dir() {
-        Some(dir)
-    } else {
-        eprintln!(
-            "NOTICE: {} is absent; upstream corpus tests did not run",
-            dir.display()
-        );
-        None
-    }
-}
+use crate::support::upstream_dir;
 
 fn yaml_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -57,8 +46,9 @@ fn kind(path: &Path) -> Kind {
 }
 
 #[test]
+#[cfg_attr(not(perfsanity_upstream), ignore = "needs ../shared/upstream")]
 fn every_upstream_yaml_parses() {
-    let Some(root) = upstream() else { return };
+    let root = upstream_dir();
     let mut files = Vec::new();
     yaml_files(&root, &mut files);
     files.sort();
@@ -135,8 +125,9 @@ fn every_upstream_yaml_parses() {
 }
 
 #[test]
+#[cfg_attr(not(perfsanity_upstream), ignore = "needs ../shared/upstream")]
 fn txt_testlists_lose_no_line() {
-    let Some(root) = upstream() else { return };
+    let root = upstream_dir();
     for name in ["debug_cases.txt", "debug_single_agg.txt"] {
         let path = root.join("jenkins_test/testlists").join(name);
         let text = std::fs::read_to_string(&path).unwrap();
@@ -161,8 +152,9 @@ fn txt_testlists_lose_no_line() {
 }
 
 #[test]
+#[cfg_attr(not(perfsanity_upstream), ignore = "needs ../shared/upstream")]
 fn upstream_test_db_timeouts_and_labels() {
-    let Some(root) = upstream() else { return };
+    let root = upstream_dir();
     let path = root
         .join("test-lists/l0_gb200_multi_nodes_perf_sanity_ctx1_node1_gpu4_gen1_node2_gpu8.yml");
     let list = load_testlist(&path).unwrap();

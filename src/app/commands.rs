@@ -9,9 +9,10 @@ use serde::Serialize;
 use crate::app::settings::Settings;
 use crate::catalog::list_cache::{ConfigSummary, summaries};
 use crate::catalog::scan::Catalog;
+pub use crate::catalog::selection::find_trial;
 use crate::catalog::selection::{TrialSpec, all_trials, testlist_trials};
 use crate::catalog::testlist::{load_testlist, require_tests};
-use crate::catalog::trial_id::{AggrKind, id_from_node_id, resolve_id};
+use crate::catalog::trial_id::AggrKind;
 use crate::config::{PerfConfig, load_perf_config};
 use crate::plan::prepare::{KeyMode, plan_trial};
 use crate::plan::{Topology, render_text};
@@ -222,26 +223,6 @@ fn aggr_row(row: &mut ListRow, t: &TrialSpec, selection: Option<&[String]>) {
         .max();
 }
 
-/// Finds a trial by exact name, or by any upstream id / node id that resolves to one.
-pub fn find_trial(
-    catalog: &Catalog,
-    trials: &[TrialSpec],
-    wanted: &str,
-) -> Result<TrialSpec, String> {
-    if let Some(t) = trials.iter().find(|t| t.name == wanted) {
-        return Ok(t.clone());
-    }
-    let id = id_from_node_id(wanted)?;
-    let (disagg, aggr) = crate::catalog::selection::known_stems(catalog);
-    let stems = crate::catalog::trial_id::KnownStems {
-        disagg: &disagg,
-        aggr: &aggr,
-    };
-    let resolved = resolve_id(id, stems).map_err(|e| e.to_string())?;
-    crate::catalog::selection::trial_of(catalog, &resolved, id)
-        .ok_or_else(|| format!("no config for {wanted:?}"))
-}
-
 /// `perfsanity plan <trial> [--json]`: the dry-run.
 pub fn plan(settings: &Settings, wanted: &str, json: bool) -> Outcome {
     let (catalog, trials) = match selected_trials(settings) {
@@ -395,7 +376,7 @@ pub fn run(
         Ok(p) => p,
         Err(e) => return Outcome::failure(format!("perfsanity run: cannot locate myself: {e}")),
     };
-    let executor = match crate::run::execute::Executor::from_env(settings, self_exe, tee) {
+    let executor = match crate::app::from_env::executor(settings, self_exe, tee) {
         Ok(e) => e,
         Err(e) => return Outcome::failure(format!("perfsanity run: {e}")),
     };

@@ -13,11 +13,12 @@ use std::sync::{Arc, Mutex};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 use crate::app::commands::selected_trials;
+use crate::app::from_env::junit_path_from_env;
 use crate::app::settings::{ProcessEnv, Settings, target_dir};
 use crate::catalog::selection::TrialSpec;
 use crate::config::{BenchmarkMode, load_perf_config};
 use crate::plan::Topology;
-use crate::report::{junit_path_from_env, write_junit};
+use crate::report::write_junit;
 use crate::run::execute::Executor;
 use crate::run::launch::signals;
 use crate::run::outcome::{TrialOutcome, TrialStatus};
@@ -49,10 +50,11 @@ pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
         Ok((_, specs)) => specs,
         Err(e) => return fail(e),
     };
-    let executor = match Executor::from_env(settings, PathBuf::from(self_exe), args.nocapture) {
-        Ok(e) => e,
-        Err(e) => return fail(e),
-    };
+    let executor =
+        match crate::app::from_env::executor(settings, PathBuf::from(self_exe), args.nocapture) {
+            Ok(e) => e,
+            Err(e) => return fail(e),
+        };
     let ctx = Arc::new(HarnessContext {
         executor,
         outcomes: Mutex::new(Vec::new()),

@@ -3,6 +3,9 @@
 
 pub mod commands;
 pub mod env_check;
+pub mod from_env;
 pub mod harness;
 pub mod output_check;
+pub mod results_cmd;
 pub mod settings;
+pub mod slurm_cmd;

@@ -88,7 +88,7 @@ pub fn check_outputs(
     env: &dyn crate::app::settings::EnvSource,
 ) -> Result<(), String> {
     check_db(db_path)?;
-    match crate::report::junit_path_from_env(env) {
+    match crate::app::from_env::junit_path_from_env(env) {
         Some(junit) => check_junit(&junit),
         None => Ok(()),
     }

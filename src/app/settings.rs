@@ -60,16 +60,9 @@ pub struct Settings {
 #[error("{0}")]
 pub struct SettingsError(pub String);
 
-/// The variables a [`Settings`] is read from (a snapshot, so tests need not touch the process env).
-pub trait EnvSource {
-    /// Value of `name`, if set and valid UTF-8.
-    fn var(&self, name: &str) -> Option<String>;
-
-    /// Knobs that are set but unusable (see [`crate::app::env_check`]); none for snapshots.
-    fn unusable(&self) -> Vec<String> {
-        Vec::new()
-    }
-}
+/// The variables a [`Settings`] is read from (a snapshot, so tests need not touch the process
+/// env); defined in `util` so the stages can take one without importing the edge.
+pub use crate::util::env::EnvSource;
 
 /// The real process environment.
 pub struct ProcessEnv;
@@ -81,14 +74,6 @@ impl EnvSource for ProcessEnv {
 
     fn unusable(&self) -> Vec<String> {
         crate::app::env_check::non_utf8_knobs(std::env::vars_os())
-    }
-}
-
-impl<const N: usize> EnvSource for [(&str, &str); N] {
-    fn var(&self, name: &str) -> Option<String> {
-        self.iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v.to_string())
     }
 }
 

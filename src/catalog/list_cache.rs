@@ -10,8 +10,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::shape::Shape;
 use crate::config::{BenchmarkMode, PerfConfig};
-use crate::plan::Shape;
 
 /// A config as `list` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,7 +125,7 @@ pub fn summaries(
             let _ = std::fs::create_dir_all(dir);
         }
         if let Ok(bytes) = serde_json::to_vec(&file) {
-            let _ = crate::plan::prepare::write_atomic(cache, &bytes);
+            let _ = crate::util::fs::write_atomic(cache, &bytes);
         }
     }
     out

@@ -9,7 +9,8 @@ use std::path::PathBuf;
 use crate::catalog::scan::{Catalog, ConfigFile};
 use crate::catalog::testlist::Testlist;
 use crate::catalog::trial_id::{
-    AggrKind, KnownStems, ResolvedId, aggr_trial_name, labelled_trial_name, resolve_id, trial_name,
+    AggrKind, KnownStems, ResolvedId, aggr_trial_name, id_from_node_id, labelled_trial_name,
+    resolve_id, trial_name,
 };
 use crate::config::{BenchmarkMode, load_aggregated_config, load_perf_config};
 
@@ -65,30 +66,6 @@ impl TrialSpec {
 /// The catalog's stems by layout, for [`resolve_id`].
 pub fn known_stems(catalog: &Catalog) -> (Vec<&str>, Vec<&str>) {
     catalog.stems_by_layout()
-}
-
-/// The trial a resolved id names (`id` as written goes to `test_list_id`).
-pub fn trial_of(catalog: &Catalog, resolved: &ResolvedId, id: &str) -> Option<TrialSpec> {
-    let config = catalog.get(&resolved.stem)?;
-    let name = match (&resolved.aggr, resolved.mode_label) {
-        (Some(kind), _) => aggr_trial_name(resolved.upload, &resolved.stem, kind),
-        // A label equal to the YAML's own mode keeps the plain trial name.
-        (None, Some(label)) => match load_perf_config(&config.path) {
-            Ok(c) if c.benchmark.mode == label => trial_name(resolved.upload, &resolved.stem),
-            _ => labelled_trial_name(resolved.upload, label, &resolved.stem),
-        },
-        (None, None) => trial_name(resolved.upload, &resolved.stem),
-    };
-    Some(TrialSpec {
-        test_list_id: id.to_string(),
-        ..TrialSpec::of_config(
-            config,
-            name,
-            resolved.upload,
-            resolved.mode_label,
-            resolved.aggr.clone(),
-        )
-    })
 }
 
 /// Every trial of the catalog, in upstream's generation order (§3.1): for each aggregated stem
@@ -148,6 +125,55 @@ pub fn all_trials(catalog: &Catalog) -> Vec<TrialSpec> {
     out
 }
 
+/// The trial a resolved upstream id names, with its config: the one place an id becomes a
+/// [`TrialSpec`]. Aggregated-runtime ids are named by their family; a mode label equal to the
+/// YAML's own mode keeps the plain trial name, a different one names the trial after the label.
+/// `yaml_mode` (the config's own `benchmark.mode`) is asked only when the id carries a label.
+pub fn spec_of_id(
+    id: &ResolvedId,
+    config: &ConfigFile,
+    test_list_id: &str,
+    yaml_mode: impl FnOnce() -> Option<BenchmarkMode>,
+) -> TrialSpec {
+    let name = match (&id.aggr, id.mode_label) {
+        (Some(kind), _) => aggr_trial_name(id.upload, &id.stem, kind),
+        (None, Some(label)) if yaml_mode().is_some_and(|m| m != label) => {
+            labelled_trial_name(id.upload, label, &id.stem)
+        }
+        (None, _) => trial_name(id.upload, &id.stem),
+    };
+    TrialSpec {
+        test_list_id: test_list_id.to_string(),
+        ..TrialSpec::of_config(config, name, id.upload, id.mode_label, id.aggr.clone())
+    }
+}
+
+/// The trial `wanted` names: a trial name of `trials`, an upstream id or a pytest node id.
+pub fn find_trial(
+    catalog: &Catalog,
+    trials: &[TrialSpec],
+    wanted: &str,
+) -> Result<TrialSpec, String> {
+    if let Some(t) = trials.iter().find(|t| t.name == wanted) {
+        return Ok(t.clone());
+    }
+    let id = id_from_node_id(wanted)?;
+    let (disagg, aggr) = known_stems(catalog);
+    let stems = KnownStems {
+        disagg: &disagg,
+        aggr: &aggr,
+    };
+    let resolved = resolve_id(id, stems).map_err(|e| e.to_string())?;
+    let config = catalog
+        .get(&resolved.stem)
+        .ok_or_else(|| format!("no config for {wanted:?}"))?;
+    Ok(spec_of_id(&resolved, config, id, || {
+        load_perf_config(&config.path)
+            .ok()
+            .map(|c| c.benchmark.mode)
+    }))
+}
+
 /// Exactly the trials of a test list, in list order.
 pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
     let (disagg, aggr) = known_stems(catalog);
@@ -162,15 +188,29 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
         .unwrap_or_else(|| list.path.display().to_string());
     let mut out: Vec<TrialSpec> = Vec::new();
     let mut seen: std::collections::HashMap<String, usize> = Default::default();
+    let mut yaml_modes: std::collections::HashMap<String, Option<BenchmarkMode>> =
+        Default::default();
     for entry in &list.entries {
         let origin = format!("{}:{}", list.path.display(), entry.line);
         let time_limit_s = entry.timeout_minutes.map(|m| m.saturating_mul(60));
         let spec = match resolve_id(&entry.id, stems) {
-            Ok(id) => TrialSpec {
-                time_limit_s,
-                origin: Some(origin.clone()),
-                ..trial_of(catalog, &id, &entry.id).expect("resolved stems are in the catalog")
-            },
+            Ok(id) => {
+                let config = catalog
+                    .get(&id.stem)
+                    .expect("resolved stems are in the catalog");
+                TrialSpec {
+                    time_limit_s,
+                    origin: Some(origin.clone()),
+                    ..spec_of_id(&id, config, &entry.id, || {
+                        // Each config is read once however often the list names it.
+                        *yaml_modes.entry(id.stem.clone()).or_insert_with(|| {
+                            load_perf_config(&config.path)
+                                .ok()
+                                .map(|c| c.benchmark.mode)
+                        })
+                    })
+                }
+            }
             Err(e) => TrialSpec {
                 name: entry.id.to_string(),
                 stem: None,

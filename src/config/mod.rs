@@ -13,6 +13,8 @@ mod model;
 pub mod nul_bytes;
 mod parse;
 pub mod reader;
+pub mod shape;
+pub mod sim_section;
 
 pub use aggregated::{
     AGGR_DEFAULT_BENCHMARK_RATIO, AGGR_DEFAULT_USE_NV_SA, AggrBenchmark, AggrClient, AggrServer,

@@ -226,7 +226,7 @@ pub fn parse_perf_config(text: &str, path: &Path) -> Result<PerfConfig, ConfigEr
     let server_config_extra = read_server_config_extra(top.node("server_config_extra"), &mut p);
     let sim = top.node("sim").filter(|n| !n.is_null()).cloned();
     if let Some(node) = &sim
-        && let Err(e) = crate::tools::sim::SimConfig::from_json_value(&node.to_json())
+        && let Err(e) = crate::config::sim_section::SimConfig::from_json_value(&node.to_json())
     {
         let inner = e
             .path

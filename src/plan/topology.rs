@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::config::{PerfConfig, WorkerSection};
+use crate::config::PerfConfig;
 
 /// Sizing of one worker kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -29,35 +29,8 @@ pub struct WorkerTopology {
     pub gpus_per_node_per_worker: u64,
 }
 
-/// What sizing needs from a config: counts and parallelism, nothing else (small enough to
-/// cache, see `list_cache`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Shape {
-    /// `hardware.gpus_per_node`.
-    pub gpus_per_node: u64,
-    /// `hardware.num_ctx_servers`.
-    pub num_ctx: u64,
-    /// `hardware.num_gen_servers`.
-    pub num_gen: u64,
-    /// Context workers' (tp, pp, cp, ep).
-    pub ctx: [u64; 4],
-    /// Generation workers' (tp, pp, cp, ep).
-    pub gen_workers: [u64; 4],
-}
-
-impl Shape {
-    /// The shape of `config`.
-    pub fn of(config: &PerfConfig) -> Self {
-        let par = |w: &WorkerSection| [w.tp, w.pp, w.cp, w.ep];
-        Shape {
-            gpus_per_node: config.hardware.gpus_per_node,
-            num_ctx: config.hardware.num_ctx_servers,
-            num_gen: config.hardware.num_gen_servers,
-            ctx: par(&config.ctx_worker),
-            gen_workers: par(&config.gen_worker),
-        }
-    }
-}
+/// Re-exported from the config stage, where the catalog can use it too.
+pub use crate::config::shape::Shape;
 
 impl WorkerTopology {
     /// Sizing for `count` workers with parallelism `[tp, pp, cp, ep]` on nodes with

@@ -9,7 +9,6 @@ use std::path::{Path, PathBuf};
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::app::settings::EnvSource;
 use crate::run::outcome::{TrialOutcome, TrialStatus};
 
 /// Name of the report and of its one suite.
@@ -23,13 +22,6 @@ pub struct JunitError {
     pub path: PathBuf,
     /// What failed.
     pub message: String,
-}
-
-/// `PERF_JUNIT`, when set.
-pub fn junit_path_from_env(env: &dyn EnvSource) -> Option<PathBuf> {
-    env.var("PERF_JUNIT")
-        .filter(|p| !p.trim().is_empty())
-        .map(PathBuf::from)
 }
 
 fn first_line(s: &str) -> &str {

@@ -10,11 +10,11 @@ use std::path::PathBuf;
 use clap::Args;
 
 pub use html::{ReportError, ReportSummary, write_html_report};
-pub use junit::{JunitError, junit_path_from_env, junit_report, write_junit};
+pub use junit::{JunitError, junit_report, write_junit};
 
 use crate::app::commands::Outcome;
+use crate::app::results_cmd::db_path;
 use crate::app::settings::{EnvSource, ProcessEnv, find_project_root, target_dir};
-use crate::results::cli::db_path;
 use crate::results::store::Store;
 
 /// `perfsanity report` options.

@@ -9,8 +9,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::app::settings::EnvSource;
 use crate::plan::toolchain::Toolchain;
+use crate::util::env::EnvSource;
 
 use super::ResultsError;
 use super::gpu;

@@ -7,6 +7,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::field;
 use super::value::Record;
 
 /// A history document.
@@ -14,7 +15,12 @@ pub type Doc = Map<String, Value>;
 
 /// Upstream's (newest) match keys: a case is its test case name on a GPU type, runtime and
 /// branch.
-pub const MATCH_KEYS: [&str; 4] = ["s_test_case_name", "s_gpu_type", "s_runtime", "s_branch"];
+pub const MATCH_KEYS: [&str; 4] = [
+    field::TEST_CASE_NAME,
+    field::GPU_TYPE,
+    field::RUNTIME,
+    field::BRANCH,
+];
 
 /// Upstream's history window.
 pub const LOOKBACK_DAYS: i64 = 90;
@@ -213,11 +219,11 @@ pub fn parse_search_response(body: &str) -> Result<Vec<Doc>, String> {
             .and_then(Value::as_object)
             .cloned()
             .unwrap_or_default();
-        let id = hit.get("_id").and_then(Value::as_str).unwrap_or("");
+        let id = hit.get(field::ID).and_then(Value::as_str).unwrap_or("");
         if id.is_empty() {
             return Err("search response has a hit without _id".to_string());
         }
-        source.insert("_id".to_string(), Value::String(id.to_string()));
+        source.insert(field::ID.to_string(), Value::String(id.to_string()));
         out.push(source);
     }
     Ok(out)

@@ -6,6 +6,7 @@ use regex::Regex;
 use serde_json::Value;
 
 use super::context::CiEnv;
+use super::field;
 use super::value::Record;
 
 const ARTIFACT_BASE: &str =
@@ -129,25 +130,25 @@ pub fn job_info(ci: &CiEnv) -> (Record, Vec<String>) {
     }
 
     let mut r = Record::new();
-    r.set("b_is_baseline", false);
-    r.set("b_is_valid", true);
-    r.set("_id", "");
+    r.set(field::IS_BASELINE, false);
+    r.set(field::IS_VALID, true);
+    r.set(field::ID, "");
     r.set("s_host_node_name", ci.host_node_name.clone());
     r.set("s_build_id", ci.build_id.clone());
     r.set("s_build_url", ci.build_url.clone());
     r.set("s_job_name", ci.job_name.clone());
     r.set("s_job_id", job_id);
     r.set("s_job_url", job_url);
-    r.set("s_branch", branch);
+    r.set(field::BRANCH, branch);
     r.set("s_commit", commit);
-    r.set("b_is_post_merge", is_post_merge);
+    r.set(field::IS_POST_MERGE, is_post_merge);
     r.set("b_is_pr_job", is_pr_job);
     r.set("s_trigger_mr_user", trigger_mr_user);
     r.set("s_trigger_mr_link", trigger_mr_link);
     r.set("s_trigger_mr_id", trigger_mr_id);
     r.set("s_trigger_mr_commit", trigger_mr_commit);
     r.set("s_artifact_url", artifact_url);
-    r.set("b_is_regression", false);
+    r.set(field::IS_REGRESSION, false);
     (r, notes)
 }
 

@@ -12,8 +12,8 @@
 //! Every part is a separate, testable function; `record_trial` only sequences them.
 
 pub mod aggr_record;
-pub mod cli;
 pub mod context;
+pub mod field;
 pub mod gateway;
 pub mod gpu;
 pub mod history;

@@ -7,6 +7,7 @@
 
 use md5::{Digest, Md5};
 
+use super::field;
 use super::value::{FieldValue, Record};
 
 /// Python's `repr(float)`: the shortest round-tripping digits, exponent form (`1e+16`,
@@ -102,7 +103,7 @@ pub fn md5_of_record(record: &Record) -> String {
 /// info at that point), then store the digest.
 pub fn assign_id(record: &mut Record) -> String {
     let id = md5_of_record(record);
-    record.set("_id", id.clone());
+    record.set(field::ID, id.clone());
     id
 }
 

@@ -16,6 +16,7 @@ use crate::plan::toolchain::ClientKind;
 use crate::plan::{ClientSpec, Plan};
 
 use super::context::CiEnv;
+use super::field;
 use super::job_info::job_info;
 use super::pyjson::assign_id;
 use super::server_fields::{WorkerDefaults, infixed, server_fields};
@@ -275,8 +276,8 @@ pub fn build_records(
             continue;
         };
         let mut r = Record::new();
-        r.set("s_gpu_type", inputs.gpu_type);
-        r.set("s_runtime", DISAGG_RUNTIME);
+        r.set(field::GPU_TYPE, inputs.gpu_type);
+        r.set(field::RUNTIME, DISAGG_RUNTIME);
         r.set("s_benchmark_mode", benchmark_mode_label(plan.mode));
         r.set("s_server_env_var", env.server_env_var.clone());
         r.set("l_num_ctx_servers", num_ctx);
@@ -288,7 +289,7 @@ pub fn build_records(
             r.extend(&infixed(&gen_fields, "gen"));
         }
         r.extend(&client_fields(plan, config, client, spec));
-        r.set("s_test_case_name", client.test_case_name.clone());
+        r.set(field::TEST_CASE_NAME, client.test_case_name.clone());
 
         for name in BASE_METRICS {
             match metric_of(result, name, sa) {

@@ -13,6 +13,7 @@
 use serde_json::Value;
 
 use super::context::ThresholdOverrides;
+use super::field;
 use super::history::{Doc, latest, latest_baseline_threshold, timestamp_ms};
 use super::value::Record;
 use crate::util::stats::percentile;
@@ -97,14 +98,14 @@ fn number(v: Option<&Value>) -> Option<f64> {
 }
 
 fn is_baseline_doc(d: &Doc) -> bool {
-    matches!(d.get("b_is_baseline"), Some(Value::Bool(true)))
+    matches!(d.get(field::IS_BASELINE), Some(Value::Bool(true)))
 }
 
 /// Calendar day (UTC) of a document: `ts_created`, else `@timestamp`; numbers as epoch s/ms,
 /// strings by their first 10 characters (upstream rule).
 fn day_key(d: &Doc) -> Option<String> {
     let ts = d
-        .get("ts_created")
+        .get(field::CREATED)
         .filter(|v| !v.is_null() && *v != &Value::Bool(false))
         .or_else(|| d.get("@timestamp"))?;
     match ts {
@@ -299,10 +300,10 @@ fn threshold_for(
 /// Evaluates one record against its history documents.
 pub fn evaluate_case(record: &Record, docs: &[Doc], settings: &RegressionSettings) -> CaseVerdict {
     let name = record
-        .str("s_test_case_name")
+        .str(field::TEST_CASE_NAME)
         .unwrap_or("unknown")
         .to_string();
-    let post_merge = record.bool("b_is_post_merge").unwrap_or(false);
+    let post_merge = record.bool(field::IS_POST_MERGE).unwrap_or(false);
     let mut verdict = CaseVerdict {
         test_case_name: name.clone(),
         history_docs: docs.len(),
@@ -364,7 +365,10 @@ fn exemption(docs: &[Doc], checks: &[MetricCheck]) -> Option<String> {
             continue;
         };
         if breaches(&c.metric, v, c.baseline, c.threshold) {
-            let id = latest_doc.get("_id").and_then(Value::as_str).unwrap_or("?");
+            let id = latest_doc
+                .get(field::ID)
+                .and_then(Value::as_str)
+                .unwrap_or("?");
             return Some(format!(
                 "exempt: the latest post-merge record ({id}) has {}={:.4}, which misses the same \
                  gate (baseline {:.4}, threshold {:.2}%) — the regression is already on the \

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
+use super::field;
 use super::value::Record;
 
 /// Schema version (`PRAGMA user_version`).
@@ -327,14 +328,14 @@ impl Store {
                  toolchain, scale, gpu_type, created_ms, record_json, upload_state, upload_note, \
                  project, artifacts) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
-                    row.record.str("_id").unwrap_or(""),
+                    row.record.str(field::ID).unwrap_or(""),
                     batch,
                     row.trial,
-                    row.record.str("s_test_case_name").unwrap_or(""),
+                    row.record.str(field::TEST_CASE_NAME).unwrap_or(""),
                     row.client_index,
                     row.toolchain,
                     row.scale,
-                    row.record.str("s_gpu_type").unwrap_or(""),
+                    row.record.str(field::GPU_TYPE).unwrap_or(""),
                     created_ms,
                     row.record.to_json_string(),
                     state.as_str(),
@@ -516,7 +517,7 @@ impl Store {
             .into_iter()
             .map(|row| {
                 let mut doc = row.record.to_json_map();
-                doc.entry("ts_created")
+                doc.entry(field::CREATED)
                     .or_insert(serde_json::Value::from(row.created_ms));
                 doc.entry("@timestamp")
                     .or_insert(serde_json::Value::from(row.created_ms));

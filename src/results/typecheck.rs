@@ -7,12 +7,13 @@
 //! same rules, add one upstream lacks (a `d_` float must be finite: JSON has no NaN), and report
 //! every offending field instead of the first.
 
+use super::field;
 use super::value::{FieldValue, Record};
 
 /// Unprefixed keys the gateway accepts.
 pub const ALLOWED_META_KEYS: &[&str] = &[
     "@timestamp",
-    "_id",
+    field::ID,
     "_index",
     "_score",
     "_type",
@@ -125,7 +126,9 @@ pub fn check_record(record: &Record) -> Vec<TypeProblem> {
 pub fn check_batch(records: &[Record]) -> Result<(), Vec<String>> {
     let mut lines = Vec::new();
     for record in records {
-        let name = record.str("s_test_case_name").unwrap_or("<unnamed record>");
+        let name = record
+            .str(field::TEST_CASE_NAME)
+            .unwrap_or("<unnamed record>");
         for problem in check_record(record) {
             lines.push(format!("{name}: {problem}"));
         }

@@ -5,6 +5,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
+use super::field;
 use super::history::{Doc, MATCH_KEYS, assign, record_doc};
 use super::regression::{
     BaselineSource, CaseVerdict, RegressionSettings, ThresholdSource, embed_baseline_fields,
@@ -93,8 +94,8 @@ pub fn evaluate_verdict(
     let mut cases = Vec::new();
     for (record, docs) in records.iter_mut().zip(per_record) {
         let case = evaluate_case(record, &docs, settings);
-        record.set("s_regression_info", case.regression_info.clone());
-        record.set("b_is_regression", case.is_regression);
+        record.set(field::REGRESSION_INFO, case.regression_info.clone());
+        record.set(field::IS_REGRESSION, case.is_regression);
         if case.post_merge {
             embed_baseline_fields(record, &docs);
         }

@@ -17,7 +17,8 @@ use crate::run::launch::signals::interrupted;
 use crate::run::launch::{ClientRun, RunContext, RunReport, run_plan, run_role};
 use crate::run::outcome::{FailureClass, TrialFailure, TrialOutcome, TrialStatus};
 
-/// Everything needed to execute trials.
+/// Everything needed to execute trials (built from the environment by
+/// `crate::app::from_env::executor`; nothing here reads it).
 pub struct Executor {
     /// Resolved settings.
     pub settings: Settings,
@@ -31,41 +32,7 @@ pub struct Executor {
     pub results: ResultsContext,
 }
 
-fn config_failure(message: String) -> TrialFailure {
-    TrialFailure {
-        class: FailureClass::Config,
-        role: None,
-        message,
-        log_tail: None,
-    }
-}
-
 impl Executor {
-    /// An executor configured from the environment: results context, this host's GPUs (trtllm
-    /// toolchain) and `PERFSANITY_BIN` (else `self_exe`).
-    pub fn from_env(settings: Settings, self_exe: PathBuf, tee: bool) -> Result<Self, String> {
-        use crate::app::settings::ProcessEnv;
-        let target = crate::app::settings::target_dir(&ProcessEnv, &settings.project_root);
-        let results = ResultsContext::from_env(&ProcessEnv, &target, settings.toolchain)
-            .map_err(|e| e.to_string())?;
-        crate::app::output_check::check_outputs(&results.db_path, &ProcessEnv)?;
-        let gpus = (settings.toolchain == crate::plan::toolchain::Toolchain::Trtllm).then(|| {
-            GpuPool::new(crate::run::launch::gpus::visible_gpus(
-                std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref(),
-            ))
-        });
-        let self_exe = std::env::var_os("PERFSANITY_BIN")
-            .map(PathBuf::from)
-            .unwrap_or(self_exe);
-        Ok(Executor {
-            settings,
-            self_exe,
-            gpus,
-            tee,
-            results,
-        })
-    }
-
     /// Plans, runs and records one trial.
     pub fn execute(&self, spec: &TrialSpec) -> TrialOutcome {
         let started = Instant::now();
@@ -101,12 +68,12 @@ impl Executor {
                 log_tail: None,
             });
         }
-        crate::run::launch::watch::check_env().map_err(config_failure)?;
+        crate::run::launch::watch::check_env().map_err(TrialFailure::config)?;
         if spec.aggr.is_some() {
             return super::execute_aggr::execute_aggr(self, spec, started, summary, output_dir);
         }
         let (config, plan) = prepare_trial(&self.settings, spec, KeyMode::Create)
-            .map_err(|e: TrialError| config_failure(e.to_string()))?;
+            .map_err(|e: TrialError| TrialFailure::config(e.to_string()))?;
         *output_dir = Some(plan.output_dir.clone());
         // Every finished client's record reaches perf_records.json at once (a kill -9 of this
         // process later still leaves it for `perfsanity results import`).

@@ -10,20 +10,11 @@ use indexmap::IndexMap;
 
 use super::execute::Executor;
 use super::launch::{AggrRunReport, RunContext, run_aggr_plan};
-use super::outcome::{FailureClass, TrialFailure};
+use super::outcome::TrialFailure;
 use crate::catalog::selection::TrialSpec;
 use crate::plan::AggrPlan;
 use crate::plan::prepare::prepare_aggr_trial;
 use crate::results::{AggrClientResult, ClientResult, record_aggr_trial};
-
-fn config_failure(message: String) -> TrialFailure {
-    TrialFailure {
-        class: FailureClass::Config,
-        role: None,
-        message,
-        log_tail: None,
-    }
-}
 
 /// Plans, runs and records an aggregated trial (`spec.aggr` is set).
 pub fn execute_aggr(
@@ -34,10 +25,10 @@ pub fn execute_aggr(
     output_dir: &mut Option<PathBuf>,
 ) -> Result<(), TrialFailure> {
     let plan =
-        prepare_aggr_trial(&executor.settings, spec).map_err(|e| config_failure(e.to_string()))?;
+        prepare_aggr_trial(&executor.settings, spec).map_err(|e| TrialFailure::config(e.to_string()))?;
     *output_dir = Some(plan.output_dir.clone());
     if let Some(role) = executor.settings.role {
-        return Err(config_failure(format!(
+        return Err(TrialFailure::config(format!(
             "{}: DISAGG_SERVING_TYPE={role} selects a role of a disaggregated trial; an \
              aggregated trial runs as one process graph (unset it, or use perfsanity slurm for \
              multi-node aggregated servers)",

@@ -83,6 +83,28 @@ pub struct TrialFailure {
     pub log_tail: Option<LogTail>,
 }
 
+impl TrialFailure {
+    /// A classified failure; with `log`, its last lines are attached.
+    pub fn new(
+        class: FailureClass,
+        role: Option<Role>,
+        message: String,
+        log: Option<&std::path::Path>,
+    ) -> Self {
+        TrialFailure {
+            class,
+            role,
+            message,
+            log_tail: log.map(crate::run::launch::logs::log_tail),
+        }
+    }
+
+    /// A config-class failure (nothing started yet, or our own file system trouble).
+    pub fn config(message: String) -> Self {
+        TrialFailure::new(FailureClass::Config, None, message, None)
+    }
+}
+
 /// The last lines of a log.
 #[derive(Debug, Clone, Serialize)]
 pub struct LogTail {

@@ -1,8 +1,10 @@
 //! Utilities shared by every stage and by the tools: exact statistics, tokenizers, the
-//! open-file limit, and the position-annotated YAML stack.
+//! open-file limit, environment snapshots, and the position-annotated YAML stack.
 
 pub mod bounded_read;
 pub mod deadline;
+pub mod env;
+pub mod fs;
 pub mod path_component;
 pub mod rlimit;
 pub mod stats;

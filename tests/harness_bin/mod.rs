@@ -33,3 +33,10 @@ pub fn perf_harness() -> &'static Path {
             .expect("cargo reported the perf executable")
     })
 }
+
+/// The perf harness binary, in a clean environment (`support::cmd`), run from the crate root.
+pub fn harness_cmd() -> Command {
+    let mut cmd = crate::support::cmd::clean_cmd(perf_harness());
+    cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
+    cmd
+}

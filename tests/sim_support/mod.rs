@@ -6,10 +6,12 @@
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+
+use crate::support::wait_until;
 
 /// The binary under test.
 pub fn bin() -> &'static str {
@@ -29,15 +31,12 @@ impl SimProcess {
         let log = dir.join(format!("{name}.log"));
         let out = std::fs::File::create(&log).unwrap();
         let err = out.try_clone().unwrap();
-        let mut cmd = Command::new(bin());
+        let mut cmd = crate::support::clean_cmd(bin());
         cmd.args(args)
             .stdin(Stdio::null())
             .stdout(out)
             .stderr(err)
-            .process_group(0)
-            .env_remove("TRTLLM_DISAGG_BENCHMARK_GEN_ONLY")
-            .env_remove("TLLM_BENCHMARK_REQ_QUEUES_SIZE")
-            .env_remove("TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS");
+            .process_group(0);
         for (k, v) in envs {
             cmd.env(k, v);
         }
@@ -65,16 +64,31 @@ impl SimProcess {
 
     /// Waits up to `timeout` for the process to exit.
     pub fn wait_timeout(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if let Some(s) = self.try_wait() {
-                return Some(s);
+        wait_until(timeout, || self.try_wait())
+    }
+
+    /// Waits up to `timeout` for the log to contain `needle`; panics (with the log) if the
+    /// process exits first or the time passes.
+    pub fn wait_log(&mut self, needle: &str, timeout: Duration) {
+        let found = wait_until(timeout, || {
+            let text = self.log_text();
+            if text.contains(needle) {
+                return Some(());
             }
-            if Instant::now() > deadline {
-                return None;
+            if let Some(status) = self.try_wait() {
+                panic!(
+                    "{} exited ({status}) before logging {needle:?}; log:\n{text}",
+                    self.name
+                );
             }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            None
+        });
+        assert!(
+            found.is_some(),
+            "{} did not log {needle:?} in time; log:\n{}",
+            self.name,
+            self.log_text()
+        );
     }
 
     /// Sends a signal to the process itself.
@@ -87,12 +101,11 @@ impl SimProcess {
     /// Polls `path` until it holds `host:port`; panics (with the log) if the process exits or
     /// `timeout` passes.
     pub fn wait_addr(&mut self, path: &Path, timeout: Duration) -> String {
-        let deadline = Instant::now() + timeout;
-        loop {
+        let addr = wait_until(timeout, || {
             if let Ok(text) = std::fs::read_to_string(path)
                 && text.ends_with('\n')
             {
-                return text.trim().to_string();
+                return Some(text.trim().to_string());
             }
             if let Some(status) = self.try_wait() {
                 panic!(
@@ -101,26 +114,26 @@ impl SimProcess {
                     self.log_text()
                 );
             }
-            assert!(
-                Instant::now() < deadline,
+            None
+        });
+        addr.unwrap_or_else(|| {
+            panic!(
                 "{} did not report {} in time; log:\n{}",
                 self.name,
                 path.display(),
                 self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+            )
+        })
     }
 
     /// Polls `/health` until 200.
     pub fn wait_healthy(&mut self, addr: &str, timeout: Duration) {
-        let deadline = Instant::now() + timeout;
         let client = http();
-        loop {
+        let healthy = wait_until(timeout, || {
             if let Ok(r) = client.get(format!("http://{addr}/health")).send()
                 && r.status() == 200
             {
-                return;
+                return Some(());
             }
             if let Some(status) = self.try_wait() {
                 panic!(
@@ -129,14 +142,14 @@ impl SimProcess {
                     self.log_text()
                 );
             }
-            assert!(
-                Instant::now() < deadline,
-                "{} not healthy in time; log:\n{}",
-                self.name,
-                self.log_text()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
+            None
+        });
+        assert!(
+            healthy.is_some(),
+            "{} not healthy in time; log:\n{}",
+            self.name,
+            self.log_text()
+        );
     }
 }
 

@@ -2,8 +2,13 @@
 //! results contexts, and a loopback stand-in for upstream's gateway.
 #![allow(dead_code)]
 
+pub mod cmd;
 pub mod gateway;
+pub mod wait;
 pub mod xml;
+
+pub use cmd::{clean_cmd, perfsanity_cmd};
+pub use wait::wait_until;
 
 use std::path::{Path, PathBuf};
 
@@ -18,26 +23,31 @@ pub const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef012345678
 pub const QWEN_STEM: &str =
     "h200_qwen3-32b-fp8_4k1k_con128_ctx1_tp1_gen1_tp2_eplb0_mtp0_ccb-DEFAULT";
 
-/// `shared/upstream` (crate at `/work/main` → `../shared`; a worktree one level deeper).
-pub fn upstream_dir() -> Option<PathBuf> {
+/// `shared/upstream`: `../shared/upstream` from the crate root (a git worktree sits one level
+/// deeper). A test that calls this carries
+/// `#[cfg_attr(not(perfsanity_upstream), ignore = "needs ../shared/upstream")]` (see `build.rs`),
+/// so it only runs where the corpus is present or required; a missing corpus is then a failure.
+pub fn upstream_dir() -> PathBuf {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     ["../shared/upstream", "../../shared/upstream"]
         .iter()
         .map(|p| root.join(p))
         .find(|p| p.is_dir())
+        .unwrap_or_else(|| {
+            panic!(
+                "{}/../shared/upstream is missing (PERFSANITY_REQUIRE_UPSTREAM=1 or a build that \
+                 found it made this test run)",
+                root.display()
+            )
+        })
 }
 
 /// The spec's worked example (§2.4), read from the upstream copy at run time.
-pub fn qwen_config() -> Option<PerfConfig> {
-    let dir = upstream_dir()?;
-    let path = dir
+pub fn qwen_config() -> PerfConfig {
+    let path = upstream_dir()
         .join("perf-sanity/disaggregated")
         .join(format!("{QWEN_STEM}.yaml"));
-    if !path.exists() {
-        eprintln!("NOTICE: {} is absent; skipping", path.display());
-        return None;
-    }
-    Some(load_perf_config(&path).expect("the upstream example parses"))
+    load_perf_config(&path).expect("the upstream example parses")
 }
 
 /// A small config of our own: MTP spec decoding through an anchor, the NV SA client, two

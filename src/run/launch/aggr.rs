@@ -16,9 +16,7 @@ use super::gpus::GpuLease;
 use super::logs::log_tail;
 use super::process::{GRACE, Launch, ManagedChild, describe_status, spawn};
 use super::signals::interrupted;
-use super::steps::{
-    ClientSpan, POLL, RunContext, Timeline, config_failure, failure, read_address, remove_files,
-};
+use super::steps::{ClientSpan, POLL, RunContext, Timeline, read_address, remove_files};
 use crate::measure::{ClientMetrics, check_client_output, parse_client_output};
 use crate::plan::prepare::write_aggr_plan_files;
 use crate::plan::toolchain::{ClientKind, Toolchain};
@@ -69,7 +67,7 @@ impl Watch<'_> {
     /// Fails when the server has exited, the run was interrupted or the trial is out of time.
     fn check(&mut self, phase: &str) -> Result<(), TrialFailure> {
         if let Some(sig) = interrupted() {
-            return Err(failure(
+            return Err(TrialFailure::new(
                 FailureClass::Interrupted,
                 None,
                 format!("interrupted by signal {sig} while {phase}"),
@@ -83,7 +81,7 @@ impl Watch<'_> {
             } else {
                 (FailureClass::Launch, " before reporting its address")
             };
-            return Err(failure(
+            return Err(TrialFailure::new(
                 class,
                 Some(self.role()),
                 format!(
@@ -97,7 +95,7 @@ impl Watch<'_> {
         }
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
             let last = super::logs::tail(&self.server.process.log_file, 1).unwrap_or_default();
-            return Err(failure(
+            return Err(TrialFailure::new(
                 FailureClass::Timeout,
                 None,
                 format!(
@@ -156,7 +154,7 @@ fn ensure_datasets(plan: &AggrPlan) -> Result<(), TrialFailure> {
     for (server, client) in plan.clients() {
         if let DatasetPlan::Generated { path, spec, .. } = &client.dataset {
             super::dataset::ensure_generated(path, spec, &server.model_path)
-                .map_err(config_failure)?;
+                .map_err(TrialFailure::config)?;
         }
     }
     Ok(())
@@ -164,9 +162,9 @@ fn ensure_datasets(plan: &AggrPlan) -> Result<(), TrialFailure> {
 
 /// Runs the plan. `Err` is the classified failure.
 pub fn run_aggr_plan(plan: &AggrPlan, ctx: &RunContext<'_>) -> Result<AggrRunReport, TrialFailure> {
-    write_aggr_plan_files(plan).map_err(|e| config_failure(e.to_string()))?;
+    write_aggr_plan_files(plan).map_err(|e| TrialFailure::config(e.to_string()))?;
     clean_stale(plan).map_err(|e| {
-        config_failure(format!("cannot prepare {}: {e}", plan.output_dir.display()))
+        TrialFailure::config(format!("cannot prepare {}: {e}", plan.output_dir.display()))
     })?;
     ensure_datasets(plan)?;
     let deadline = plan
@@ -231,7 +229,7 @@ fn gpu_lease<'p>(
     match (plan.toolchain, ctx.gpus) {
         (Toolchain::Trtllm, Some(pool)) if server.gpus > 0 => {
             pool.acquire(server.gpus as usize).map(Some).ok_or_else(|| {
-                config_failure(format!(
+                TrialFailure::config(format!(
                     "server {} needs {} GPUs, this host shows {}; run it through SLURM",
                     server.name,
                     server.gpus,
@@ -251,7 +249,7 @@ fn spawn_server(
 ) -> Result<ManagedChild, TrialFailure> {
     let p = &server.process;
     remove_files(std::slice::from_ref(&p.address_file))
-        .map_err(|e| config_failure(format!("cannot remove {}: {e}", p.address_file.display())))?;
+        .map_err(|e| TrialFailure::config(format!("cannot remove {}: {e}", p.address_file.display())))?;
     let extra_env = lease
         .map(|l| {
             vec![(
@@ -275,7 +273,7 @@ fn spawn_server(
         self_exe: ctx.self_exe,
         tee: false,
     })
-    .map_err(|e| failure(FailureClass::Launch, Some(p.role), e.to_string(), None))
+    .map_err(|e| TrialFailure::new(FailureClass::Launch, Some(p.role), e.to_string(), None))
 }
 
 /// Waits for the server's address file, then `GET /health` → 200; returns its address.
@@ -287,7 +285,7 @@ fn await_server(watch: &mut Watch<'_>) -> Result<(String, u16), TrialFailure> {
         &format!("waiting for server {} to report its address", server.name),
         Some(Duration::from_secs(timeouts.wait_s)),
         |_| {
-            failure(
+            TrialFailure::new(
                 FailureClass::NeverReady,
                 Some(p.role),
                 format!(
@@ -305,7 +303,7 @@ fn await_server(watch: &mut Watch<'_>) -> Result<(String, u16), TrialFailure> {
         .timeout(HEALTH_REQUEST_TIMEOUT)
         .no_proxy()
         .build()
-        .map_err(|e| config_failure(format!("cannot create an HTTP client: {e}")))?;
+        .map_err(|e| TrialFailure::config(format!("cannot create an HTTP client: {e}")))?;
     // Upstream talks to the aggregated server on localhost, whatever it reported.
     let health_url = format!("http://localhost:{port}/health");
     let last_status = std::cell::Cell::new(None);
@@ -313,7 +311,7 @@ fn await_server(watch: &mut Watch<'_>) -> Result<(String, u16), TrialFailure> {
         &format!("waiting for server {} to become ready", server.name),
         Some(Duration::from_secs(timeouts.ready_s)),
         |_| {
-            failure(
+            TrialFailure::new(
                 FailureClass::NeverReady,
                 Some(p.role),
                 format!(
@@ -372,7 +370,7 @@ fn run_client(
         tee: ctx.tee,
     })
     .map_err(|e| {
-        failure(
+        TrialFailure::new(
             FailureClass::Launch,
             Some(Role::Benchmark),
             e.to_string(),
@@ -404,7 +402,7 @@ fn run_client(
         watch.check(&phase)?;
     }
     if !status.success() {
-        return Err(failure(
+        return Err(TrialFailure::new(
             FailureClass::Client,
             Some(Role::Benchmark),
             format!("{label} exited with {}", describe_status(&status)),
@@ -412,7 +410,7 @@ fn run_client(
         ));
     }
     if let Err(problem) = checked {
-        return Err(failure(
+        return Err(TrialFailure::new(
             FailureClass::FailedRequests,
             Some(Role::Benchmark),
             format!("{label}: {problem}"),
@@ -446,7 +444,7 @@ fn check_metrics(
     if problems.is_empty() {
         return Ok(());
     }
-    Err(failure(
+    Err(TrialFailure::new(
         FailureClass::MissingMetric,
         Some(Role::Benchmark),
         format!(

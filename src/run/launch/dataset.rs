@@ -8,8 +8,8 @@ use std::path::Path;
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::plan::DatasetGenSpec;
-use crate::tools::bench::DatasetGenArgs;
-use crate::tools::bench::dataset_gen::{lines, load_tokenizer};
+use crate::tools::bench::dataset::RandomSpec;
+use crate::tools::bench::dataset_gen::{dataset_lines, load_tokenizer};
 
 /// Writes `path` unless a file with enough lines is already there. Concurrent trials that
 /// need the same file serialise on an exclusive `flock` of `<path>.lock`.
@@ -40,19 +40,17 @@ pub fn ensure_generated(
     } else {
         "builtin".to_string()
     };
-    let args = DatasetGenArgs {
+    let random = RandomSpec {
         num_prompts: wanted,
         input_len: spec.input_len as u32,
         output_len: spec.output_len as u32,
         range_ratio: spec.range_ratio,
-        tokenizer,
-        model_name: None,
+        prefix_len: 0,
         seed: spec.seed,
-        output_dir: path.parent().unwrap_or(Path::new(".")).to_path_buf(),
     };
-    let tok = load_tokenizer(&args.tokenizer).map_err(|e| e.to_string())?;
-    let body =
-        lines(&args, &tok).map_err(|e| format!("cannot generate {}: {e}", path.display()))?;
+    let tok = load_tokenizer(&tokenizer).map_err(|e| e.to_string())?;
+    let body = dataset_lines(&random, &tok)
+        .map_err(|e| format!("cannot generate {}: {e}", path.display()))?;
     let tmp = path.with_extension("generating");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
     for line in body {

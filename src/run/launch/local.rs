@@ -8,8 +8,8 @@
 use super::gpus::GpuLease;
 use super::steps::{
     GenLog, Graph, RunContext, RunReport, Timeline, await_router, await_worker_addresses,
-    config_failure, ensure_dataset, finish_metrics, remove_files, run_clients, spawn_router,
-    spawn_worker, verify_worker_ports, write_router_config, write_status_done,
+    ensure_dataset, finish_metrics, remove_files, run_clients, spawn_router, spawn_worker,
+    verify_worker_ports, write_router_config, write_status_done,
 };
 use crate::plan::Plan;
 use crate::plan::prepare::write_plan_files;
@@ -35,16 +35,16 @@ fn clean_stale(plan: &Plan) -> std::io::Result<()> {
 /// Runs the plan. `Err` is the classified failure.
 pub fn run_plan(plan: &Plan, ctx: &RunContext<'_>) -> Result<RunReport, TrialFailure> {
     let mut graph = Graph::new(plan, ctx.started);
-    write_plan_files(plan).map_err(|e| config_failure(e.to_string()))?;
+    write_plan_files(plan).map_err(|e| TrialFailure::config(e.to_string()))?;
     clean_stale(plan).map_err(|e| {
-        config_failure(format!("cannot prepare {}: {e}", plan.output_dir.display()))
+        TrialFailure::config(format!("cannot prepare {}: {e}", plan.output_dir.display()))
     })?;
     ensure_dataset(plan)?;
     let lease: Option<GpuLease<'_>> = match (plan.toolchain, ctx.gpus) {
         (Toolchain::Trtllm, Some(pool)) if plan.topology.gpus_used > 0 => Some(
             pool.acquire(plan.topology.gpus_used as usize)
                 .ok_or_else(|| {
-                    config_failure(format!(
+                    TrialFailure::config(format!(
                         "needs {} GPUs, this host shows {}; run it through SLURM",
                         plan.topology.gpus_used,
                         pool.len()

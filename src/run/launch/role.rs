@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::steps::{
-    GenLog, Graph, RunContext, RunReport, SENTINEL_WAIT, Timeline, config_failure, ensure_dataset,
-    failure, finish_metrics, read_address, remove_files, run_clients, spawn_router, spawn_worker,
-    write_router_config, write_status_done, written_since,
+    GenLog, Graph, RunContext, RunReport, SENTINEL_WAIT, Timeline, ensure_dataset, finish_metrics,
+    read_address, remove_files, run_clients, spawn_router, spawn_worker, write_router_config,
+    write_status_done, written_since,
 };
 use crate::plan::{GeneratedFile, Plan, Role};
 use crate::run::outcome::{FailureClass, TrialFailure};
@@ -31,7 +31,7 @@ pub fn run_role(
 ) -> Result<Option<RunReport>, TrialFailure> {
     let started = SystemTime::now();
     std::fs::create_dir_all(&plan.rendezvous_dir).map_err(|e| {
-        config_failure(format!(
+        TrialFailure::config(format!(
             "cannot create {}: {e}",
             plan.rendezvous_dir.display()
         ))
@@ -43,7 +43,7 @@ pub fn run_role(
         }
         Role::DisaggServer => run_router(plan, ctx, started).map(|()| None),
         Role::Benchmark => run_benchmark(plan, ctx).map(Some),
-        Role::Aggr(_) => Err(config_failure(format!(
+        Role::Aggr(_) => Err(TrialFailure::config(format!(
             "{role} is an aggregated server, not a role of the disaggregated trial {}",
             plan.trial
         ))),
@@ -68,9 +68,9 @@ fn write_shared_files(plan: &Plan, role: Role) -> Result<(), TrialFailure> {
         };
         let shared = file.path.file_name().and_then(|n| n.to_str()) == Some("sim-config.json");
         if mine || shared {
-            crate::plan::prepare::write_atomic(&file.path, file.content.as_bytes()).map_err(
-                |e| config_failure(format!("cannot write {}: {e}", file.path.display())),
-            )?;
+            crate::util::fs::write_atomic(&file.path, file.content.as_bytes()).map_err(|e| {
+                TrialFailure::config(format!("cannot write {}: {e}", file.path.display()))
+            })?;
         }
     }
     Ok(())
@@ -87,7 +87,7 @@ fn wait_on_status(
         "waiting for the benchmark to finish",
         Some(Duration::from_secs(plan.timeouts.wait_s)),
         |_| {
-            failure(
+            TrialFailure::new(
                 FailureClass::Timeout,
                 Some(role),
                 format!(
@@ -114,7 +114,7 @@ fn run_worker(
         .iter()
         .find(|w| w.role == role)
         .ok_or_else(|| {
-            config_failure(format!(
+            TrialFailure::config(format!(
                 "role {role} is not part of this trial ({} context and {} generation workers)",
                 plan.topology.ctx.count, plan.topology.gen_workers.count
             ))
@@ -128,7 +128,7 @@ fn run_worker(
             "waiting for the engine config",
             Some(CONFIG_WAIT),
             |_| {
-                failure(
+                TrialFailure::new(
                     FailureClass::NeverReady,
                     Some(role),
                     format!(
@@ -142,8 +142,9 @@ fn run_worker(
             || path.is_file().then_some(()),
         )?;
     }
-    remove_files(std::slice::from_ref(&w.address_file))
-        .map_err(|e| config_failure(format!("cannot remove {}: {e}", w.address_file.display())))?;
+    remove_files(std::slice::from_ref(&w.address_file)).map_err(|e| {
+        TrialFailure::config(format!("cannot remove {}: {e}", w.address_file.display()))
+    })?;
     let gen_log = if launcher_gen_logs {
         GenLog::Stdout
     } else {
@@ -185,7 +186,7 @@ fn run_router(plan: &Plan, ctx: &RunContext<'_>, started: SystemTime) -> Result<
             "waiting for the workers' hostname files",
             Some(Duration::from_secs(wait_s)),
             |_| {
-                failure(
+                TrialFailure::new(
                     FailureClass::NeverReady,
                     Some(Role::DisaggServer),
                     format!(
@@ -223,9 +224,10 @@ fn run_router(plan: &Plan, ctx: &RunContext<'_>, started: SystemTime) -> Result<
 fn run_benchmark(plan: &Plan, ctx: &RunContext<'_>) -> Result<RunReport, TrialFailure> {
     let mut graph = Graph::new(plan, ctx.started);
     remove_files(std::slice::from_ref(&plan.status_file)).map_err(|e| {
-        config_failure(format!("cannot remove {}: {e}", plan.status_file.display()))
+        TrialFailure::config(format!("cannot remove {}: {e}", plan.status_file.display()))
     })?;
-    crate::plan::prepare::write_plan_files(plan).map_err(|e| config_failure(e.to_string()))?;
+    crate::plan::prepare::write_plan_files(plan)
+        .map_err(|e| TrialFailure::config(e.to_string()))?;
     let outcome = benchmark_steps(&mut graph, ctx);
     // Whatever happened, tell every other role to stop (upstream writes it in `finally`).
     write_status_done(plan);
@@ -262,14 +264,14 @@ fn benchmark_steps<'p>(
         .timeout(Duration::from_secs(5))
         .no_proxy()
         .build()
-        .map_err(|e| config_failure(format!("cannot create an HTTP client: {e}")))?;
+        .map_err(|e| TrialFailure::config(format!("cannot create an HTTP client: {e}")))?;
     let addr_file = &plan.router.process.address_file;
     let limit = plan.timeouts.wait_s.max(plan.timeouts.ready_s);
     let (host, port) = graph.wait_for(
         "waiting for the router",
         Some(Duration::from_secs(limit)),
         |_| {
-            failure(
+            TrialFailure::new(
                 FailureClass::NeverReady,
                 Some(Role::DisaggServer),
                 format!(

@@ -155,7 +155,7 @@ pub fn record_startup_metrics(plan: &Plan) -> Vec<Value> {
     let path = plan
         .output_dir
         .join(format!("startup_metrics.{}.json", plan.server_index));
-    let _ = crate::plan::prepare::write_atomic(
+    let _ = crate::util::fs::write_atomic(
         &path,
         serde_json::to_string_pretty(&observations)
             .unwrap_or_default()

@@ -118,26 +118,6 @@ pub struct RunReport {
     pub timeline: Timeline,
 }
 
-/// A classified failure.
-pub fn failure(
-    class: FailureClass,
-    role: Option<Role>,
-    message: String,
-    log: Option<&Path>,
-) -> TrialFailure {
-    TrialFailure {
-        class,
-        role,
-        message,
-        log_tail: log.map(log_tail),
-    }
-}
-
-/// A config-class failure (nothing started yet, or our own file system trouble).
-pub fn config_failure(message: String) -> TrialFailure {
-    failure(FailureClass::Config, None, message, None)
-}
-
 /// The processes this host owns for a trial, plus its clock.
 pub struct Graph<'a> {
     /// The plan.
@@ -206,7 +186,7 @@ impl<'a> Graph<'a> {
     /// Fails when a server has exited, the run was interrupted or the trial is out of time.
     pub fn check(&mut self, phase: &str) -> Result<(), TrialFailure> {
         if let Some(sig) = interrupted() {
-            return Err(failure(
+            return Err(TrialFailure::new(
                 FailureClass::Interrupted,
                 None,
                 format!("interrupted by signal {sig} while {phase}"),
@@ -214,7 +194,7 @@ impl<'a> Graph<'a> {
             ));
         }
         if let Err(e) = &self.knobs {
-            return Err(config_failure(e.clone()));
+            return Err(TrialFailure::config(e.clone()));
         }
         let plan = self.plan;
         for child in &mut self.servers {
@@ -231,7 +211,7 @@ impl<'a> Graph<'a> {
                 let panicked = super::logs::panic_message(&child.log)
                     .map(|m| format!(" after a panic: {m},"))
                     .unwrap_or_default();
-                return Err(failure(
+                return Err(TrialFailure::new(
                     class,
                     child.role,
                     format!(
@@ -245,7 +225,7 @@ impl<'a> Graph<'a> {
         }
         if let Some(stall) = self.watch.as_ref().and_then(Watch::verdict) {
             let log = self.log_of(stall.role);
-            return Err(failure(
+            return Err(TrialFailure::new(
                 FailureClass::Stalled,
                 Some(stall.role),
                 format!("{} while {phase}", stall.message),
@@ -253,7 +233,7 @@ impl<'a> Graph<'a> {
             ));
         }
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            return Err(failure(
+            return Err(TrialFailure::new(
                 FailureClass::Timeout,
                 None,
                 format!(
@@ -390,7 +370,8 @@ pub fn remove_files(paths: &[PathBuf]) -> std::io::Result<()> {
 /// Generates a simulator dataset the plan points at, if needed.
 pub fn ensure_dataset(plan: &Plan) -> Result<(), TrialFailure> {
     if let DatasetPlan::Generated { path, spec, .. } = &plan.dataset {
-        super::dataset::ensure_generated(path, spec, &plan.model_path).map_err(config_failure)?;
+        super::dataset::ensure_generated(path, spec, &plan.model_path)
+            .map_err(TrialFailure::config)?;
     }
     Ok(())
 }
@@ -434,14 +415,14 @@ pub fn spawn_worker(
         self_exe: ctx.self_exe,
         tee: matches!(w.role, Role::Gen(_)) && gen_log == GenLog::Stdout,
     })
-    .map_err(|e| failure(FailureClass::Launch, Some(w.role), e.to_string(), None))?;
+    .map_err(|e| TrialFailure::new(FailureClass::Launch, Some(w.role), e.to_string(), None))?;
     graph.servers.push(child);
     if let (Role::Gen(g), GenLog::Link) = (w.role, gen_log) {
         // The gen_only metric reads gen_server_<i>.log, as on SLURM: same file, second name.
         let link = &plan.gen_logs[g as usize];
         remove_files(std::slice::from_ref(link))
             .and_then(|()| std::fs::hard_link(&w.log_file, link))
-            .map_err(|e| config_failure(format!("cannot link {}: {e}", link.display())))?;
+            .map_err(|e| TrialFailure::config(format!("cannot link {}: {e}", link.display())))?;
     }
     Ok(())
 }
@@ -463,7 +444,7 @@ pub fn await_worker_addresses(
                 .collect();
             let first = missing.first().copied();
             let log = first.and_then(|r| g.log_of(r));
-            failure(
+            TrialFailure::new(
                 FailureClass::NeverReady,
                 first,
                 format!(
@@ -498,12 +479,12 @@ pub fn write_router_config(plan: &Plan, addresses: &[(Role, String)]) -> Result<
     };
     let ctx_urls = urls(|r| if let Role::Ctx(i) = r { Some(i) } else { None });
     let gen_urls = urls(|r| if let Role::Gen(i) = r { Some(i) } else { None });
-    crate::plan::prepare::write_atomic(
+    crate::util::fs::write_atomic(
         &plan.router.config_path,
         plan.router.config.render(&ctx_urls, &gen_urls).as_bytes(),
     )
     .map_err(|e| {
-        config_failure(format!(
+        TrialFailure::config(format!(
             "cannot write {}: {e}",
             plan.router.config_path.display()
         ))
@@ -514,8 +495,9 @@ pub fn write_router_config(plan: &Plan, addresses: &[(Role, String)]) -> Result<
 pub fn spawn_router(graph: &mut Graph<'_>, ctx: &RunContext<'_>) -> Result<(), TrialFailure> {
     let plan = graph.plan;
     let r = &plan.router.process;
-    remove_files(std::slice::from_ref(&r.address_file))
-        .map_err(|e| config_failure(format!("cannot remove {}: {e}", r.address_file.display())))?;
+    remove_files(std::slice::from_ref(&r.address_file)).map_err(|e| {
+        TrialFailure::config(format!("cannot remove {}: {e}", r.address_file.display()))
+    })?;
     let router = spawn(Launch {
         role: Some(Role::DisaggServer),
         name: "DISAGG_SERVER".to_string(),
@@ -530,7 +512,7 @@ pub fn spawn_router(graph: &mut Graph<'_>, ctx: &RunContext<'_>) -> Result<(), T
         tee: false,
     })
     .map_err(|e| {
-        failure(
+        TrialFailure::new(
             FailureClass::Launch,
             Some(Role::DisaggServer),
             e.to_string(),
@@ -550,7 +532,7 @@ pub fn await_router(graph: &mut Graph<'_>) -> Result<(String, u16), TrialFailure
         "waiting for the router to report its address",
         Some(Duration::from_secs(plan.timeouts.wait_s)),
         |_| {
-            failure(
+            TrialFailure::new(
                 FailureClass::NeverReady,
                 Some(Role::DisaggServer),
                 format!(
@@ -567,7 +549,7 @@ pub fn await_router(graph: &mut Graph<'_>) -> Result<(String, u16), TrialFailure
         .timeout(HEALTH_REQUEST_TIMEOUT)
         .no_proxy()
         .build()
-        .map_err(|e| config_failure(format!("cannot create an HTTP client: {e}")))?;
+        .map_err(|e| TrialFailure::config(format!("cannot create an HTTP client: {e}")))?;
     let health_url = format!("http://{host}:{port}/health");
     let last_status = std::cell::Cell::new(None);
     graph.wait_for(
@@ -583,13 +565,13 @@ pub fn await_router(graph: &mut Graph<'_>) -> Result<(String, u16), TrialFailure
             );
             // The router waits for its workers: one that is not ready is the role at fault.
             match unready_workers(plan, &http).into_iter().next() {
-                Some((role, why)) => failure(
+                Some((role, why)) => TrialFailure::new(
                     FailureClass::NeverReady,
                     Some(role),
                     format!("{role} never became ready behind the router ({why}): {message}"),
                     g.log_of(role).as_deref(),
                 ),
-                None => failure(
+                None => TrialFailure::new(
                     FailureClass::NeverReady,
                     Some(Role::DisaggServer),
                     message,
@@ -668,7 +650,7 @@ pub fn verify_worker_ports(
             } else {
                 foreign.join(", ")
             };
-            return Err(failure(
+            return Err(TrialFailure::new(
                 FailureClass::Launch,
                 Some(*role),
                 format!(
@@ -727,13 +709,13 @@ fn client_failure(
 ) -> TrialFailure {
     let blamed = router_blames(&plan.router.process.log_file, &published_workers(plan));
     match blamed {
-        Some((role, line)) => failure(
+        Some((role, line)) => TrialFailure::new(
             class,
             Some(role),
             format!("{message}; the router's log blames {role}: {line}"),
             Some(client_log),
         ),
-        None => failure(class, Some(Role::Benchmark), message, Some(client_log)),
+        None => TrialFailure::new(class, Some(Role::Benchmark), message, Some(client_log)),
     }
 }
 
@@ -825,7 +807,7 @@ fn run_each_client<'p>(
             tee: ctx.tee,
         })
         .map_err(|e| {
-            failure(
+            TrialFailure::new(
                 FailureClass::Launch,
                 Some(Role::Benchmark),
                 e.to_string(),
@@ -929,7 +911,7 @@ fn keep_finished(plan: &Plan, ctx: &RunContext<'_>, done: &ClientOutput<'_>) {
 
 /// Marks the benchmark done for every role (`benchmark_status.<s>.txt` = `Done`).
 pub fn write_status_done(plan: &Plan) {
-    let _ = crate::plan::prepare::write_atomic(&plan.status_file, b"Done");
+    let _ = crate::util::fs::write_atomic(&plan.status_file, b"Done");
 }
 
 /// True when `path` was written at or after `since` (a file from an earlier run does not count).
@@ -1008,7 +990,7 @@ fn check_metrics(
     if problems.is_empty() {
         return Ok(());
     }
-    Err(failure(
+    Err(TrialFailure::new(
         FailureClass::MissingMetric,
         Some(Role::Benchmark),
         format!("client {index} ({name}): {}", problems.join("; ")),

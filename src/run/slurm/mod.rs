@@ -9,12 +9,11 @@
 //! * [`aggr`] — the batch script of an aggregated trial: one step, `trtllm-llmapi-launch` (pure);
 //! * [`state`] — job states, status-command output, end-state classification (pure);
 //! * [`poll`], [`submit`] — `sbatch`, `sacct`/`squeue`/`scontrol`, `scancel` (processes);
-//! * [`cli`] — `perfsanity slurm script|submit`.
+//! * `perfsanity slurm script|submit` (the CLI) lives at the edge: `crate::app::slurm_cmd`.
 //!
 //! User documentation: `docs/SLURM.md`.
 
 pub mod aggr;
-pub mod cli;
 pub mod error;
 pub mod job_env;
 pub mod layout;
@@ -28,7 +27,6 @@ pub mod submit;
 use std::path::Path;
 
 pub use aggr::{AggrJob, AggrLayout, AggrScriptInputs, render_aggr_script};
-pub use cli::{SlurmCommand, run};
 pub use error::SlurmError;
 pub use job_env::JobEnv;
 pub use layout::{JobLayout, WorkerStep};

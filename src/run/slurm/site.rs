@@ -2,8 +2,8 @@
 //! segment, container flags and launcher details — from the YAML `slurm:` / `environment:`
 //! sections, overridden by `PERF_SLURM_*` variables. Pure: config + environment in, options out.
 
-use crate::app::settings::EnvSource;
 use crate::config::PerfConfig;
+use crate::util::env::EnvSource;
 
 use super::error::SlurmError;
 

@@ -79,7 +79,7 @@ fn sbatch(p: &Prepared, script: &str) -> Result<(String, PathBuf), String> {
     std::fs::create_dir_all(&p.trial_dir)
         .map_err(|e| format!("cannot create {}: {e}", p.trial_dir.display()))?;
     let path = p.trial_dir.join(SCRIPT_FILE);
-    crate::plan::prepare::write_atomic(&path, script.as_bytes())
+    crate::util::fs::write_atomic(&path, script.as_bytes())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     let out = Command::new("sbatch")
         .arg("--parsable")
@@ -260,20 +260,37 @@ fn finish(job: &mut Job, status: &JobStatus, poller: &Poller) {
 pub fn submit(trials: Vec<Prepared>, options: &SubmitOptions) -> i32 {
     let signal = Arc::new(AtomicUsize::new(0));
     if options.wait {
-        for sig in [SIGINT, SIGTERM] {
-            if let Err(e) =
-                signal_hook::flag::register_usize(sig, Arc::clone(&signal), sig as usize)
-            {
-                eprintln!("perfsanity slurm: cannot handle signal {sig}: {e}");
-            }
+        watch_signals(&signal);
+    }
+    let (mut jobs, failures) = submit_all(&trials, &signal);
+    if !options.wait {
+        say(&format!(
+            "{} job(s) submitted, {failures} trial(s) not submitted",
+            jobs.len()
+        ));
+        return i32::from(failures > 0);
+    }
+    follow(&mut jobs, failures, options, &signal)
+}
+
+/// SIGINT and SIGTERM set `signal` (to the signal's number) instead of ending the process, so
+/// the submitter can cancel its jobs first.
+fn watch_signals(signal: &Arc<AtomicUsize>) {
+    for sig in [SIGINT, SIGTERM] {
+        if let Err(e) = signal_hook::flag::register_usize(sig, Arc::clone(signal), sig as usize) {
+            eprintln!("perfsanity slurm: cannot handle signal {sig}: {e}");
         }
     }
+}
+
+/// `sbatch` for each trial, in order, until a signal arrives: the submitted jobs and how many
+/// trials could not be submitted.
+fn submit_all(trials: &[Prepared], signal: &AtomicUsize) -> (Vec<Job>, usize) {
     let mut jobs: Vec<Job> = Vec::new();
     let mut failures = 0usize;
-    for p in &trials {
+    for p in trials {
         let submitted = SystemTime::now();
-        let result = p.script.clone().and_then(|s| sbatch(p, &s));
-        match result {
+        match p.script.clone().and_then(|s| sbatch(p, &s)) {
             Ok((id, path)) => {
                 say(&format!(
                     "submitted {} as job {id} (script {}, output {}/slurm-{id}.out)",
@@ -301,18 +318,17 @@ pub fn submit(trials: Vec<Prepared>, options: &SubmitOptions) -> i32 {
             break;
         }
     }
-    if !options.wait {
-        say(&format!(
-            "{} job(s) submitted, {failures} trial(s) not submitted",
-            jobs.len()
-        ));
-        return i32::from(failures > 0);
-    }
+    (jobs, failures)
+}
+
+/// Polls the open jobs until every one has a verdict (or a signal cancels them all); the exit
+/// code.
+fn follow(jobs: &mut [Job], failures: usize, options: &SubmitOptions, signal: &AtomicUsize) -> i32 {
     let mut poller = Poller::new();
     loop {
         let sig = signal.load(Ordering::SeqCst);
         if sig != 0 {
-            return cancel_all(&mut jobs, &mut poller, sig, failures);
+            return cancel_all(jobs, &mut poller, sig, failures);
         }
         let open: Vec<String> = jobs
             .iter()
@@ -325,52 +341,9 @@ pub fn submit(trials: Vec<Prepared>, options: &SubmitOptions) -> i32 {
         let statuses = poller.statuses(&open);
         for job in jobs.iter_mut().filter(|j| j.verdict.is_none()) {
             match statuses.get(&job.id) {
-                Some(status) => {
-                    // The accounting database lags slurmctld: a job seen RUNNING may read
-                    // PENDING once more. States only move forward (a requeue says REQUEUED).
-                    if status.state != JobState::Requeued && progress(&status.state) < job.progress
-                    {
-                        continue;
-                    }
-                    job.progress = progress(&status.state);
-                    if job.last_state.as_deref() != Some(status.raw_state.as_str()) {
-                        let mut line = format!(
-                            "[{}] job {} {}: {}",
-                            now(),
-                            job.id,
-                            job.trial,
-                            status.raw_state
-                        );
-                        if status.state.is_terminal() {
-                            if let Some(code) = &status.exit_code {
-                                line.push_str(&format!(", exit code {code}"));
-                            }
-                            if let Some(t) = &status.elapsed {
-                                line.push_str(&format!(", elapsed {t}"));
-                            }
-                        }
-                        say(&line);
-                        job.last_state = Some(status.raw_state.clone());
-                    }
-                    if status.state.is_terminal() {
-                        finish(job, status, &poller);
-                    }
-                }
+                Some(status) => update_job(job, status, &poller),
                 None if job.submitted_at.elapsed() > options.unknown_limit => {
-                    let verdict = Verdict::Lost {
-                        detail: format!(
-                            "no status command (sacct, squeue, scontrol) knows job {} after {} s",
-                            job.id,
-                            options.unknown_limit.as_secs()
-                        ),
-                    };
-                    say(&format!(
-                        "{} {} (job {}): {verdict}",
-                        verdict.label(),
-                        job.trial,
-                        job.id
-                    ));
-                    job.verdict = Some(verdict);
+                    mark_lost(job, options.unknown_limit)
                 }
                 None => {}
             }
@@ -378,9 +351,64 @@ pub fn submit(trials: Vec<Prepared>, options: &SubmitOptions) -> i32 {
         if jobs.iter().all(|j| j.verdict.is_some()) {
             break;
         }
-        sleep_unless_signalled(options.poll, &signal);
+        sleep_unless_signalled(options.poll, signal);
     }
-    summary(&jobs, failures)
+    summary(jobs, failures)
+}
+
+/// One status of one job: report a new state, and finish the job when the state is terminal.
+fn update_job(job: &mut Job, status: &JobStatus, poller: &Poller) {
+    // The accounting database lags slurmctld: a job seen RUNNING may read PENDING once more.
+    // States only move forward (a requeue says REQUEUED).
+    if status.state != JobState::Requeued && progress(&status.state) < job.progress {
+        return;
+    }
+    job.progress = progress(&status.state);
+    if job.last_state.as_deref() != Some(status.raw_state.as_str()) {
+        say(&state_line(job, status));
+        job.last_state = Some(status.raw_state.clone());
+    }
+    if status.state.is_terminal() {
+        finish(job, status, poller);
+    }
+}
+
+/// `[time] job <id> <trial>: <STATE>[, exit code X, elapsed T]`.
+fn state_line(job: &Job, status: &JobStatus) -> String {
+    let mut line = format!(
+        "[{}] job {} {}: {}",
+        now(),
+        job.id,
+        job.trial,
+        status.raw_state
+    );
+    if status.state.is_terminal() {
+        if let Some(code) = &status.exit_code {
+            line.push_str(&format!(", exit code {code}"));
+        }
+        if let Some(t) = &status.elapsed {
+            line.push_str(&format!(", elapsed {t}"));
+        }
+    }
+    line
+}
+
+/// No status command knows the job after `limit`: it is lost.
+fn mark_lost(job: &mut Job, limit: Duration) {
+    let verdict = Verdict::Lost {
+        detail: format!(
+            "no status command (sacct, squeue, scontrol) knows job {} after {} s",
+            job.id,
+            limit.as_secs()
+        ),
+    };
+    say(&format!(
+        "{} {} (job {}): {verdict}",
+        verdict.label(),
+        job.trial,
+        job.id
+    ));
+    job.verdict = Some(verdict);
 }
 
 fn summary(jobs: &[Job], not_submitted: usize) -> i32 {

@@ -33,25 +33,29 @@ pub fn file_name(model: &str, isl: u32, osl: u32, n: usize, ratio: f64) -> Strin
     )
 }
 
-/// The lines of the dataset (each ending in `\n`).
+/// The lines of the dataset `perfsanity dataset gen` writes (each ending in `\n`).
 pub fn lines(args: &DatasetGenArgs, tokenizer: &Tokenizer) -> Result<Vec<String>, BenchError> {
-    if !(0.0..=1.0).contains(&args.range_ratio) {
+    let spec = RandomSpec {
+        num_prompts: args.num_prompts,
+        input_len: args.input_len,
+        output_len: args.output_len,
+        range_ratio: args.range_ratio,
+        prefix_len: 0,
+        seed: args.seed,
+    };
+    dataset_lines(&spec, tokenizer)
+}
+
+/// The lines of a generated dataset (each ending in `\n`): the typed entry point, for the
+/// runner as for the CLI.
+pub fn dataset_lines(spec: &RandomSpec, tokenizer: &Tokenizer) -> Result<Vec<String>, BenchError> {
+    if !(0.0..=1.0).contains(&spec.range_ratio) {
         return Err(BenchError::Flag {
             flag: "--range-ratio".into(),
-            message: format!("{} must be in [0, 1]", args.range_ratio),
+            message: format!("{} must be in [0, 1]", spec.range_ratio),
         });
     }
-    let reqs = random_sa(
-        &RandomSpec {
-            num_prompts: args.num_prompts,
-            input_len: args.input_len,
-            output_len: args.output_len,
-            range_ratio: args.range_ratio,
-            prefix_len: 0,
-            seed: args.seed,
-        },
-        tokenizer,
-    )?;
+    let reqs = random_sa(spec, tokenizer)?;
     Ok(reqs
         .into_iter()
         .map(|r| {

@@ -16,7 +16,9 @@
 
 mod auth;
 pub mod cli;
-pub mod config;
+/// The `sim:` schema lives with the config format (`crate::config::sim_section`), so the config
+/// stage validates it without importing the simulator.
+pub use crate::config::sim_section as config;
 mod encode;
 mod engine;
 pub mod engine_config;

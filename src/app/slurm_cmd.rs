@@ -1,5 +1,6 @@
 //! `perfsanity slurm script <trial>` and `perfsanity slurm submit <trial>… | --testlist F
-//! [--wait]`: the clap layer over [`super::build_script`] and [`super::submit`].
+//! [--wait]`: the clap layer over [`crate::run::slurm::trial_script`] and
+//! [`crate::run::slurm::submit`].
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,10 +8,11 @@ use std::time::Duration;
 
 use clap::Subcommand;
 
-use super::submit::{Prepared, SubmitOptions, submit};
 use crate::app::commands::{find_trial, selected_trials};
 use crate::app::settings::{EnvSource, ProcessEnv, Settings, find_project_root, target_dir};
 use crate::catalog::selection::TrialSpec;
+use crate::run::slurm::trial_script;
+use crate::run::slurm::submit::{Prepared, SubmitOptions, submit};
 
 /// `perfsanity slurm …`.
 #[derive(Debug, Subcommand)]
@@ -96,8 +98,7 @@ fn poll_interval(flag: Option<f64>) -> Result<Duration, String> {
 }
 
 fn prepare(settings: &Settings, spec: &TrialSpec, cwd: &Path, exe: &Path) -> Prepared {
-    let script =
-        super::trial_script(settings, spec, &ProcessEnv, cwd, exe).map_err(|e| e.to_string());
+    let script = trial_script(settings, spec, &ProcessEnv, cwd, exe).map_err(|e| e.to_string());
     Prepared {
         trial: spec.name.clone(),
         trial_dir: settings.output_root.join(&spec.name),
@@ -133,7 +134,7 @@ pub fn run(cmd: SlurmCommand) -> ExitCode {
                 Err(e) => return fail(e),
             };
             toolchain_note(&settings);
-            match super::trial_script(&settings, &spec, &ProcessEnv, &cwd, &exe) {
+            match trial_script(&settings, &spec, &ProcessEnv, &cwd, &exe) {
                 Ok(script) => {
                     print!("{script}");
                     ExitCode::SUCCESS

@@ -8,9 +8,10 @@ use clap::{Args, Subcommand};
 use crate::app::commands::Outcome;
 use crate::app::settings::{EnvSource, ProcessEnv, find_project_root, target_dir};
 
-use super::context::{default_db_path, gateway_from_env};
-use super::store::{Row, Store, UploadState};
-use super::trial::push_pending;
+use crate::results::context::{default_db_path, gateway_from_env};
+use crate::results::field;
+use crate::results::push_pending;
+use crate::results::store::{Row, Store, UploadState};
 
 /// `perfsanity results …`.
 #[derive(Debug, Subcommand)]
@@ -90,7 +91,7 @@ pub fn run_with_env(cmd: &ResultsCommand, env: &dyn EnvSource) -> Outcome {
 fn import(db: &Path, file: &Path) -> Outcome {
     let report = Store::open(db)
         .map_err(|e| e.to_string())
-        .and_then(|mut store| super::partial::import_records(&mut store, file));
+        .and_then(|mut store| crate::results::partial::import_records(&mut store, file));
     match report {
         Ok(r) => Outcome {
             stdout: format!(
@@ -149,8 +150,8 @@ fn table(rows: &[Row]) -> String {
     let mut cells: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for r in rows {
         let regression = match (
-            r.record.bool("b_is_regression"),
-            r.record.str("s_regression_info"),
+            r.record.bool(field::IS_REGRESSION),
+            r.record.str(field::REGRESSION_INFO),
         ) {
             (Some(true), _) => "YES".to_string(),
             (_, Some(info)) if !info.is_empty() => "no".to_string(),

@@ -1,4 +1,6 @@
-//! The `sim:` section of a perf YAML: latency-model knobs and per-role fault injection.
+//! The `sim:` section of a perf YAML: latency-model knobs and per-role fault injection. A leaf
+//! schema (serde only) shared by the config validator and the simulator (`crate::tools::sim`
+//! re-exports it as `sim::config`): the one module of `config` the tools may import.
 //!
 //! The plan writes the whole section as JSON to `<tod>/sim-config.json` and passes it to every
 //! simulated process with `--sim-config`; the config validator calls

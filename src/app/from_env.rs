@@ -1,0 +1,40 @@
+//! The environment-reading halves of the stages' constructors: the edge reads the process
+//! environment here and hands the stages values (`Executor`'s GPUs, executable and results
+//! context). Below `app` nothing reads the process environment.
+
+use std::path::PathBuf;
+
+use crate::app::settings::{EnvSource, ProcessEnv, Settings, target_dir};
+use crate::plan::toolchain::Toolchain;
+use crate::results::ResultsContext;
+use crate::run::execute::Executor;
+use crate::run::launch::gpus::{GpuPool, visible_gpus};
+
+/// An executor configured from the process environment: results context, this host's GPUs
+/// (`CUDA_VISIBLE_DEVICES`, trtllm toolchain) and `PERFSANITY_BIN` (else `self_exe`).
+pub fn executor(settings: Settings, self_exe: PathBuf, tee: bool) -> Result<Executor, String> {
+    let env = ProcessEnv;
+    let target = target_dir(&env, &settings.project_root);
+    let results =
+        ResultsContext::from_env(&env, &target, settings.toolchain).map_err(|e| e.to_string())?;
+    crate::app::output_check::check_outputs(&results.db_path, &env)?;
+    let gpus = (settings.toolchain == Toolchain::Trtllm)
+        .then(|| GpuPool::new(visible_gpus(env.var("CUDA_VISIBLE_DEVICES").as_deref())));
+    let self_exe = std::env::var_os("PERFSANITY_BIN")
+        .map(PathBuf::from)
+        .unwrap_or(self_exe);
+    Ok(Executor {
+        settings,
+        self_exe,
+        gpus,
+        tee,
+        results,
+    })
+}
+
+/// `PERF_JUNIT`, when set: where the harness writes its JUnit report.
+pub fn junit_path_from_env(env: &dyn EnvSource) -> Option<PathBuf> {
+    env.var("PERF_JUNIT")
+        .filter(|p| !p.trim().is_empty())
+        .map(PathBuf::from)
+}
