@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use perfsanity::app::commands::{self, Outcome};
-use perfsanity::app::settings::{ProcessEnv, Settings, find_project_root, target_dir};
+use perfsanity::app::settings::{ProcessEnv, Settings, target_dir};
+use perfsanity::app::{env_check, history_location};
 
 /// perfsanity: perf tests for LLM serving (TensorRT-LLM disaggregated serving).
 ///
@@ -65,7 +66,7 @@ enum Command {
     #[command(subcommand)]
     Results(perfsanity::results::cli::ResultsCommand),
     /// Write an HTML report with SVG plots from the results history.
-    Report(perfsanity::report::ReportArgs),
+    Report(perfsanity::app::report_cmd::ReportArgs),
     /// SLURM batch scripts and submission (docs/SLURM.md).
     #[command(subcommand)]
     Slurm(perfsanity::run::slurm::SlurmCommand),
@@ -80,8 +81,19 @@ enum DatasetCommand {
 fn settings() -> Result<Settings, String> {
     let cwd =
         std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
-    let root = find_project_root(&cwd);
+    let root = history_location::project_root(&ProcessEnv, &cwd);
     let target = target_dir(&ProcessEnv, &root);
+    let notes = env_check::process_env_warnings()
+        .into_iter()
+        .chain(history_location::root_hint(&ProcessEnv, &root))
+        .chain(history_location::migrate_legacy_db(
+            &ProcessEnv,
+            &root,
+            &target,
+        )?);
+    for note in notes {
+        eprintln!("perfsanity: {note}");
+    }
     Settings::from_env(&ProcessEnv, &root, &target).map_err(|e| e.to_string())
 }
 
@@ -136,7 +148,7 @@ fn main() -> ExitCode {
             perfsanity::tools::bench::run_dataset_gen(args)
         }
         Command::Results(cmd) => emit(perfsanity::results::cli::run(&cmd)),
-        Command::Report(args) => emit(perfsanity::report::run(&args)),
+        Command::Report(args) => emit(perfsanity::app::report_cmd::run(&args)),
         Command::Slurm(cmd) => perfsanity::run::slurm::run(cmd),
     }
 }

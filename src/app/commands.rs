@@ -81,6 +81,11 @@ pub fn list(settings: &Settings, json: bool, use_cache: bool) -> Outcome {
         Ok(t) => t,
         Err(e) => return Outcome::failure(e),
     };
+    let trials = crate::app::selection_guard::once_per_config(
+        trials,
+        &Default::default(),
+        settings.all_families,
+    );
     let mut paths: Vec<PathBuf> = trials
         .iter()
         .filter_map(|t| t.config_path.clone())
@@ -297,6 +302,18 @@ pub fn run(
         Err(e) => return Outcome::failure(e),
     };
     let specs: Vec<TrialSpec> = if wanted.is_empty() {
+        let trials = crate::app::selection_guard::once_per_config(
+            trials,
+            &Default::default(),
+            settings.all_families,
+        );
+        if let Err(e) = crate::app::selection_guard::check_not_empty(
+            &trials,
+            "the catalog or test list is empty",
+            settings.allow_empty,
+        ) {
+            return Outcome::failure(format!("perfsanity run: {e}"));
+        }
         trials
     } else {
         match wanted

@@ -2,5 +2,9 @@
 //! stderr, or decides exit codes. Everything below it takes values and returns values.
 
 pub mod commands;
+pub mod env_check;
 pub mod harness;
+pub mod history_location;
+pub mod report_cmd;
+pub mod selection_guard;
 pub mod settings;

@@ -49,6 +49,10 @@ pub struct Settings {
     /// `PERF_LAUNCHER_GEN_LOGS=1`: a launcher captures gen workers' output as
     /// `gen_server_<i>.log` and writes the `.done` sentinels (set by our SLURM scripts).
     pub launcher_gen_logs: bool,
+    /// `PERF_ALL_FAMILIES=1`: run both `disagg_upload-<stem>` and `disagg-<stem>` by default.
+    pub all_families: bool,
+    /// `PERF_ALLOW_EMPTY=1`: an empty selection is not an error.
+    pub allow_empty: bool,
 }
 
 /// A bad environment knob.
@@ -145,7 +149,15 @@ impl Settings {
                     .map_err(|e: String| SettingsError(format!("DISAGG_SERVING_TYPE: {e}")))?,
             ),
         };
+        let flag = |name: &str| {
+            matches!(
+                env.var(name).as_deref().map(str::trim),
+                Some("1" | "true" | "yes")
+            )
+        };
         Ok(Settings {
+            all_families: flag("PERF_ALL_FAMILIES"),
+            allow_empty: flag("PERF_ALLOW_EMPTY"),
             role,
             launcher_gen_logs: env.var("PERF_LAUNCHER_GEN_LOGS").as_deref() == Some("1"),
             project_root: project_root.to_path_buf(),

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use crate::app::commands::Outcome;
-use crate::app::settings::{EnvSource, ProcessEnv, find_project_root, target_dir};
+use crate::app::settings::{EnvSource, ProcessEnv, find_project_root};
 
 use super::context::{default_db_path, gateway_from_env};
 use super::store::{Row, Store, UploadState};
@@ -38,14 +38,14 @@ pub struct ShowArgs {
     pub verdict: bool,
 }
 
-/// The history database of the CLI: `PERF_DB`, else `<target>/perf-results.sqlite`.
+/// The history database of the CLI: `PERF_DB`, else `<project root>/perf-history/perf-results.sqlite`.
 pub fn db_path(env: &dyn EnvSource) -> PathBuf {
     if let Some(p) = env.var("PERF_DB").filter(|p| !p.trim().is_empty()) {
         return PathBuf::from(p);
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
     let root = find_project_root(&cwd);
-    default_db_path(&target_dir(env, &root))
+    default_db_path(&root)
 }
 
 fn fail(message: String) -> Outcome {

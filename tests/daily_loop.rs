@@ -1,0 +1,139 @@
+//! The perf engineer's daily loop through the harness binary (`tests/perf.rs`): a typo is never
+//! a green run, an empty selection fails unless asked for, two name filters work, misspelt
+//! knobs are named, skipped trials are `<skipped>` in JUnit, and test-list trials carry
+//! pytest's names there.
+
+mod harness_bin;
+mod support;
+
+use harness_bin::perf_harness;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+const GOOD: &str = "metadata:\n  model_name: tiny\nbenchmark:\n  concurrency_list: 1\n  input_length: 8\n  output_length: 4\nhardware:\n  gpus_per_node: 1\n  num_ctx_servers: 1\n  num_gen_servers: 1\nworker_config:\n  ctx: {}\n  gen: {}\n";
+
+fn fixture() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("configs");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("ok-one.yaml"), GOOD).unwrap();
+    std::fs::write(d.join("ok-two.yaml"), GOOD).unwrap();
+    dir
+}
+
+fn harness(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(perf_harness());
+    cmd.args(args)
+        .env("PERF_CONFIG_DIRS", dir.join("configs"))
+        .env("PERF_OUTPUT_DIR", dir.join("out"))
+        .env("PERF_TOOLCHAIN", "sim")
+        .env("PERF_DB", dir.join("perf.sqlite"))
+        .env_remove("PERF_TESTLIST")
+        .env_remove("PERF_SCALE")
+        .env_remove("PERF_JUNIT")
+        .env_remove("DISAGG_SERVING_TYPE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+#[test]
+fn an_exact_typo_fails_with_a_suggestion() {
+    let dir = fixture();
+    let o = harness(dir.path(), &["--exact", "disagg-ok-onw"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        text(&o).contains("did you mean \"disagg-ok-one\""),
+        "{}",
+        text(&o)
+    );
+    // A substring meant for this harness fails too.
+    let o = harness(dir.path(), &["disagg_upload-ok-thre"], &[]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    // A word that may be meant for another test binary only gets a loud notice.
+    let o = harness(dir.path(), &["some_unit_test"], &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("NOTE: the name filter"), "{}", text(&o));
+}
+
+#[test]
+fn an_empty_test_list_fails_unless_allowed() {
+    let dir = fixture();
+    let list = dir.path().join("empty.txt");
+    std::fs::write(&list, "# nothing here\n\n").unwrap();
+    let list = list.to_str().unwrap();
+    let o = harness(dir.path(), &["--list"], &[("PERF_TESTLIST", list)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(text(&o).contains("PERF_ALLOW_EMPTY=1"), "{}", text(&o));
+    let o = harness(
+        dir.path(),
+        &["--list"],
+        &[("PERF_TESTLIST", list), ("PERF_ALLOW_EMPTY", "1")],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+#[test]
+fn two_filters_both_families_and_misspelt_knobs() {
+    let dir = fixture();
+    let o = harness(
+        dir.path(),
+        &["--list", "--format", "terse", "ok-one", "ok-two"],
+        &[("PERF_SCAL", "smoke")],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "disagg_upload-ok-one: test\ndisagg_upload-ok-two: test\n"
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("unknown environment variable PERF_SCAL (did you mean PERF_SCALE?)"),
+        "{err}"
+    );
+    let o = harness(
+        dir.path(),
+        &["--list", "--format", "terse"],
+        &[("PERF_ALL_FAMILIES", "1")],
+    );
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 4);
+}
+
+#[test]
+fn test_list_trials_carry_pytest_names_in_junit() {
+    let dir = fixture();
+    let list = dir.path().join("list.txt");
+    std::fs::write(
+        &list,
+        "perf/test_perf_sanity.py::test_e2e[disagg_upload-ok-one]\n",
+    )
+    .unwrap();
+    let junit = dir.path().join("junit.xml");
+    let o = harness(
+        dir.path(),
+        &[],
+        &[
+            ("PERF_TESTLIST", list.to_str().unwrap()),
+            ("PERF_JUNIT", junit.to_str().unwrap()),
+            ("PERF_SCALE", "smoke"),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    let root = support::xml::parse(&xml).unwrap();
+    let case = root.find_all("testcase")[0];
+    assert_eq!(case.attr("classname"), Some("perf.test_perf_sanity"));
+    assert_eq!(case.attr("name"), Some("test_e2e[disagg_upload-ok-one]"));
+    // The headline numbers are printed as the trial finishes.
+    assert!(text(&o).contains("req/s"), "{}", text(&o));
+}
