@@ -54,6 +54,8 @@ enum Command {
         /// Copy the benchmark clients' output to the terminal.
         #[arg(long)]
         tee: bool,
+        #[command(flatten)]
+        knobs: RunKnobs,
     },
     /// Embedded TensorRT-LLM simulator: `perfsanity sim trtllm-serve …`.
     Sim(perfsanity::tools::sim::SimArgs),
@@ -72,6 +74,39 @@ enum Command {
     Slurm(perfsanity::run::slurm::SlurmCommand),
 }
 
+/// `perfsanity run` flags that stand for environment knobs (the variable is the fallback).
+#[derive(Debug, clap::Args)]
+struct RunKnobs {
+    /// `full` or `smoke` (capped load, quick check).
+    #[arg(long, env = "PERF_SCALE")]
+    scale: Option<String>,
+    /// Run exactly the trials of this txt or test-db YAML list.
+    #[arg(long, env = "PERF_TESTLIST")]
+    testlist: Option<std::path::PathBuf>,
+    /// `auto`, `trtllm` or `sim`.
+    #[arg(long, env = "PERF_TOOLCHAIN")]
+    toolchain: Option<String>,
+    /// Write a JUnit XML report of the run here.
+    #[arg(long, env = "PERF_JUNIT")]
+    junit: Option<std::path::PathBuf>,
+}
+
+impl RunKnobs {
+    fn overrides(&self) -> Vec<(&'static str, String)> {
+        let mut v = Vec::new();
+        if let Some(s) = &self.scale {
+            v.push(("PERF_SCALE", s.clone()));
+        }
+        if let Some(t) = &self.testlist {
+            v.push(("PERF_TESTLIST", t.display().to_string()));
+        }
+        if let Some(t) = &self.toolchain {
+            v.push(("PERF_TOOLCHAIN", t.clone()));
+        }
+        v
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum DatasetCommand {
     /// Write a `trtllm_custom` JSON Lines dataset.
@@ -79,10 +114,18 @@ enum DatasetCommand {
 }
 
 fn settings() -> Result<Settings, String> {
+    settings_with(Vec::new())
+}
+
+fn settings_with(overrides: Vec<(&'static str, String)>) -> Result<Settings, String> {
+    let env = perfsanity::app::cli_env::Overlay {
+        base: &ProcessEnv,
+        values: overrides,
+    };
     let cwd =
         std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
-    let root = history_location::project_root(&ProcessEnv, &cwd);
-    let target = target_dir(&ProcessEnv, &root);
+    let root = history_location::project_root(&env, &cwd);
+    let target = target_dir(&env, &root);
     let notes = env_check::process_env_warnings()
         .into_iter()
         .chain(history_location::root_hint(&ProcessEnv, &root))
@@ -94,7 +137,7 @@ fn settings() -> Result<Settings, String> {
     for note in notes {
         eprintln!("perfsanity: {note}");
     }
-    Settings::from_env(&ProcessEnv, &root, &target).map_err(|e| e.to_string())
+    Settings::from_env(&env, &root, &target).map_err(|e| e.to_string())
 }
 
 fn emit(outcome: Outcome) -> ExitCode {
@@ -130,9 +173,14 @@ fn main() -> ExitCode {
         Command::List { json, no_cache } => with_settings(|s| commands::list(s, json, !no_cache)),
         Command::Plan { trial, json } => with_settings(|s| commands::plan(s, &trial, json)),
         Command::Check => with_settings(commands::check),
-        Command::Run { trials, role, tee } => match settings() {
+        Command::Run {
+            trials,
+            role,
+            tee,
+            knobs,
+        } => match settings_with(knobs.overrides()) {
             Ok(s) => {
-                let code = emit(commands::run(s, &trials, role, tee));
+                let code = emit(commands::run(s, &trials, role, tee, knobs.junit.as_deref()));
                 // Interrupted: 128 + signal, as the signal handler's own exit would be.
                 perfsanity::run::launch::signals::interrupted_exit_code()
                     .map_or(code, ExitCode::from)

@@ -126,6 +126,7 @@ fn test_list_trials_carry_pytest_names_in_junit() {
             ("PERF_TESTLIST", list.to_str().unwrap()),
             ("PERF_JUNIT", junit.to_str().unwrap()),
             ("PERF_SCALE", "smoke"),
+            ("PERF_PROGRESS", "lines"),
         ],
     );
     assert!(o.status.success(), "{}", text(&o));
@@ -134,6 +135,63 @@ fn test_list_trials_carry_pytest_names_in_junit() {
     let case = root.find_all("testcase")[0];
     assert_eq!(case.attr("classname"), Some("perf.test_perf_sanity"));
     assert_eq!(case.attr("name"), Some("test_e2e[disagg_upload-ok-one]"));
-    // The headline numbers are printed as the trial finishes.
-    assert!(text(&o).contains("req/s"), "{}", text(&o));
+    // Live progress on stderr (typed events → lines off a terminal), then the headline numbers
+    // as the trial finishes; nothing of it on stdout.
+    let err = String::from_utf8_lossy(&o.stderr);
+    for phase in [
+        "files written",
+        "worker(s) up",
+        "router ready at",
+        "client 1/1",
+    ] {
+        assert!(err.contains(phase), "no {phase:?} in\n{err}");
+    }
+    assert!(err.contains("req/s"), "{err}");
+    assert!(!String::from_utf8_lossy(&o.stdout).contains("router ready"));
+}
+
+#[test]
+fn run_flags_stand_for_the_environment_knobs() {
+    let help = Command::new(env!("CARGO_BIN_EXE_perfsanity"))
+        .args(["run", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for (flag, var) in [
+        ("--scale", "PERF_SCALE"),
+        ("--testlist", "PERF_TESTLIST"),
+        ("--toolchain", "PERF_TOOLCHAIN"),
+        ("--junit", "PERF_JUNIT"),
+    ] {
+        assert!(
+            help.contains(flag) && help.contains(&format!("env: {var}")),
+            "{help}"
+        );
+    }
+    let dir = fixture();
+    let junit = dir.path().join("run.xml");
+    let o = Command::new(env!("CARGO_BIN_EXE_perfsanity"))
+        .args(["run", "--scale", "bogus", "disagg-ok-one"])
+        .env("PERF_CONFIG_DIRS", dir.path().join("configs"))
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(text(&o).contains("PERF_SCALE"), "{}", text(&o));
+    let o = Command::new(env!("CARGO_BIN_EXE_perfsanity"))
+        .args(["run", "--scale", "smoke", "--toolchain", "sim", "--junit"])
+        .arg(&junit)
+        .arg("disagg-ok-one")
+        .env("PERF_CONFIG_DIRS", dir.path().join("configs"))
+        .env("PERF_OUTPUT_DIR", dir.path().join("out"))
+        .env("PERF_DB", dir.path().join("perf.sqlite"))
+        .env("PERF_PROGRESS", "off")
+        .env_remove("PERF_TESTLIST")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        std::fs::read_to_string(&junit)
+            .unwrap()
+            .contains("disagg-ok-one")
+    );
 }

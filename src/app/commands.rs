@@ -293,6 +293,7 @@ pub fn run(
     wanted: &[String],
     role: Option<crate::plan::Role>,
     tee: bool,
+    junit: Option<&std::path::Path>,
 ) -> Outcome {
     if role.is_some() {
         settings.role = role;
@@ -329,13 +330,20 @@ pub fn run(
         Ok(p) => p,
         Err(e) => return Outcome::failure(format!("perfsanity run: cannot locate myself: {e}")),
     };
-    let executor = match crate::run::execute::Executor::from_env(settings, self_exe, tee) {
+    let mut executor = match crate::run::execute::Executor::from_env(settings, self_exe, tee) {
         Ok(e) => e,
         Err(e) => return Outcome::failure(format!("perfsanity run: {e}")),
     };
+    match crate::app::progress_reporter::ProgressMode::from_env() {
+        Ok(mode) => {
+            executor.progress = Box::new(crate::app::progress_reporter::Reporter::new(mode))
+        }
+        Err(e) => return Outcome::failure(format!("perfsanity run: {e}")),
+    }
     crate::run::launch::signals::install();
     let mut out = String::new();
     let mut failed = 0;
+    let mut outcomes = Vec::new();
     for spec in &specs {
         let outcome = executor.execute(spec);
         let secs = outcome.duration.as_secs_f64();
@@ -352,6 +360,16 @@ pub fn run(
         // Print as we go: trials take minutes.
         print!("{out}");
         out.clear();
+        outcomes.push(outcome);
+    }
+    if let Some(path) = junit
+        && let Err(e) = crate::report::junit::write_junit_named(
+            path,
+            &outcomes,
+            &crate::report::junit::case_names(&specs),
+        )
+    {
+        return Outcome::failure(format!("perfsanity run: {e}"));
     }
     Outcome {
         stdout: format!("{} trial(s), {failed} failed\n", specs.len()),

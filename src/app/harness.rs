@@ -20,7 +20,7 @@ use crate::app::settings::{ProcessEnv, Settings, target_dir};
 use crate::catalog::selection::TrialSpec;
 use crate::config::{BenchmarkMode, load_perf_config};
 use crate::plan::Topology;
-use crate::report::junit::{CaseName, CaseNames, write_junit_named};
+use crate::report::junit::{case_names, write_junit_named};
 use crate::report::junit_path_from_env;
 use crate::run::execute::Executor;
 use crate::run::launch::signals;
@@ -81,15 +81,6 @@ fn select(settings: &Settings, filter: &NameFilter) -> Result<Vec<TrialSpec>, St
     Ok(once_per_config(specs, filter, settings.all_families))
 }
 
-/// JUnit names: pytest's for trials from a test list.
-fn case_names(specs: &[TrialSpec]) -> CaseNames {
-    specs
-        .iter()
-        .filter(|s| s.origin.is_some() && !s.test_list_id.is_empty())
-        .map(|s| (s.name.clone(), CaseName::pytest(&s.test_list_id)))
-        .collect()
-}
-
 /// Entry point of `tests/perf.rs`: `manifest_dir` is the crate root (`CARGO_MANIFEST_DIR`) and
 /// `self_exe` the built `perfsanity` binary (`CARGO_BIN_EXE_perfsanity`).
 pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
@@ -117,10 +108,18 @@ pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
         Err(e) => return fail(e),
     };
     let names = case_names(&specs);
-    let executor = match Executor::from_env(settings, PathBuf::from(self_exe), args.nocapture) {
+    let mut executor = match Executor::from_env(settings, PathBuf::from(self_exe), args.nocapture) {
         Ok(e) => e,
         Err(e) => return fail(e),
     };
+    if !args.list {
+        match crate::app::progress_reporter::ProgressMode::from_env() {
+            Ok(mode) => {
+                executor.progress = Box::new(crate::app::progress_reporter::Reporter::new(mode))
+            }
+            Err(e) => return fail(e),
+        }
+    }
     let ctx = Arc::new(HarnessContext {
         executor,
         outcomes: Mutex::new(Vec::new()),

@@ -128,9 +128,4 @@ pub fn write_plan_files(plan: &Plan) -> Result<(), TrialError> {
     write_atomic(&path, json.as_bytes()).map_err(|e| io(&path, e))
 }
 
-/// Writes `bytes` to a temp sibling and renames it over `path`.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension(format!("{}.tmp", std::process::id()));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)
-}
+pub use crate::util::fs::write_atomic;

@@ -91,6 +91,9 @@ fn row_doc(row: &Row) -> Doc {
     d
 }
 
+/// Runs of a case before its history is charted (one point is not a history).
+pub const MIN_RUNS_FOR_HISTORY: usize = 2;
+
 /// The config a trial runs: its name without the `disagg_upload-` / `disagg-` family prefix.
 pub fn config_of(trial: &str) -> &str {
     trial
@@ -190,6 +193,8 @@ pub struct CaseBlock {
     pub gpu: String,
     /// Its history charts.
     pub figures: Vec<Figure>,
+    /// Said instead of charts (a single run has no history to chart).
+    pub note: String,
 }
 
 /// One config's section.
@@ -332,7 +337,7 @@ fn overview_row(trial: &str, rows: &[&Row]) -> OverviewRow {
         verdict: verdict.to_string(),
         verdict_class: class.to_string(),
         latest: fmt_time(last.created_ms),
-        kind: format!("{}/{}", last.toolchain, last.scale),
+        kind: format!("{}/{} ({})", last.toolchain, last.scale, last.gpu_type),
         runs: order.len(),
         throughput: num(latest.record.f64("d_token_throughput")),
         ttft: num(latest.record.f64("d_mean_ttft")),
@@ -531,11 +536,27 @@ pub fn layout(
         let mut blocks = Vec::new();
         for ((case, toolchain, scale, gpu), case_rows) in &cases {
             let key = format!("{toolchain}-{scale}-{gpu}-{case}");
+            let runs = batches(case_rows).len();
+            let (figures, note) = if runs < MIN_RUNS_FOR_HISTORY {
+                let only = case_rows.last().expect("cases are non-empty");
+                let value = num(only.record.f64("d_token_throughput"));
+                (
+                    Vec::new(),
+                    format!(
+                        "One run so far ({}, output {value} tok/s): history charts start with \
+                         the second run.",
+                        fmt_time(only.created_ms)
+                    ),
+                )
+            } else {
+                (case_figures(&key, case_rows, settings)?, String::new())
+            };
             blocks.push(CaseBlock {
                 title: case.to_string(),
                 kind: format!("{toolchain}/{scale}"),
                 gpu: gpu.to_string(),
-                figures: case_figures(&key, case_rows, settings)?,
+                figures,
+                note,
             });
         }
         sections.push(Section {
@@ -559,7 +580,23 @@ pub fn layout(
         generated: fmt_time(crate::results::store::now_ms()),
         overview: trials
             .iter()
-            .map(|(name, rs)| overview_row(name, rs))
+            .flat_map(|(name, rs)| {
+                // One row per kind of run: a simulator run never hides a real one, and each
+                // trend compares runs of one kind.
+                let mut kinds: BTreeMap<(&str, &str, &str), Vec<&Row>> = BTreeMap::new();
+                for r in rs {
+                    kinds
+                        .entry((&r.toolchain, &r.scale, &r.gpu_type))
+                        .or_default()
+                        .push(r);
+                }
+                let mut kinds: Vec<Vec<&Row>> = kinds.into_values().collect();
+                kinds.sort_by_key(|k| recency(k));
+                kinds
+                    .into_iter()
+                    .map(|k| overview_row(name, &k))
+                    .collect::<Vec<_>>()
+            })
             .collect(),
         sections,
     };

@@ -70,6 +70,15 @@ impl CaseName {
 /// JUnit names by trial name (trials absent from the map get [`CaseName::catalog`]).
 pub type CaseNames = std::collections::BTreeMap<String, CaseName>;
 
+/// JUnit names of `specs`: pytest's for trials from a test list, catalog names otherwise.
+pub fn case_names(specs: &[crate::catalog::selection::TrialSpec]) -> CaseNames {
+    specs
+        .iter()
+        .filter(|s| s.origin.is_some() && !s.test_list_id.is_empty())
+        .map(|s| (s.name.clone(), CaseName::pytest(&s.test_list_id)))
+        .collect()
+}
+
 /// The failure message Jenkins shows in its list: the first line, continued while it only
 /// introduces what follows (`config error:` alone says nothing), at most 400 characters.
 pub fn failure_headline(message: &str) -> String {

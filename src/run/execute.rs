@@ -29,6 +29,8 @@ pub struct Executor {
     pub tee: bool,
     /// Where results go.
     pub results: ResultsContext,
+    /// Where the runner's progress events go (none by default; the edge sets a reporter).
+    pub progress: Box<dyn crate::run::progress::ProgressSink + Send>,
 }
 
 fn config_failure(message: String) -> TrialFailure {
@@ -62,6 +64,7 @@ impl Executor {
             gpus,
             tee,
             results,
+            progress: Box::new(crate::run::progress::NoProgress),
         })
     }
 
@@ -108,6 +111,7 @@ impl Executor {
             self_exe: &self.self_exe,
             tee: self.tee,
             gpus: self.gpus.as_ref(),
+            progress: self.progress.as_ref(),
         };
         let report = match self.settings.role {
             None => run_plan(&plan, &run)?,

@@ -49,4 +49,24 @@ mod tests {
         assert_eq!(lines.len(), MAX_EXPLAINING_LINES);
         assert_eq!(lines.last(), Some(&"error 19"));
     }
+
+    #[test]
+    fn a_crash_shows_the_explaining_lines_before_the_tail() {
+        use crate::run::outcome::{FailureClass, LogTail, TrialFailure};
+        let f = TrialFailure {
+            class: FailureClass::Crash,
+            role: None,
+            message: "GEN_0 exited with signal 9".into(),
+            log_tail: Some(LogTail {
+                path: "gen.log".into(),
+                text: "iter 1\niter 2\nKilled: out of memory\niter 3\n".into(),
+            }),
+        };
+        let text = f.to_string();
+        let explain = text
+            .find("--- what explains it ---\nKilled: out of memory")
+            .unwrap();
+        let tail = text.find("--- last lines of gen.log ---").unwrap();
+        assert!(explain < tail, "{text}");
+    }
 }

@@ -4,5 +4,7 @@
 
 pub mod execute;
 pub mod launch;
+pub mod log_explain;
 pub mod outcome;
+pub mod progress;
 pub mod slurm;

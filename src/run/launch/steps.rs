@@ -20,6 +20,7 @@ use crate::measure::{ClientMetrics, check_client_output, parse_client_output};
 use crate::plan::toolchain::ClientKind;
 use crate::plan::{ClientSpec, DatasetPlan, Plan, ProcessSpec, Role};
 use crate::run::outcome::{FailureClass, TrialFailure};
+use crate::run::progress::ProgressEvent;
 
 /// Poll interval of every wait.
 pub const POLL: Duration = Duration::from_millis(10);
@@ -39,6 +40,8 @@ pub struct RunContext<'a> {
     pub tee: bool,
     /// GPUs of this host (trtllm toolchain).
     pub gpus: Option<&'a super::gpus::GpuPool>,
+    /// Where progress events go.
+    pub progress: &'a dyn crate::run::progress::ProgressSink,
 }
 
 /// One client run's result.
@@ -538,7 +541,19 @@ pub fn run_clients<'p>(
 ) -> Result<Vec<ClientOutput<'p>>, TrialFailure> {
     let plan = graph.plan;
     let mut outputs = Vec::new();
+    let requests_total: u64 = plan.clients.iter().map(|c| c.num_prompts).sum();
+    let mut requests_done = 0;
     for (i, c) in plan.clients.iter().enumerate() {
+        let spent = Duration::from_secs_f64(graph.elapsed() - timeline.first_client_s);
+        ctx.progress.event(ProgressEvent::ClientStarted {
+            trial: plan.trial.clone(),
+            position: i + 1,
+            of: plan.clients.len(),
+            name: c.name.clone(),
+            requests_done,
+            requests_total,
+            eta: crate::run::progress::eta(spent, i, plan.clients.len() - i),
+        });
         let gen_offsets: Vec<u64> = plan
             .gen_logs
             .iter()
@@ -623,6 +638,15 @@ pub fn run_clients<'p>(
                 Some(&c.log_file),
             ));
         }
+        requests_done += c.num_prompts;
+        ctx.progress.event(ProgressEvent::ClientFinished {
+            trial: plan.trial.clone(),
+            position: i + 1,
+            of: plan.clients.len(),
+            requests_done,
+            requests_total,
+            took: Duration::from_secs_f64(graph.elapsed() - spawned_s),
+        });
         outputs.push(ClientOutput {
             spec: c,
             output,
