@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use crate::app::commands::Outcome;
-use crate::app::settings::{EnvSource, ProcessEnv, find_project_root};
+use crate::app::settings::{EnvSource, ProcessEnv};
 
 use super::context::{default_db_path, gateway_from_env};
 use super::store::{Row, Store, UploadState};
@@ -44,7 +44,7 @@ pub fn db_path(env: &dyn EnvSource) -> PathBuf {
         return PathBuf::from(p);
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let root = find_project_root(&cwd);
+    let root = crate::app::history_location::project_root(env, &cwd);
     default_db_path(&root)
 }
 
