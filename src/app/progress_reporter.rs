@@ -55,6 +55,11 @@ pub fn describe(event: &ProgressEvent) -> String {
         ProgressEvent::FilesWritten { trial, output_dir } => {
             format!("{trial}: files written to {output_dir}")
         }
+        ProgressEvent::WorkerUp {
+            trial,
+            role,
+            address,
+        } => format!("{trial}: {role} up at {address}"),
         ProgressEvent::WorkersUp { trial, workers } => {
             format!("{trial}: {workers} worker(s) up")
         }
@@ -91,6 +96,7 @@ pub fn describe(event: &ProgressEvent) -> String {
 fn trial_of(event: &ProgressEvent) -> &str {
     match event {
         ProgressEvent::FilesWritten { trial, .. }
+        | ProgressEvent::WorkerUp { trial, .. }
         | ProgressEvent::WorkersUp { trial, .. }
         | ProgressEvent::RouterReady { trial, .. }
         | ProgressEvent::ClientStarted { trial, .. }

@@ -14,6 +14,15 @@ pub enum ProgressEvent {
         /// Its output folder.
         output_dir: String,
     },
+    /// One worker reported its address.
+    WorkerUp {
+        /// The trial.
+        trial: String,
+        /// Its role (`CTX_0`, `GEN_1`, …).
+        role: String,
+        /// `host:port`.
+        address: String,
+    },
     /// Every worker reported its address.
     WorkersUp {
         /// The trial.

@@ -70,7 +70,13 @@ pub fn run_plan(plan: &Plan, ctx: &RunContext<'_>) -> Result<RunReport, TrialFai
         .iter()
         .map(|w| (w.role, w.address_file.clone()))
         .collect();
-    let addresses = await_worker_addresses(&mut graph, &files)?;
+    let addresses = await_worker_addresses(&mut graph, &files, |role, address| {
+        ctx.progress.event(ProgressEvent::WorkerUp {
+            trial: plan.trial.clone(),
+            role: role.to_string(),
+            address: address.to_string(),
+        })
+    })?;
     timeline.workers_reported_s = graph.elapsed();
     ctx.progress.event(ProgressEvent::WorkersUp {
         trial: plan.trial.clone(),

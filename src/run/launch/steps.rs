@@ -372,8 +372,10 @@ pub fn spawn_worker(
 pub fn await_worker_addresses(
     graph: &mut Graph<'_>,
     workers: &[(Role, PathBuf)],
+    mut on_up: impl FnMut(Role, &str),
 ) -> Result<Vec<(Role, String)>, TrialFailure> {
     let wait_s = graph.plan.timeouts.wait_s;
+    let mut seen: Vec<Role> = Vec::new();
     graph.wait_for(
         "waiting for the workers to report their addresses",
         Some(Duration::from_secs(wait_s)),
@@ -400,10 +402,17 @@ pub fn await_worker_addresses(
             )
         },
         || {
-            workers
+            let found: Vec<Option<(Role, String)>> = workers
                 .iter()
                 .map(|(r, f)| read_address(f).map(|(h, p)| (*r, format!("{h}:{p}"))))
-                .collect::<Option<Vec<_>>>()
+                .collect();
+            for (role, addr) in found.iter().flatten() {
+                if !seen.contains(role) {
+                    seen.push(*role);
+                    on_up(*role, addr);
+                }
+            }
+            found.into_iter().collect::<Option<Vec<_>>>()
         },
     )
 }
