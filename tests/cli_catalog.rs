@@ -19,7 +19,7 @@ fn perfsanity(dir: &Path) -> Command {
 }
 
 #[test]
-fn list_json_covers_every_config_twice() {
+fn list_json_covers_every_config_once() {
     let dir = tempfile::tempdir().unwrap();
     let out = perfsanity(dir.path())
         .args(["list", "--json"])
