@@ -80,7 +80,10 @@ fn plan_prints_the_whole_dry_run() {
         "  GEN_1  [GPU slot 1]",
         "  CTX_0  [GPU slot 2]",
         "$ perfsanity sim --role GEN_0 trtllm-serve sim_tiny_llm --backend pytorch --config",
-        "env additions: TLLM_LOG_LEVEL=INFO TRTLLM_SERVER_DISABLE_GC=1 TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP=1 TLLM_BENCHMARK_REQ_QUEUES_SIZE=4",
+        // Upstream's launcher env first, then the YAML's.
+        "env additions: TRTLLM_PRESERVE_UCX_ENV=1 FLASHINFER_JIT_DIR=",
+        "HF_HOME=/tmp/hf_home TLLM_LOG_LEVEL=INFO TRTLLM_SERVER_DISABLE_GC=1 TRTLLM_DISABLE_KV_CACHE_TRANSFER_OVERLAP=1 TLLM_BENCHMARK_REQ_QUEUES_SIZE=4",
+        "Launch env   every role: unset UCX_CUDA_IPC_ENABLE_MNNVL UCX_TLS UCX_NET_DEVICES",
         "--no-test-input --dataset-name trtllm_custom --dataset-path",
         "--- ",
         "server_config.0.yaml",

@@ -137,7 +137,11 @@ fn upstream_example_e2e_commands() {
     );
     assert_eq!(
         plan.router.process.env,
-        vec![("TRTLLM_SERVER_DISABLE_GC".to_string(), "1".to_string())]
+        vec![
+            ("TRTLLM_PRESERVE_UCX_ENV".to_string(), "1".to_string()),
+            ("TRTLLM_SERVER_DISABLE_GC".to_string(), "1".to_string())
+        ],
+        "upstream's launcher env, then server_env_var"
     );
     assert_eq!(plan.clients.len(), 1);
     let c = &plan.clients[0];
@@ -177,11 +181,14 @@ fn upstream_example_e2e_commands() {
         c.log_file,
         PathBuf::from(format!("{tod}/trtllm-benchmark.0.0.log"))
     );
+    // Upstream's launcher env first (UCX preserved, per-rank JIT cache, HF_HOME), then the
+    // YAML's worker env.
     assert_eq!(
-        plan.workers[0].env[0],
+        plan.workers[0].env[3],
         ("TLLM_LOG_LEVEL".to_string(), "INFO".to_string())
     );
-    assert_eq!(plan.workers[0].env.len(), 6);
+    assert_eq!(plan.workers[0].env[1].0, "FLASHINFER_JIT_DIR");
+    assert_eq!(plan.workers[0].env.len(), 9);
 }
 
 #[test]
@@ -326,17 +333,30 @@ fn own_nv_sa_config_with_anchor_and_numactl() {
     let stem = "deepseek-r1-fp4_8k1k_ctx4_dep4_gen1_dep16_bs32_mtp3-NIXL";
     let config = own_config(&format!("test_configs/disagg/perf/{stem}.yaml"));
     let none = |_: &Path| false;
-    let plan = build_plan(
+    let err = build_plan(
         &config,
         &request(stem, false, None),
         &inputs(Toolchain::Trtllm, &none),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(&err, PlanError::ModelMissing { model_name, tried, .. }
+            if model_name == "deepseek_r1_0528_fp4_v2"
+                && tried == "/models/DeepSeek-R1/DeepSeek-R1-0528-FP4-v2"),
+        "model dir absent → plan error naming the path tried: {err}"
+    );
+    let model = |p: &Path| p == Path::new("/models/DeepSeek-R1/DeepSeek-R1-0528-FP4-v2");
+    let plan = build_plan(
+        &config,
+        &request(stem, false, None),
+        &inputs(Toolchain::Trtllm, &model),
     )
     .unwrap();
     assert_eq!(plan.benchmark_mode_label, "NV SA (random)");
     assert_eq!(plan.dataset, DatasetPlan::SaRandom);
     assert_eq!(
-        plan.model_path, "deepseek_r1_0528_fp4_v2",
-        "model dir absent → model name"
+        plan.model_path,
+        "/models/DeepSeek-R1/DeepSeek-R1-0528-FP4-v2"
     );
     let t = plan.topology;
     assert_eq!(
@@ -370,7 +390,7 @@ fn own_nv_sa_config_with_anchor_and_numactl() {
             "python",
             "/tmp/bench_serving/benchmark_serving.py",
             "--model",
-            "deepseek_r1_0528_fp4_v2",
+            "/models/DeepSeek-R1/DeepSeek-R1-0528-FP4-v2",
             "--dataset-name",
             "random",
             "--num-prompts",
@@ -450,7 +470,8 @@ fn standard_dataset_missing_fails_or_falls_back_consistently() {
     );
     assert!(tried.contains(", "));
 
-    let mut fallback = inputs(Toolchain::Trtllm, &none);
+    let model_only = |p: &Path| p.starts_with("/models/DeepSeek-R1");
+    let mut fallback = inputs(Toolchain::Trtllm, &model_only);
     fallback.dataset_fallback_env = true;
     let plan = build_plan(&config, &request(stem, true, None), &fallback).unwrap();
     assert_eq!(plan.benchmark_mode_label, "Standard (random)");
@@ -520,7 +541,7 @@ fn smoke_scale_caps_the_load_and_says_so() {
 
 #[test]
 fn legacy_layout_and_defaults() {
-    let text = "metadata:\n  model_name: m\nbenchmark:\n  concurrency_list: 3\nsequence:\n  input_length: 100\n  output_length: 10\nhardware:\n  gpus_per_node: 2\n  num_ctx_servers: 1\n  num_gen_servers: 1\nworker_config:\n  ctx: {tensor_parallel_size: 2}\n  gen: {tensor_parallel_size: 4, moe_expert_parallel_size: 16}\n";
+    let text = "metadata:\n  model_name: org/m\nbenchmark:\n  concurrency_list: 3\nsequence:\n  input_length: 100\n  output_length: 10\nhardware:\n  gpus_per_node: 2\n  num_ctx_servers: 1\n  num_gen_servers: 1\nworker_config:\n  ctx: {tensor_parallel_size: 2}\n  gen: {tensor_parallel_size: 4, moe_expert_parallel_size: 16}\n";
     let config = parse_perf_config(text, Path::new("legacy.yaml")).unwrap();
     assert_eq!(config.benchmark.input_length.value, 100);
     assert_eq!(config.benchmark.input_length.key, "sequence.input_length");
@@ -537,6 +558,12 @@ fn legacy_layout_and_defaults() {
         "absent use_nv_sa_benchmark means true"
     );
     assert!(plan.benchmark_mode_reason.contains("defaults it to true"));
+    assert_eq!(
+        plan.model_path, "org/m",
+        "a Hugging Face id, asked for explicitly"
+    );
+    assert!(plan.warnings.iter().any(|w| w.contains("Hugging Face id")));
+    assert_eq!(plan.range_ratio, 0.8, "the NV SA client's default");
     // EP never multiplies GPU counts: gen = tp 4 → 2 nodes of 2 GPUs.
     assert_eq!(plan.topology.gen_workers.gpus_per_worker, 4);
     assert_eq!(plan.topology.total_nodes, 1 + 2);

@@ -374,12 +374,16 @@ fn own_config_record_decisions() {
         "{notes:?}"
     );
     assert_eq!(r.bool("b_use_nv_sa_benchmark"), Some(true));
-    assert_eq!(r.bool("b_warmup"), Some(false), "SA never warms up");
+    assert_eq!(
+        r.bool("b_warmup"),
+        Some(true),
+        "the SA client always sends its probe request first"
+    );
     // Spec decoding: b_eos and d_al.
     assert_eq!(r.bool("b_eos"), Some(true));
     assert_eq!(r.get("d_al"), Some(&FieldValue::Float(2.75)));
     // YAML integers in float fields are floats (gotcha 4).
-    assert_eq!(r.get("d_random_range_ratio"), Some(&FieldValue::Float(0.0)));
+    assert_eq!(r.get("d_random_range_ratio"), Some(&FieldValue::Float(0.8)));
     assert_eq!(
         r.get("d_gen_free_gpu_memory_fraction"),
         Some(&FieldValue::Float(1.0))

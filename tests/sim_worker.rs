@@ -227,6 +227,9 @@ fn malformed_requests_get_400_json_and_the_worker_survives() {
         (format!(r#"{{"model":"m","prompt":{:?}}}"#, vec![1; 20]), "max_num_tokens"),
         (r#"{"model":"m","prompt":[1,2,3],"max_tokens":30}"#.into(), "max_seq_len"),
         (r#"{"model":"m","prompt":[1],"disaggregated_params":{"request_type":"generation_only"}}"#.into(), "first_gen_tokens"),
+        // What an NV SA client with benchmark_ratio 0 can send; TensorRT-LLM refuses both.
+        (r#"{"model":"m","prompt":"","max_tokens":2}"#.into(), "must not be empty"),
+        (r#"{"model":"m","prompt":"x","max_tokens":0}"#.into(), "at least 1"),
     ];
     for (body, needle) in cases {
         let resp = client

@@ -948,6 +948,8 @@ fn docs_examples_are_current() {
         .path()
         .join("datasets/perf-ci/deepseek_r1-1k1k-16384-ratio-1_for_serve.json");
     std::fs::create_dir_all(dataset.parent().unwrap()).unwrap();
+    // The model directory both configs name (trtllm toolchain: a missing model is an error).
+    std::fs::create_dir_all(models.path().join("DeepSeek-R1/DeepSeek-R1-0528-FP4-v2")).unwrap();
     std::fs::write(&dataset, "{}\n").unwrap();
     for (trial, file) in [
         (

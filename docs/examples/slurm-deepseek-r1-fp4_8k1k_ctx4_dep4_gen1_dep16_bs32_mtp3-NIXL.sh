@@ -36,6 +36,8 @@ export PERF_DB=/shared/perf-results.sqlite
 export LLM_MODELS_ROOT=/shared/models
 export PERF_LAUNCHER_GEN_LOGS=1
 unset PERF_HOSTNAME DISAGG_SERVING_TYPE
+# every role starts without the UCX settings of the submitting host
+unset UCX_CUDA_IPC_ENABLE_MNNVL UCX_TLS UCX_NET_DEVICES UCX_TCP_AF_PRIO UCX_IB_GID_INDEX UCX_IB_TRAFFIC_CLASS UCX_IB_SL UCX_IB_MLX5_DEVX
 CONTAINER_FLAGS=('--container-image=<container_image>' '--container-mounts=/shared:/shared,/path/to/perfsanity:/path/to/perfsanity' '--container-workdir=/path/to/perfsanity')
 WORKER_MPI=('--mpi=pmix')
 LLMAPI_LAUNCH=(trtllm-llmapi-launch)

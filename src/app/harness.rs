@@ -178,11 +178,12 @@ pub fn build_trials(
         .into_iter()
         .filter(|spec| filter.selects(&spec.name))
         .map(|spec| {
-            let too_big = ctx
-                .executor
-                .gpus
-                .as_ref()
-                .and_then(|pool| gpu_shortfall(&spec, pool.len()));
+            let too_big = sim_only(&spec, ctx.executor.settings.toolchain).or_else(|| {
+                ctx.executor
+                    .gpus
+                    .as_ref()
+                    .and_then(|pool| gpu_shortfall(&spec, pool.len()))
+            });
             if let Some(reason) = &too_big
                 && !args.list
             {
@@ -208,6 +209,12 @@ fn gpu_shortfall(spec: &TrialSpec, visible: usize) -> Option<String> {
             "needs {needs} GPUs, {visible} visible; run it through SLURM (perfsanity slurm submit)"
         )
     })
+}
+
+/// Why a simulator-only config is ignored under the TensorRT-LLM toolchain.
+fn sim_only(spec: &TrialSpec, toolchain: crate::plan::toolchain::Toolchain) -> Option<String> {
+    let config = load_perf_config(spec.config_path.as_ref()?).ok()?;
+    crate::plan::sim_only::ignore_reason(&config, toolchain)
 }
 
 /// Runs one trial and keeps its outcome for the JUnit report and the summary.

@@ -158,6 +158,8 @@ pub struct BenchmarkSection {
     pub multi_round: u64,
     /// `benchmark.benchmark_ratio` (default 0.0): random-length range ratio.
     pub benchmark_ratio: f64,
+    /// Whether `benchmark.benchmark_ratio` was written (the NV SA client's default differs).
+    pub benchmark_ratio_set: bool,
     /// `benchmark.streaming` (default true).
     pub streaming: bool,
     /// `benchmark.concurrency_list` (default `[1]`).

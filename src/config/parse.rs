@@ -514,6 +514,7 @@ fn read_benchmark(
         use_nv_sa_benchmark: s.bool(p, "use_nv_sa_benchmark"),
         multi_round,
         benchmark_ratio,
+        benchmark_ratio_set: s.node("benchmark_ratio").is_some(),
         streaming: s.bool(p, "streaming").unwrap_or(true),
         concurrency_list: concurrency_list?,
         input_length,

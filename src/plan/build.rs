@@ -94,6 +94,22 @@ pub enum PlanError {
     /// An environment knob has a bad value.
     #[error("{0}")]
     BadEnv(String),
+    /// TensorRT-LLM toolchain and the model directory is nowhere.
+    #[error(
+        "{}: `metadata.model_name`: model {model_name:?} not found; tried {tried}. Set \
+         LLM_MODELS_ROOT to the models root, set `metadata.model_dir_name` to the directory \
+         under it, or give a Hugging Face id (`org/name`) as model_name to have trtllm-serve \
+         download it",
+        config.display()
+    )]
+    ModelMissing {
+        /// The config file.
+        config: PathBuf,
+        /// `metadata.model_name`.
+        model_name: String,
+        /// Paths tried, joined.
+        tried: String,
+    },
 }
 
 const READY_TIMEOUT_DEFAULT_S: u64 = 3600;
@@ -202,7 +218,9 @@ pub fn build_plan(
     };
     let isl = scale.input_len(config.benchmark.input_length.value);
     let osl = scale.output_len(config.benchmark.output_length.value);
-    let ratio = config.benchmark.benchmark_ratio;
+    let ratio_choice =
+        super::range_ratio::choose(config, client_kind, isl, osl).map_err(unsupported)?;
+    let ratio = ratio_choice.ratio;
     let max_prompts = concurrencies
         .iter()
         .map(|c| c * iterations)
@@ -269,7 +287,7 @@ pub fn build_plan(
     let job = inputs.job_id.clone().unwrap_or_else(|| "local".to_string());
     let rendezvous_dir = output_dir.join(format!("hostnames-{job}-{s}"));
     let server_name = format!("{}-{}", mode.as_str(), request.stem);
-    let model_path = model_path(config, inputs);
+    let model_path = resolve_model_path(config, inputs, &mut warnings)?;
 
     // Files.
     let mut files = Vec::new();
@@ -396,7 +414,7 @@ pub fn build_plan(
         ProcessSpec {
             role,
             argv,
-            env: env.clone(),
+            env: super::launch_env::worker_env(env),
             log_file: output_dir.join(format!("trtllm-serve.{role}.{s}.log")),
             address_file,
             gpus,
@@ -455,7 +473,7 @@ pub fn build_plan(
         process: ProcessSpec {
             role: Role::DisaggServer,
             argv: router_argv,
-            env: router_env,
+            env: super::launch_env::role_env(&router_env),
             log_file: output_dir.join(format!("trtllm-serve.DISAGG_SERVER.{s}.log")),
             address_file: router_address,
             gpus: 0,
@@ -509,7 +527,7 @@ pub fn build_plan(
                 osl,
                 warmup,
                 argv,
-                env: client_env.clone(),
+                env: super::launch_env::client_env(&client_env, &output_dir, s, c),
                 log_file: output_dir.join(format!("trtllm-benchmark.{s}.{c}.log")),
             }
         })
@@ -538,6 +556,9 @@ pub fn build_plan(
         client_kind,
         benchmark_mode_label: label.to_string(),
         benchmark_mode_reason: format!("{kind_reason}; {dataset_reason}"),
+        range_ratio: ratio,
+        range_ratio_reason: ratio_choice.reason,
+        launch_env: super::launch_env::LaunchEnv::upstream(),
         dataset,
         toolchain: inputs.toolchain,
         scale,
@@ -564,14 +585,24 @@ pub fn build_plan(
     })
 }
 
-fn model_path(config: &PerfConfig, inputs: &PlanInputs<'_>) -> String {
-    if let (Some(root), Some(dir)) = (&inputs.models_root, &config.metadata.model_dir_name) {
-        let candidate = root.join(dir);
-        if (inputs.exists)(&candidate) {
-            return candidate.display().to_string();
-        }
-    }
-    config.metadata.model_name.clone()
+fn resolve_model_path(
+    config: &PerfConfig,
+    inputs: &PlanInputs<'_>,
+    warnings: &mut Vec<String>,
+) -> Result<String, PlanError> {
+    let found = super::model_path::resolve(
+        config,
+        inputs.models_root.as_deref(),
+        inputs.toolchain,
+        inputs.exists,
+    )
+    .map_err(|m| PlanError::ModelMissing {
+        config: config.path.clone(),
+        model_name: m.model_name,
+        tried: join_paths(&m.tried),
+    })?;
+    warnings.extend(found.note);
+    Ok(found.path)
 }
 
 #[allow(clippy::too_many_arguments)]

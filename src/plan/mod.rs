@@ -9,11 +9,15 @@ pub mod auth_key;
 mod build;
 mod dataset;
 mod engine_config;
+pub mod launch_env;
+pub mod model_path;
 pub mod prepare;
+mod range_ratio;
 mod render;
 mod role;
 mod router_config;
 mod scale;
+pub mod sim_only;
 pub mod toolchain;
 mod topology;
 
@@ -59,6 +63,12 @@ pub struct Plan {
     pub benchmark_mode_label: String,
     /// Why that client and dataset were chosen.
     pub benchmark_mode_reason: String,
+    /// The random-length range ratio the client is given.
+    pub range_ratio: f64,
+    /// Where [`Plan::range_ratio`] came from.
+    pub range_ratio_reason: String,
+    /// Variables removed from every role's environment (upstream's launcher).
+    pub launch_env: launch_env::LaunchEnv,
     /// The dataset decision.
     pub dataset: DatasetPlan,
     /// Toolchain the argv prefixes are for.

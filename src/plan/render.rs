@@ -66,6 +66,15 @@ pub fn render_text(plan: &Plan) -> String {
     w(&mut out, "  because", plan.benchmark_mode_reason.clone());
     w(
         &mut out,
+        "  range ratio",
+        format!(
+            "{} ({})",
+            crate::util::yaml::python_float(plan.range_ratio),
+            plan.range_ratio_reason
+        ),
+    );
+    w(
+        &mut out,
         "Toolchain",
         format!(
             "{} (scale: {})",
@@ -74,6 +83,15 @@ pub fn render_text(plan: &Plan) -> String {
         ),
     );
     w(&mut out, "Model", plan.model_path.clone());
+    w(
+        &mut out,
+        "Launch env",
+        format!(
+            "every role: unset {} (upstream's launcher; ${{SLURM_LOCALID}} below is the step's \
+             rank on its node)",
+            plan.launch_env.unset.join(" ")
+        ),
+    );
     w(
         &mut out,
         "Upload",

@@ -191,7 +191,7 @@ fn client_fields(plan: &Plan, config: &PerfConfig, client: &ClientSpec, spec: bo
     r.set("l_iterations", client.iterations);
     r.set("l_isl", client.isl);
     r.set("l_osl", client.osl);
-    r.set("d_random_range_ratio", config.benchmark.benchmark_ratio);
+    r.set("d_random_range_ratio", plan.range_ratio);
     r.set(
         "s_dataset_file",
         config
@@ -209,7 +209,11 @@ fn client_fields(plan: &Plan, config: &PerfConfig, client: &ClientSpec, spec: bo
         "b_use_nv_sa_benchmark",
         plan.client_kind == ClientKind::NvSa,
     );
-    r.set("b_warmup", client.warmup);
+    // The NV SA client always sends an un-measured probe request first.
+    r.set(
+        "b_warmup",
+        client.warmup || plan.client_kind == ClientKind::NvSa,
+    );
     r.set("s_benchmark_client", "");
     r.set("b_eos", spec);
     r.set("s_client_log_link", "");

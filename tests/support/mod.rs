@@ -52,7 +52,7 @@ benchmark:
   mode: e2e
   use_nv_sa_benchmark: true
   multi_round: 2
-  benchmark_ratio: 0
+  benchmark_ratio: 0.8
   streaming: true
   concurrency_list: '4 16'
   input_length: 1024

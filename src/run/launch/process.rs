@@ -64,6 +64,8 @@ pub struct Launch<'a> {
     pub env: &'a EnvList,
     /// More environment additions decided at run time (`CUDA_VISIBLE_DEVICES`).
     pub extra_env: Vec<(String, String)>,
+    /// Variables removed from the inherited environment (the plan's launch env).
+    pub env_remove: &'a [String],
     /// stdout + stderr go here (truncated).
     pub log: &'a Path,
     /// Working directory.
@@ -121,8 +123,12 @@ pub fn spawn(launch: Launch<'_>) -> Result<ManagedChild, SpawnError> {
         .current_dir(launch.cwd)
         .stdin(Stdio::null())
         .process_group(0);
+    for k in launch.env_remove {
+        cmd.env_remove(k);
+    }
+    let local_id = std::env::var("SLURM_LOCALID").ok();
     for (k, v) in launch.env.iter().chain(launch.extra_env.iter()) {
-        cmd.env(k, v);
+        cmd.env(k, crate::plan::launch_env::expand(v, local_id.as_deref()));
     }
     if launch.tee {
         cmd.stdout(Stdio::piped())

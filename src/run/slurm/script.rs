@@ -194,6 +194,7 @@ fn literals(
         let _ = writeln!(out, "export {name}={}", bash_word(value, name)?);
     }
     let _ = writeln!(out, "unset {}", env.unset.join(" "));
+    launch_env_unset(out, plan);
     match &site.container {
         Some(c) => {
             let mut flags = vec![format!("--container-image={}", c.image.value)];
@@ -350,6 +351,19 @@ fn worker_step(
         let _ = writeln!(out, "sleep {pause_s}");
     }
     Ok(())
+}
+
+/// Upstream's launcher removes these from every role (the additions — per-rank
+/// `FLASHINFER_JIT_DIR`, `HF_HOME`, `TRTLLM_PRESERVE_UCX_ENV` — are in each process's plan env,
+/// applied by `perfsanity run --role` inside the step, where `SLURM_LOCALID` is the task's).
+fn launch_env_unset(out: &mut String, plan: &Plan) {
+    if !plan.launch_env.unset.is_empty() {
+        let _ = writeln!(
+            out,
+            "# every role starts without the UCX settings of the submitting host"
+        );
+        let _ = writeln!(out, "unset {}", plan.launch_env.unset.join(" "));
+    }
 }
 
 /// The batch script of `inputs.plan`.

@@ -1,17 +1,18 @@
 //! Request datasets: upstream's `random` (both clients' semantics) and `trtllm_custom`.
 //!
-//! Everything here is pure and seeded: the same flags give the same prompts. Lengths follow
-//! upstream's definitions (upstream-disagg-and-benchmark.md §7); the draws come from a seeded
-//! ChaCha RNG, so they are not the same numbers torch/numpy would draw for that seed.
+//! Everything here is pure and seeded: the same flags give the same requests as the Python
+//! client each flavor stands in for — the SA client draws with numpy's legacy generator
+//! (`np.random.seed` + `randint`), TensorRT-LLM's `RandomDataset` with a seeded
+//! `torch.Generator`, its `CustomDataset` with `random.seed` + `random.shuffle`
+//! ([`super::py_random`]). `tests/bench_request_sequences.rs` checks them against sequences
+//! recorded from the real clients.
 
 use std::path::Path;
 
-use rand::seq::SliceRandom;
-use rand::{RngExt, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use serde::Deserialize;
 
 use super::error::BenchError;
+use super::py_random::{NumpyLegacy, PyRandom, TorchCpu};
 use crate::util::tokenizer::Tokenizer;
 
 /// What is sent as the prompt.
@@ -72,19 +73,50 @@ struct Draws {
     offsets: Vec<u32>,
 }
 
-fn draw(spec: &RandomSpec, vocab: u32, input: (u32, u32), output: (u32, u32)) -> Draws {
-    let mut rng = ChaCha8Rng::seed_from_u64(spec.seed);
+fn to_u32(v: Vec<i64>) -> Vec<u32> {
+    v.into_iter().map(|x| x as u32).collect()
+}
+
+/// The SA client's draws, in its order: prefix, input lengths, output lengths, offsets (numpy's
+/// legacy generator; `randint` of an empty prefix draws nothing).
+fn draw_numpy(
+    spec: &RandomSpec,
+    vocab: u32,
+    input: (u32, u32),
+    output: (u32, u32),
+) -> Result<Draws, BenchError> {
+    let mut g = NumpyLegacy::seed(spec.seed).map_err(BenchError::Dataset)?;
     let n = spec.num_prompts;
-    let prefix = (0..spec.prefix_len)
-        .map(|_| rng.random_range(0..vocab))
-        .collect();
-    let input_lens = (0..n)
-        .map(|_| rng.random_range(input.0..=input.1))
-        .collect();
-    let output_lens = (0..n)
-        .map(|_| rng.random_range(output.0..=output.1))
-        .collect();
-    let offsets = (0..n).map(|_| rng.random_range(0..vocab)).collect();
+    let vocab = i64::from(vocab);
+    let mut range =
+        |(lo, hi): (u32, u32), count| to_u32(g.randint(i64::from(lo), i64::from(hi) + 1, count));
+    let prefix = range((0, (vocab - 1) as u32), spec.prefix_len as usize);
+    let input_lens = range(input, n);
+    let output_lens = range(output, n);
+    let offsets = range((0, (vocab - 1) as u32), n);
+    Ok(Draws {
+        prefix,
+        input_lens,
+        output_lens,
+        offsets,
+    })
+}
+
+/// TensorRT-LLM `RandomDataset`'s draws, in its order (seeded `torch.Generator`; no prefix
+/// draw when the prefix is empty).
+fn draw_torch(spec: &RandomSpec, vocab: u32, input: (u32, u32), output: (u32, u32)) -> Draws {
+    let mut g = TorchCpu::manual_seed(spec.seed);
+    let n = spec.num_prompts;
+    let mut range =
+        |(lo, hi): (u32, u32), count| to_u32(g.randint(i64::from(lo), i64::from(hi) + 1, count));
+    let prefix = if spec.prefix_len > 0 {
+        range((0, vocab - 1), spec.prefix_len as usize)
+    } else {
+        Vec::new()
+    };
+    let input_lens = range(input, n);
+    let output_lens = range(output, n);
+    let offsets = range((0, vocab - 1), n);
     Draws {
         prefix,
         input_lens,
@@ -116,7 +148,7 @@ pub fn random_standard(
     let vocab = tokenizer.vocab_size().max(1);
     let input = standard_len_range(spec.input_len, spec.range_ratio);
     let output = standard_len_range(spec.output_len, spec.range_ratio);
-    let d = draw(spec, vocab, input, output);
+    let d = draw_torch(spec, vocab, input, output);
     Ok((0..spec.num_prompts)
         .map(|i| {
             let ids = prompt_ids(&d, i, vocab);
@@ -148,7 +180,7 @@ pub fn random_sa(
     let vocab = tokenizer.vocab_size().max(1);
     let input = sa_len_range(spec.input_len, spec.range_ratio);
     let output = sa_len_range(spec.output_len, spec.range_ratio);
-    let d = draw(spec, vocab, input, output);
+    let d = draw_numpy(spec, vocab, input, output)?;
     Ok((0..spec.num_prompts)
         .map(|i| {
             let ids = prompt_ids(&d, i, vocab);
@@ -223,8 +255,9 @@ pub fn parse_custom(path: &Path, text: &str) -> Result<Vec<CustomEntry>, BenchEr
     Ok(out)
 }
 
-/// Loads, shuffles (seeded) and samples a `trtllm_custom` file: the first `num_prompts`
-/// entries after the shuffle, never oversampling; `prompt_len` counts special tokens.
+/// Loads, shuffles (`random.seed(seed)` + `random.shuffle`, as TensorRT-LLM's `CustomDataset`)
+/// and samples a `trtllm_custom` file: the first `num_prompts` entries after the shuffle, never
+/// oversampling; `prompt_len` counts special tokens.
 pub fn load_custom(
     path: &Path,
     num_prompts: usize,
@@ -236,7 +269,7 @@ pub fn load_custom(
         source,
     })?;
     let mut entries = parse_custom(path, &text)?;
-    entries.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    PyRandom::seed(seed).shuffle(&mut entries);
     entries.truncate(num_prompts);
     Ok(entries
         .into_iter()

@@ -15,6 +15,7 @@ pub mod driver;
 pub mod error;
 pub mod metrics;
 pub mod payload;
+pub mod py_random;
 pub mod record;
 pub mod report;
 pub mod result_json;

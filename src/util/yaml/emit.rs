@@ -180,10 +180,10 @@ pub fn quote_string(s: &str) -> String {
     if s.is_empty() {
         return "''".to_string();
     }
-    if s.chars()
-        .any(|c| (c.is_control() && c != '\t') || c == '\u{feff}')
-        || s.contains('\t')
-    {
+    // PyYAML's default dump (allow_unicode=False) writes any character outside printable ASCII
+    // escaped in a double-quoted scalar; plain or single-quoted, a U+2028 or U+0085 would be
+    // read back as a line break.
+    if s.chars().any(|c| !(' '..='~').contains(&c)) {
         return double_quoted(s);
     }
     if needs_quotes(s) {
@@ -215,19 +215,43 @@ fn needs_quotes(s: &str) -> bool {
     false
 }
 
+/// A double-quoted scalar with PyYAML's escapes.
 fn double_quoted(s: &str) -> String {
     let mut out = String::from("\"");
     for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() || c == '\u{feff}' => {
+        let short = match c {
+            '\0' => Some('0'),
+            '\u{07}' => Some('a'),
+            '\u{08}' => Some('b'),
+            '\t' => Some('t'),
+            '\n' => Some('n'),
+            '\u{0b}' => Some('v'),
+            '\u{0c}' => Some('f'),
+            '\r' => Some('r'),
+            '\u{1b}' => Some('e'),
+            '"' => Some('"'),
+            '\\' => Some('\\'),
+            '\u{85}' => Some('N'),
+            '\u{a0}' => Some('_'),
+            '\u{2028}' => Some('L'),
+            '\u{2029}' => Some('P'),
+            _ => None,
+        };
+        match short {
+            Some(e) => {
+                out.push('\\');
+                out.push(e);
+            }
+            None if (' '..='~').contains(&c) => out.push(c),
+            None if (c as u32) <= 0xff => {
+                let _ = write!(out, "\\x{:02X}", c as u32);
+            }
+            None if (c as u32) <= 0xffff => {
                 let _ = write!(out, "\\u{:04X}", c as u32);
             }
-            c => out.push(c),
+            None => {
+                let _ = write!(out, "\\U{:08X}", c as u32);
+            }
         }
     }
     out.push('"');
@@ -275,6 +299,11 @@ mod tests {
             "*x",
             "&y",
             "new\nline",
+            "line\u{2028}sep",
+            "para\u{2029}sep",
+            "nel\u{85}x",
+            "é ≥ 𝄞",
+            "tab\tx",
             ".inf",
             "<<",
         ] {
@@ -289,6 +318,10 @@ mod tests {
             );
         }
         assert_eq!(quote_string("--gres=gpu:4"), "--gres=gpu:4");
+        // PyYAML's own dump of these strings.
+        assert_eq!(quote_string("a\u{2028}b"), "\"a\\Lb\"");
+        assert_eq!(quote_string("é"), "\"\\xE9\"");
+        assert_eq!(quote_string("\u{85}\u{a0}\0"), "\"\\N\\_\\0\"");
         assert_eq!(quote_string("02:00:00"), "02:00:00");
         assert_eq!(quote_string("datasets/x.json"), "datasets/x.json");
     }

@@ -1,7 +1,7 @@
-//! Loading YAML text into [`Node`] trees, straight from `saphyr-parser`'s event stream (YAML 1.2
-//! core schema, anchors and aliases resolved, duplicate keys rejected, alias expansion bounded).
-//! Merge keys (`<<: *base`) are applied as PyYAML applies them, because upstream configs are
-//! written for PyYAML.
+//! Loading YAML text into [`Node`] trees, straight from `saphyr-parser`'s event stream (anchors
+//! and aliases resolved, duplicate keys rejected, alias expansion bounded). Plain scalars are
+//! typed as PyYAML (YAML 1.1) types them ([`super::resolve11`]) and merge keys (`<<: *base`) are
+//! applied in PyYAML's order, because upstream and TensorRT-LLM read every file with PyYAML.
 //!
 //! Building our tree from the events directly (instead of saphyr's own tree, then converting)
 //! halves the cost of reading a config, which is what keeps `perfsanity list` over a thousand
@@ -160,10 +160,7 @@ impl Builder {
                     merges,
                     ..
                 }) => {
-                    let mut map = Mapping { entries };
-                    for merge in merges {
-                        apply_merge(&mut map, merge)?;
-                    }
+                    let map = merged(entries, merges)?;
                     self.complete(
                         Node {
                             value: Value::Map(map),
@@ -277,6 +274,9 @@ fn scalar(
     style: saphyr_parser::ScalarStyle,
     tag: Option<&Cow<'_, Tag>>,
 ) -> Option<Value> {
+    if style == saphyr_parser::ScalarStyle::Plain && tag.is_none() {
+        return Some(super::resolve11::resolve_plain(&text));
+    }
     Some(
         match Scalar::parse_from_cow_and_metadata(text, style, tag)? {
             Scalar::Null => Value::Null,
@@ -288,42 +288,62 @@ fn scalar(
     )
 }
 
-fn apply_merge(target: &mut Mapping, merge: Node) -> Result<(), YamlError> {
-    let sources = match merge.value {
-        Value::Map(m) => vec![m],
-        Value::Seq(items) => items
-            .into_iter()
-            .map(|n| match n.value {
-                Value::Map(m) => Ok(m),
-                other => Err(YamlError {
-                    line: n.line,
-                    col: n.col,
-                    message: format!(
-                        "merge key `<<` expects mappings, found {}",
-                        other.type_name()
-                    ),
-                }),
-            })
-            .collect::<Result<_, _>>()?,
-        other => {
-            return Err(YamlError {
-                line: merge.line,
-                col: merge.col,
-                message: format!(
-                    "merge key `<<` expects a mapping or a list of mappings, found {}",
-                    other.type_name()
-                ),
-            });
+/// The pairs one `<<` value merges in: a mapping's, or each listed mapping's in list order.
+fn merge_sources(merge: Node) -> Result<Vec<(Key, Node)>, YamlError> {
+    match merge.value {
+        Value::Map(m) => Ok(m.entries),
+        Value::Seq(items) => {
+            let mut maps = Vec::new();
+            for n in items {
+                match n.value {
+                    Value::Map(m) => maps.push(m.entries),
+                    other => {
+                        return Err(YamlError {
+                            line: n.line,
+                            col: n.col,
+                            message: format!(
+                                "merge key `<<` expects mappings, found {}",
+                                other.type_name()
+                            ),
+                        });
+                    }
+                }
+            }
+            Ok(maps.into_iter().flatten().collect())
         }
-    };
-    for source in sources {
-        for (k, v) in source.entries {
-            if target.get(&k.name).is_none() {
-                target.entries.push((k, v));
+        other => Err(YamlError {
+            line: merge.line,
+            col: merge.col,
+            message: format!(
+                "merge key `<<` expects a mapping or a list of mappings, found {}",
+                other.type_name()
+            ),
+        }),
+    }
+}
+
+/// A mapping with its merge keys applied as PyYAML (6.0.3 and later) applies them: the merged
+/// pairs first, in merge order, the first of a key kept; then the mapping's own pairs, which
+/// override a merged value in place (Python dict semantics).
+fn merged(own: Vec<(Key, Node)>, merges: Vec<Node>) -> Result<Mapping, YamlError> {
+    if merges.is_empty() {
+        return Ok(Mapping { entries: own });
+    }
+    let mut entries: Vec<(Key, Node)> = Vec::new();
+    for merge in merges {
+        for (k, v) in merge_sources(merge)? {
+            if !entries.iter().any(|(e, _)| e.name == k.name) {
+                entries.push((k, v));
             }
         }
     }
-    Ok(())
+    for (k, v) in own {
+        match entries.iter_mut().find(|(e, _)| e.name == k.name) {
+            Some(slot) => *slot = (k, v),
+            None => entries.push((k, v)),
+        }
+    }
+    Ok(Mapping { entries })
 }
 
 #[cfg(test)]
@@ -348,6 +368,27 @@ mod tests {
         let d = n.get_path(&["d"]).unwrap().as_map().unwrap();
         assert_eq!(d.get("x").unwrap().as_i64(), Some(1));
         assert_eq!(d.get("y").unwrap().as_i64(), Some(3));
+    }
+
+    #[test]
+    fn merge_order_is_pyyamls() {
+        // PyYAML 6.0.4: {'x': 1, 'y': 3, 'z': 0, 'w': 5}: merged pairs first in list order, own
+        // keys override in place, the first mapping of the list wins.
+        let n = load_str(
+            "a: &a {x: 1, y: 2}\nb: &b {z: 0, y: 9}\nd:\n  w: 5\n  <<: [*a, *b]\n  y: 3\n",
+        )
+        .unwrap();
+        let d = n.get_path(&["d"]).unwrap().as_map().unwrap();
+        let keys: Vec<_> = d.iter().map(|(k, _)| k).collect();
+        assert_eq!(keys, ["x", "y", "z", "w"]);
+        assert_eq!(d.get("y").unwrap().as_i64(), Some(3));
+        let n = load_str("a: &a {x: 1, y: 2}\nb: &b {y: 9}\nd:\n  <<: [*a, *b]\n").unwrap();
+        let d = n.get_path(&["d"]).unwrap().as_map().unwrap();
+        assert_eq!(
+            d.get("y").unwrap().as_i64(),
+            Some(2),
+            "first mapping of the list wins"
+        );
     }
 
     #[test]
@@ -377,7 +418,7 @@ mod tests {
     }
 
     #[test]
-    fn yaml_12_scalars() {
+    fn plain_scalars_are_typed_as_pyyaml_types_them() {
         let n = load_str(
             "t: 02:00:00\nf: 0.9\ni: 7\nb: true\ns: '1024'\nl: 1 2 4\nn: null\ntagged: !!str 5\n1: int key\n",
         )
@@ -393,6 +434,14 @@ mod tests {
         assert_eq!(m.get("tagged").unwrap().as_str(), Some("5"));
         assert_eq!(m.get("1").unwrap().as_str(), Some("int key"));
         assert_eq!(load_str("").unwrap().value, Value::Null);
+        let n = load_str("a: yes\nb: 017\nc: 1:30\nd: 1e-5\ne: 1_000\nf: '017'\n").unwrap();
+        let m = n.as_map().unwrap();
+        assert_eq!(m.get("a").unwrap().as_bool(), Some(true));
+        assert_eq!(m.get("b").unwrap().as_i64(), Some(15));
+        assert_eq!(m.get("c").unwrap().as_i64(), Some(90));
+        assert_eq!(m.get("d").unwrap().as_str(), Some("1e-5"));
+        assert_eq!(m.get("e").unwrap().as_i64(), Some(1000));
+        assert_eq!(m.get("f").unwrap().as_str(), Some("017"));
         assert!(load_str("a: 1\n---\nb: 2\n").is_err());
     }
 }

@@ -4,6 +4,7 @@
 mod emit;
 mod load;
 mod node;
+mod resolve11;
 
 pub use emit::{KeyOrder, python_float, quote_string, to_yaml_string};
 pub use load::{YamlError, load_str};
