@@ -195,3 +195,48 @@ fn run_flags_stand_for_the_environment_knobs() {
             .contains("disagg-ok-one")
     );
 }
+
+#[test]
+fn a_trial_measured_in_the_same_session_is_not_a_baseline() {
+    use perfsanity::plan::Scale;
+    use perfsanity::plan::toolchain::Toolchain;
+    use perfsanity::results::record_trial_at;
+    use support::*;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("perf.sqlite");
+    let config = own_config();
+    let mut o = PlanOpts::new(OWN_STEM, &dir.path().join("out"));
+    o.toolchain = Toolchain::Trtllm;
+    o.scale = Scale::Full;
+    let real = plan(&config, o);
+    let mut ctx = context(&db, None, pr_ci(), "gb200");
+    let start = day_ms("2025-05-02");
+    let history_of = |ctx: &perfsanity::results::ResultsContext, k: f64, at: i64| {
+        let r = record_trial_at(ctx, &real, &config, &own_results(&real, k), at).unwrap();
+        r.verdict
+            .cases
+            .iter()
+            .map(|c| c.history_docs)
+            .sum::<usize>()
+    };
+    // Yesterday's run is history.
+    assert_eq!(history_of(&ctx, 1.0, start - 86_400_000), 0);
+    ctx.session_started_ms = Some(start);
+    assert!(
+        history_of(&ctx, 1.0, start + 1_000) > 0,
+        "earlier sessions count"
+    );
+    // A sibling measured a minute later in the same session does not.
+    let first = history_of(&ctx, 0.5, start + 60_000);
+    let fresh = {
+        let mut c = context(&dir.path().join("fresh.sqlite"), None, pr_ci(), "gb200");
+        c.session_started_ms = Some(start);
+        history_of(&c, 1.0, start + 1_000);
+        history_of(&c, 0.5, start + 60_000)
+    };
+    assert_eq!(
+        fresh, 0,
+        "a fresh database has no baseline for the second trial"
+    );
+    assert_eq!(first, 2, "only the earlier session's records (two clients)");
+}

@@ -183,6 +183,10 @@ pub struct ResultsContext {
     pub fail_on_regression: Option<bool>,
     /// `PERF_REGRESSION_THRESHOLDS`.
     pub threshold_overrides: ThresholdOverrides,
+    /// When this run session began (epoch ms): embedded-history records created at or after it
+    /// are not history — a trial measured minutes ago in the same run (e.g. the `disagg-` twin
+    /// of a `disagg_upload-` trial) is never another trial's baseline. `None`: no bound.
+    pub session_started_ms: Option<i64>,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -281,6 +285,7 @@ impl ResultsContext {
             gpu_type,
             fail_on_regression,
             threshold_overrides,
+            session_started_ms: None,
         })
     }
 }

@@ -47,9 +47,10 @@ impl Executor {
     /// toolchain) and `PERFSANITY_BIN` (else `self_exe`).
     pub fn from_env(settings: Settings, self_exe: PathBuf, tee: bool) -> Result<Self, String> {
         use crate::app::settings::ProcessEnv;
-        let results =
+        let mut results =
             ResultsContext::from_env(&ProcessEnv, &settings.project_root, settings.toolchain)
                 .map_err(|e| e.to_string())?;
+        results.session_started_ms = Some(crate::results::store::now_ms());
         let gpus = (settings.toolchain == crate::plan::toolchain::Toolchain::Trtllm).then(|| {
             GpuPool::new(crate::run::launch::gpus::visible_gpus(
                 std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref(),
