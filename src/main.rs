@@ -140,6 +140,20 @@ fn settings_with(overrides: Vec<(&'static str, String)>) -> Result<Settings, Str
     Settings::from_env(&env, &root, &target).map_err(|e| e.to_string())
 }
 
+/// Moves a history left under `target/` to `perf-history/` before the history commands read it.
+fn migrate_history() {
+    let Ok(cwd) = std::env::current_dir() else {
+        return;
+    };
+    let root = history_location::project_root(&ProcessEnv, &cwd);
+    let target = target_dir(&ProcessEnv, &root);
+    match history_location::migrate_legacy_db(&ProcessEnv, &root, &target) {
+        Ok(Some(note)) => eprintln!("perfsanity: {note}"),
+        Ok(None) => {}
+        Err(e) => eprintln!("perfsanity: {e}"),
+    }
+}
+
 fn emit(outcome: Outcome) -> ExitCode {
     let _ = std::io::stdout().write_all(outcome.stdout.as_bytes());
     let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());
@@ -195,8 +209,14 @@ fn main() -> ExitCode {
         Command::Dataset(DatasetCommand::Gen(args)) => {
             perfsanity::tools::bench::run_dataset_gen(args)
         }
-        Command::Results(cmd) => emit(perfsanity::results::cli::run(&cmd)),
-        Command::Report(args) => emit(perfsanity::app::report_cmd::run(&args)),
+        Command::Results(cmd) => {
+            migrate_history();
+            emit(perfsanity::results::cli::run(&cmd))
+        }
+        Command::Report(args) => {
+            migrate_history();
+            emit(perfsanity::app::report_cmd::run(&args))
+        }
         Command::Slurm(cmd) => perfsanity::run::slurm::run(cmd),
     }
 }
