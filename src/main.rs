@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use perfsanity::app::commands::{self, Outcome};
 use perfsanity::app::settings::{ProcessEnv, Settings, target_dir};
-use perfsanity::app::{env_check, history_location};
+use perfsanity::app::{history_location, unknown_knobs};
+use perfsanity::util::terminal::escape_lines;
 
 /// perfsanity: perf tests for LLM serving (TensorRT-LLM disaggregated serving).
 ///
@@ -126,7 +127,7 @@ fn settings_with(overrides: Vec<(&'static str, String)>) -> Result<Settings, Str
         std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
     let root = history_location::project_root(&env, &cwd);
     let target = target_dir(&env, &root);
-    let notes = env_check::process_env_warnings()
+    let notes = unknown_knobs::process_env_warnings()
         .into_iter()
         .chain(history_location::root_hint(&ProcessEnv, &root))
         .chain(history_location::migrate_legacy_db(
@@ -155,8 +156,11 @@ fn migrate_history() {
 }
 
 fn emit(outcome: Outcome) -> ExitCode {
-    let _ = std::io::stdout().write_all(outcome.stdout.as_bytes());
-    let _ = std::io::stderr().write_all(outcome.stderr.as_bytes());
+    // File names, ids and YAML strings in the text come from files we do not control.
+    let stdout = escape_lines(&outcome.stdout);
+    let stderr = escape_lines(&outcome.stderr);
+    let _ = std::io::stdout().write_all(stdout.as_bytes());
+    let _ = std::io::stderr().write_all(stderr.as_bytes());
     if !outcome.stderr.is_empty() && !outcome.stderr.ends_with('\n') {
         eprintln!();
     }
@@ -171,7 +175,7 @@ fn with_settings(f: impl FnOnce(&Settings) -> Outcome) -> ExitCode {
     match settings() {
         Ok(s) => emit(f(&s)),
         Err(e) => {
-            eprintln!("perfsanity: {e}");
+            eprintln!("perfsanity: {}", escape_lines(&e));
             ExitCode::from(2)
         }
     }
@@ -200,7 +204,7 @@ fn main() -> ExitCode {
                     .map_or(code, ExitCode::from)
             }
             Err(e) => {
-                eprintln!("perfsanity: {e}");
+                eprintln!("perfsanity: {}", escape_lines(&e));
                 ExitCode::from(2)
             }
         },

@@ -950,7 +950,12 @@ fn docs_examples_are_current() {
     std::fs::create_dir_all(dataset.parent().unwrap()).unwrap();
     // The model directory both configs name (trtllm toolchain: a missing model is an error).
     std::fs::create_dir_all(models.path().join("DeepSeek-R1/DeepSeek-R1-0528-FP4-v2")).unwrap();
-    std::fs::write(&dataset, "{}\n").unwrap();
+    // One valid trtllm_custom line: plans check a dataset file's leading lines.
+    std::fs::write(
+        &dataset,
+        r#"{"input": {"messages": [{"role": "system", "content": ""}, {"role": "user", "content": "hi"}], "max_tokens": 8}}"#.to_string() + "\n",
+    )
+    .unwrap();
     for (trial, file) in [
         (
             "disagg_upload-deepseek-r1-fp4_8k1k_ctx4_dep4_gen1_dep16_bs32_mtp3-NIXL",

@@ -10,7 +10,7 @@ use crate::app::settings::Settings;
 use crate::catalog::list_cache::{ConfigSummary, summaries};
 use crate::catalog::scan::Catalog;
 use crate::catalog::selection::{TrialSpec, all_trials, testlist_trials};
-use crate::catalog::testlist::load_testlist;
+use crate::catalog::testlist::{load_testlist, require_tests};
 use crate::catalog::trial_id::{id_from_node_id, resolve, trial_name};
 use crate::config::{PerfConfig, load_perf_config};
 use crate::plan::prepare::{KeyMode, plan_trial};
@@ -42,6 +42,7 @@ pub fn selected_trials(settings: &Settings) -> Result<(Catalog, Vec<TrialSpec>),
     let trials = match &settings.testlist {
         Some(path) => {
             let list = load_testlist(path).map_err(|e| e.to_string())?;
+            require_tests(&list, settings.allow_empty_testlist).map_err(|e| e.to_string())?;
             testlist_trials(&catalog, &list)
         }
         None => all_trials(&catalog),
@@ -276,6 +277,10 @@ pub fn check(settings: &Settings) -> Outcome {
             }
         }
     }
+    if let Err(e) = output_problems(settings) {
+        errors += 1;
+        out.push_str(&format!("ERROR  results outputs\n  {e}\n"));
+    }
     out.push_str(&format!(
         "{checked} checked, {errors} error(s), {warnings} warning(s)\n"
     ));
@@ -284,6 +289,19 @@ pub fn check(settings: &Settings) -> Outcome {
         stderr: String::new(),
         ok: errors == 0,
     }
+}
+
+/// Where this run's results would go (`PERF_DB`, `PERF_JUNIT`), checked without creating them.
+fn output_problems(settings: &Settings) -> Result<(), String> {
+    use crate::app::settings::ProcessEnv;
+    // The GPU type does not matter here; a placeholder keeps `check` from running nvidia-smi.
+    let results = crate::results::ResultsContext::from_env_with_gpu(
+        &ProcessEnv,
+        &settings.target_dir,
+        String::new(),
+    )
+    .map_err(|e| e.to_string())?;
+    crate::app::output_check::check_outputs(&results.db_path, &ProcessEnv)
 }
 
 /// `perfsanity run [--role R] <trial>…`: plans, runs and records trials on this host (all roles,
@@ -358,7 +376,7 @@ pub fn run(
             out.push_str(&format!("  {line}\n"));
         }
         // Print as we go: trials take minutes.
-        print!("{out}");
+        print!("{}", crate::util::terminal::escape_lines(&out));
         out.clear();
         outcomes.push(outcome);
     }

@@ -25,6 +25,7 @@ use crate::report::junit_path_from_env;
 use crate::run::execute::Executor;
 use crate::run::launch::signals;
 use crate::run::outcome::{TrialOutcome, TrialStatus};
+use crate::util::terminal::{escape_controls, escape_lines};
 
 /// Everything a trial body needs, shared by all trials.
 pub struct HarnessContext {
@@ -85,13 +86,13 @@ fn select(settings: &Settings, filter: &NameFilter) -> Result<Vec<TrialSpec>, St
 /// `self_exe` the built `perfsanity` binary (`CARGO_BIN_EXE_perfsanity`).
 pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
     let (args, filter) = harness_arguments(std::env::args().collect());
-    for warning in crate::app::env_check::process_env_warnings() {
+    for warning in crate::app::unknown_knobs::process_env_warnings() {
         eprintln!("perfsanity harness: {warning}");
     }
     let root = Path::new(manifest_dir);
     let target = target_dir(&ProcessEnv, root);
     let fail = |e: String| {
-        eprintln!("perfsanity harness: {e}");
+        eprintln!("perfsanity harness: {}", escape_lines(&e));
         ExitCode::from(2)
     };
     match crate::app::history_location::migrate_legacy_db(&ProcessEnv, root, &target) {
@@ -134,7 +135,7 @@ pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
     if let Some(path) = junit_path_from_env(&ProcessEnv)
         && let Err(e) = write_junit_named(&path, &outcomes, &names)
     {
-        eprintln!("perfsanity harness: {e}");
+        eprintln!("perfsanity harness: {}", escape_lines(&e.to_string()));
         return ExitCode::from(2);
     }
     // Interrupted: the trials tore their processes down and reported; the exit status says
@@ -158,7 +159,7 @@ fn print_summary(outcomes: &[TrialOutcome]) {
     }
     eprintln!("\nperfsanity results:");
     for line in lines {
-        eprintln!("  {line}");
+        eprintln!("  {}", escape_lines(line));
     }
 }
 
@@ -176,7 +177,7 @@ pub fn build_trials(
 ) -> Vec<Trial> {
     specs
         .into_iter()
-        .filter(|spec| filter.selects(&spec.name))
+        .filter(|spec| filter.selects(&escape_controls(&spec.name)))
         .map(|spec| {
             let too_big = sim_only(&spec, ctx.executor.settings.toolchain).or_else(|| {
                 ctx.executor
@@ -187,14 +188,14 @@ pub fn build_trials(
             if let Some(reason) = &too_big
                 && !args.list
             {
-                eprintln!("note: {} is ignored: {reason}", spec.name);
+                eprintln!("note: {} is ignored: {reason}", escape_controls(&spec.name));
                 if !args.ignored && !args.include_ignored {
                     record(ctx, ignored_outcome(&spec.name, reason));
                 }
             }
             let ctx = Arc::clone(ctx);
-            Trial::test(spec.name.clone(), move || run_trial(&ctx, &spec))
-                .with_ignored_flag(too_big.is_some())
+            let name = escape_controls(&spec.name).into_owned();
+            Trial::test(name, move || run_trial(&ctx, &spec)).with_ignored_flag(too_big.is_some())
         })
         .collect()
 }
@@ -221,12 +222,12 @@ fn sim_only(spec: &TrialSpec, toolchain: crate::plan::toolchain::Toolchain) -> O
 pub fn run_trial(ctx: &HarnessContext, spec: &TrialSpec) -> Result<(), Failed> {
     let outcome = ctx.executor.execute(spec);
     let result = match &outcome.status {
-        TrialStatus::Failed(f) => Err(Failed::from(f.to_string())),
+        TrialStatus::Failed(f) => Err(Failed::from(escape_lines(&f.to_string()).into_owned())),
         _ => Ok(()),
     };
     if ctx.executor.tee {
         for line in &outcome.summary {
-            println!("{line}");
+            println!("{}", escape_lines(line));
         }
     }
     // Each trial's headline numbers as it finishes (stderr: libtest owns stdout).

@@ -46,7 +46,12 @@ impl ProgressMode {
 }
 
 fn secs(d: Duration) -> String {
-    format!("{:.0} s", d.as_secs_f64())
+    let s = d.as_secs_f64();
+    if s < 10.0 {
+        format!("{s:.1} s")
+    } else {
+        format!("{s:.0} s")
+    }
 }
 
 /// The text of one event (one line, without time stamp).

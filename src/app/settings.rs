@@ -49,9 +49,12 @@ pub struct Settings {
     /// `PERF_LAUNCHER_GEN_LOGS=1`: a launcher captures gen workers' output as
     /// `gen_server_<i>.log` and writes the `.done` sentinels (set by our SLURM scripts).
     pub launcher_gen_logs: bool,
+    /// `PERF_ALLOW_EMPTY_TESTLIST=1` (or `PERF_ALLOW_EMPTY=1`): a test list that selects
+    /// nothing is not an error.
+    pub allow_empty_testlist: bool,
     /// `PERF_ALL_FAMILIES=1`: run both `disagg_upload-<stem>` and `disagg-<stem>` by default.
     pub all_families: bool,
-    /// `PERF_ALLOW_EMPTY=1`: an empty selection is not an error.
+    /// `PERF_ALLOW_EMPTY=1`: an empty selection (test list or catalog) is not an error.
     pub allow_empty: bool,
 }
 
@@ -64,6 +67,11 @@ pub struct SettingsError(pub String);
 pub trait EnvSource {
     /// Value of `name`, if set and valid UTF-8.
     fn var(&self, name: &str) -> Option<String>;
+
+    /// Knobs that are set but unusable (see [`crate::app::env_check`]); none for snapshots.
+    fn unusable(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// The real process environment.
@@ -72,6 +80,10 @@ pub struct ProcessEnv;
 impl EnvSource for ProcessEnv {
     fn var(&self, name: &str) -> Option<String> {
         std::env::var(name).ok()
+    }
+
+    fn unusable(&self) -> Vec<String> {
+        crate::app::env_check::non_utf8_knobs(std::env::vars_os())
     }
 }
 
@@ -100,6 +112,9 @@ impl Settings {
         project_root: &Path,
         target_dir: &Path,
     ) -> Result<Self, SettingsError> {
+        if let Some(first) = env.unusable().into_iter().next() {
+            return Err(SettingsError(first));
+        }
         let choice =
             ToolchainChoice::parse(env.var("PERF_TOOLCHAIN").as_deref()).map_err(SettingsError)?;
         let toolchain = choice.resolve(on_path("trtllm-serve", env.var("PATH").as_deref()));
@@ -133,10 +148,12 @@ impl Settings {
         let trial_timeout_s = match non_empty(env.var("PERF_TRIAL_TIMEOUT_S")) {
             None => None,
             Some(v) => match v.trim().parse::<u64>() {
-                Ok(s) if s > 0 => Some(s),
+                Ok(s) if (1..=crate::app::env_check::MAX_TRIAL_TIMEOUT_S).contains(&s) => Some(s),
                 _ => {
                     return Err(SettingsError(format!(
-                        "PERF_TRIAL_TIMEOUT_S={v:?}: expected a positive whole number of seconds"
+                        "PERF_TRIAL_TIMEOUT_S={v:?}: expected a positive whole number of seconds, \
+                         at most {} (30 days)",
+                        crate::app::env_check::MAX_TRIAL_TIMEOUT_S
                     )));
                 }
             },
@@ -149,17 +166,21 @@ impl Settings {
                     .map_err(|e: String| SettingsError(format!("DISAGG_SERVING_TYPE: {e}")))?,
             ),
         };
+        let job_id = non_empty(env.var("SLURM_JOB_ID"));
+        if let Some(id) = &job_id {
+            crate::util::path_component::check_job_id("SLURM_JOB_ID", id.trim())
+                .map_err(SettingsError)?;
+        }
         let flag = |name: &str| {
-            matches!(
-                env.var(name).as_deref().map(str::trim),
-                Some("1" | "true" | "yes")
-            )
+            crate::app::env_check::flag(name, env.var(name).as_deref()).map_err(SettingsError)
         };
+        let allow_empty = flag("PERF_ALLOW_EMPTY")?;
         Ok(Settings {
-            all_families: flag("PERF_ALL_FAMILIES"),
-            allow_empty: flag("PERF_ALLOW_EMPTY"),
+            all_families: flag("PERF_ALL_FAMILIES")?,
+            allow_empty,
             role,
-            launcher_gen_logs: env.var("PERF_LAUNCHER_GEN_LOGS").as_deref() == Some("1"),
+            launcher_gen_logs: flag("PERF_LAUNCHER_GEN_LOGS")?,
+            allow_empty_testlist: flag("PERF_ALLOW_EMPTY_TESTLIST")? || allow_empty,
             project_root: project_root.to_path_buf(),
             target_dir: target_dir.to_path_buf(),
             config_dirs: crate::catalog::scan::config_dirs(
@@ -178,7 +199,7 @@ impl Settings {
             models_root: non_empty(env.var("LLM_MODELS_ROOT")).map(PathBuf::from),
             repo_root: non_empty(env.var("LLM_ROOT")).map(PathBuf::from),
             hostname,
-            job_id: non_empty(env.var("SLURM_JOB_ID")),
+            job_id: job_id.map(|id| id.trim().to_string()),
             dataset_fallback_env,
             disagg_ready_timeout_env: env.var("TRTLLM_TEST_DISAGG_SERVER_READY_TIMEOUT"),
             ready_timeout_env: env.var("TRTLLM_TEST_SERVER_READY_TIMEOUT"),

@@ -21,6 +21,9 @@ pub struct ConfigFile {
     pub family: String,
     /// Set when the same stem exists in another folder too.
     pub duplicate: Option<PathBuf>,
+    /// Set when the file is there but cannot be used (a dangling symlink, not a regular file, a
+    /// name that is not UTF-8 or not a plain file name): its trials fail with this message.
+    pub unusable: Option<String>,
 }
 
 /// All config files of the configured folders, sorted by stem.
@@ -60,23 +63,24 @@ impl Catalog {
                 dir: dir.clone(),
                 message: format!("cannot read: {e} (set PERF_CONFIG_DIRS to override)"),
             })?;
-            let mut files: Vec<PathBuf> = read
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| {
-                    p.is_file()
-                        && matches!(p.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
-                })
-                .collect();
-            files.sort();
+            let mut files = Vec::new();
+            for entry in read {
+                let entry = entry.map_err(|e| CatalogError::Folder {
+                    dir: dir.clone(),
+                    message: format!("cannot list: {e}"),
+                })?;
+                if let Some(found) = yaml_entry(&entry.path()) {
+                    files.push(found);
+                }
+            }
+            files.sort_by(|a, b| a.path.cmp(&b.path));
             let family = family_of(dir);
-            for path in files {
-                let Some(stem) = path
-                    .file_stem()
-                    .and_then(|s| s.to_str())
-                    .map(str::to_string)
-                else {
-                    continue;
-                };
+            for found in files {
+                let FoundFile {
+                    stem,
+                    path,
+                    unusable,
+                } = found;
                 match by_stem.get_mut(&stem) {
                     Some(existing) => {
                         if existing.duplicate.is_none() {
@@ -91,6 +95,7 @@ impl Catalog {
                                 path,
                                 family: family.clone(),
                                 duplicate: None,
+                                unusable,
                             },
                         );
                     }
@@ -122,9 +127,52 @@ impl Catalog {
     }
 }
 
+/// A directory entry named like a config (`*.yaml` / `*.yml`), usable or not.
+struct FoundFile {
+    stem: String,
+    path: PathBuf,
+    unusable: Option<String>,
+}
+
+/// The config file at `path` when its name ends in `.yaml` / `.yml` (other names are not
+/// configs and are skipped). Anything that keeps a config-named entry from being read — a
+/// dangling symlink, a folder or FIFO, a name that is not UTF-8 or not a plain path component —
+/// is kept as an unusable entry, so it fails loudly instead of vanishing from the catalog.
+fn yaml_entry(path: &Path) -> Option<FoundFile> {
+    let name = path.file_name()?.to_string_lossy().into_owned();
+    let stem = name
+        .strip_suffix(".yaml")
+        .or_else(|| name.strip_suffix(".yml"))?
+        .to_string();
+    let shown = crate::util::terminal::escape_controls(&path.to_string_lossy()).into_owned();
+    let unusable = if path.file_name()?.to_str().is_none() {
+        Some(format!("{shown}: the file name is not UTF-8"))
+    } else if let Err(e) = crate::util::path_component::check_component("config stem", &stem) {
+        Some(format!("{shown}: {e}"))
+    } else {
+        match std::fs::metadata(path) {
+            Ok(m) if m.is_file() => None,
+            Ok(m) if m.is_dir() => Some(format!("{shown}: is a folder, expected a config file")),
+            Ok(_) => Some(format!("{shown}: is not a regular file")),
+            Err(e) if path.symlink_metadata().is_ok() => Some(format!(
+                "{shown}: dangling symlink (its target cannot be read: {e})"
+            )),
+            Err(e) => Some(format!("{shown}: cannot read: {e}")),
+        }
+    };
+    Some(FoundFile {
+        stem,
+        path: path.to_path_buf(),
+        unusable,
+    })
+}
+
 impl ConfigFile {
-    /// The duplicate-stem problem, if any.
+    /// Why this config's trials cannot run (an unusable file or a duplicated stem), if anything.
     pub fn duplicate_error(&self) -> Option<String> {
+        if let Some(problem) = &self.unusable {
+            return Some(problem.clone());
+        }
         self.duplicate.as_ref().map(|other| {
             format!(
                 "config stem {:?} exists in two folders: {} and {}; rename one of them",
@@ -187,6 +235,7 @@ mod tests {
         std::fs::write(a.join("notes.txt"), "").unwrap();
         let cat = Catalog::scan(&config_dirs(root.path(), None)).unwrap();
         assert_eq!(cat.stems(), ["a_2", "m", "z-1"]);
+        assert!(cat.get("a_2").unwrap().duplicate_error().is_none());
         assert_eq!(cat.get("m").unwrap().family, "wideep");
         let dup = cat.get("z-1").unwrap().duplicate_error().unwrap();
         assert!(dup.contains("disagg/perf/z-1.yaml") && dup.contains("wideep/perf/z-1.yaml"));
@@ -194,5 +243,44 @@ mod tests {
             Catalog::scan(&[root.path().join("nope")]),
             Err(CatalogError::Folder { .. })
         ));
+    }
+
+    #[test]
+    fn unusable_entries_stay_in_the_catalog_with_their_reason() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(d.join("good.yaml"), "x: 1\n").unwrap();
+        std::os::unix::fs::symlink(d.join("missing.yaml"), d.join("dangling.yaml")).unwrap();
+        std::fs::create_dir(d.join("folder.yml")).unwrap();
+        nix::unistd::mkfifo(&d.join("pipe.yaml"), nix::sys::stat::Mode::S_IRWXU).unwrap();
+        std::fs::write(d.join("esc\u{1b}[2J.yaml"), "x: 1\n").unwrap();
+        let raw = std::ffi::OsStr::from_bytes(b"bad\xff.yaml");
+        std::fs::write(d.join(raw), "x: 1\n").unwrap();
+        let cat = Catalog::scan(&[d.to_path_buf()]).unwrap();
+        assert_eq!(cat.configs.len(), 6, "{:?}", cat.stems());
+        let why = |stem: &str| cat.get(stem).unwrap().duplicate_error().unwrap_or_default();
+        assert_eq!(why("good"), "");
+        assert!(
+            why("dangling").contains("dangling symlink"),
+            "{}",
+            why("dangling")
+        );
+        assert!(why("folder").contains("is a folder"), "{}", why("folder"));
+        assert!(
+            why("pipe").contains("not a regular file"),
+            "{}",
+            why("pipe")
+        );
+        let esc = why("esc\u{1b}[2J");
+        assert!(
+            esc.contains("control character") && !esc.contains('\u{1b}'),
+            "{esc}"
+        );
+        assert!(
+            why("bad\u{fffd}").contains("not UTF-8"),
+            "{}",
+            why("bad\u{fffd}")
+        );
     }
 }

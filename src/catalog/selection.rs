@@ -64,19 +64,27 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| list.path.display().to_string());
     let mut out: Vec<TrialSpec> = Vec::new();
-    let mut seen: Vec<(String, usize)> = Vec::new();
+    let mut seen: std::collections::HashMap<String, usize> = Default::default();
+    let mut yaml_modes: std::collections::HashMap<String, Option<BenchmarkMode>> =
+        Default::default();
     for entry in &list.entries {
         let origin = format!("{}:{}", list.path.display(), entry.line);
-        let time_limit_s = entry.timeout_minutes.map(|m| m * 60);
+        let time_limit_s = entry.timeout_minutes.map(|m| m.saturating_mul(60));
         let spec = match resolve(&entry.id, &stems) {
             Ok(id) => {
                 let config = catalog
                     .get(&id.stem)
                     .expect("resolved stems are in the catalog");
-                // A label equal to the YAML's own mode keeps the plain trial name.
-                let yaml_mode = load_perf_config(&config.path)
-                    .ok()
-                    .map(|c| c.benchmark.mode);
+                // A label equal to the YAML's own mode keeps the plain trial name. Each config
+                // is read once however often the list names it.
+                let yaml_mode = match id.mode_label {
+                    None => None,
+                    Some(_) => *yaml_modes.entry(id.stem.clone()).or_insert_with(|| {
+                        load_perf_config(&config.path)
+                            .ok()
+                            .map(|c| c.benchmark.mode)
+                    }),
+                };
                 let name = match id.mode_label {
                     Some(label) if yaml_mode.is_some_and(|m| m != label) => {
                         labelled_trial_name(id.upload, label, &id.stem)
@@ -107,7 +115,7 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
                 preflight_error: Some(format!("{origin}: {e}")),
             },
         };
-        if let Some((_, first_line)) = seen.iter().find(|(n, _)| *n == spec.name) {
+        if let Some(first_line) = seen.get(&spec.name) {
             out.push(TrialSpec {
                 name: format!("{file_name}:{}:{}", entry.line, spec.name),
                 preflight_error: Some(format!(
@@ -118,7 +126,7 @@ pub fn testlist_trials(catalog: &Catalog, list: &Testlist) -> Vec<TrialSpec> {
             });
             continue;
         }
-        seen.push((spec.name.clone(), entry.line));
+        seen.insert(spec.name.clone(), entry.line);
         out.push(spec);
     }
     for problem in &list.problems {

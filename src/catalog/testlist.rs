@@ -58,9 +58,17 @@ pub struct TestlistError {
     pub message: String,
 }
 
+/// Longest `TIMEOUT (N)` accepted, minutes (30 days): a trial's deadline is "now + N minutes",
+/// which must stay representable.
+pub const MAX_TIMEOUT_MINUTES: u64 = 30 * 24 * 60;
+
 /// Loads a list; `.yml`/`.yaml` files are test-db YAML, anything else is txt.
 pub fn load_testlist(path: &Path) -> Result<Testlist, TestlistError> {
-    let text = std::fs::read_to_string(path).map_err(|e| TestlistError {
+    let text = crate::util::bounded_read::read_text_capped(
+        path,
+        crate::util::bounded_read::MAX_TESTLIST_BYTES,
+    )
+    .map_err(|e| TestlistError {
         path: path.to_path_buf(),
         line: None,
         message: format!("cannot read the test list: {e}"),
@@ -76,6 +84,21 @@ pub fn load_testlist(path: &Path) -> Result<Testlist, TestlistError> {
     }
 }
 
+/// A list that selects nothing (empty, or only blank lines and comments) is an error unless
+/// `allow_empty`: a run of zero tests must never pass by accident.
+pub fn require_tests(list: &Testlist, allow_empty: bool) -> Result<(), TestlistError> {
+    if allow_empty || !list.entries.is_empty() || !list.problems.is_empty() {
+        return Ok(());
+    }
+    Err(TestlistError {
+        path: list.path.clone(),
+        line: None,
+        message: "the test list selects no tests (it holds only blank lines and comments); \
+                  set PERF_ALLOW_EMPTY_TESTLIST=1 if an empty run is intended"
+            .to_string(),
+    })
+}
+
 fn marker_re() -> &'static Regex {
     static RE: std::sync::OnceLock<Regex> = std::sync::OnceLock::new();
     RE.get_or_init(|| Regex::new(r"^(.*?)\s+TIMEOUT\s*\(\s*([^)]*?)\s*\)$").expect("static regex"))
@@ -86,12 +109,17 @@ fn parse_line(raw: &str) -> Result<(String, String, Option<u64>), String> {
     let text = raw.trim();
     let (id_part, timeout) = match marker_re().captures(text) {
         Some(c) => {
-            let minutes = c[2].parse::<u64>().ok().filter(|m| *m > 0).ok_or_else(|| {
-                format!(
-                    "TIMEOUT ({}) is not a positive number of minutes; expected e.g. TIMEOUT (90)",
-                    &c[2]
-                )
-            })?;
+            let minutes = c[2]
+                .parse::<u64>()
+                .ok()
+                .filter(|m| (1..=MAX_TIMEOUT_MINUTES).contains(m))
+                .ok_or_else(|| {
+                    format!(
+                        "TIMEOUT ({}) is not a number of minutes from 1 to {MAX_TIMEOUT_MINUTES}; \
+                         expected e.g. TIMEOUT (90)",
+                        &c[2]
+                    )
+                })?;
             (c[1].trim().to_string(), Some(minutes))
         }
         None => (text.to_string(), None),

@@ -82,7 +82,9 @@ pub fn parse_aggregated_config(text: &str, path: &Path) -> Result<AggregatedConf
                 );
                 let _ = s.u64(&mut p, "moe_expert_parallel_size");
                 let _ = s.string(&mut p, "server_env_var");
-                let gpus = s.u64(&mut p, "gpus").unwrap_or(tp * pp * cp);
+                let gpus = s
+                    .u64(&mut p, "gpus")
+                    .unwrap_or(tp.saturating_mul(pp).saturating_mul(cp));
                 let mut client_concurrency = Vec::new();
                 match s.node("client_configs").map(|n| (&n.value, n.line)) {
                     Some((Value::Seq(clients), _)) => {

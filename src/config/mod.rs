@@ -5,9 +5,11 @@
 //! Every problem carries the file, the key path and the line ([`ConfigError`]).
 
 mod aggregated;
+pub mod bounds;
 pub mod env_string;
 mod error;
 mod model;
+pub mod nul_bytes;
 mod parse;
 pub mod reader;
 

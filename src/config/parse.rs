@@ -104,8 +104,11 @@ const WORKER_CONFIG_KEYS: &[&str] = &["ctx", "gen", "eplb_num_slots"];
 
 /// Reads and parses a config file.
 pub fn load_perf_config(path: &Path) -> Result<PerfConfig, ConfigError> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| ConfigError::single(path, "", 0, format!("cannot read file: {e}")))?;
+    let text = crate::util::bounded_read::read_text_capped(
+        path,
+        crate::util::bounded_read::MAX_CONFIG_BYTES,
+    )
+    .map_err(|e| ConfigError::single(path, "", 0, e))?;
     parse_perf_config(&text, path)
 }
 
@@ -234,6 +237,8 @@ pub fn parse_perf_config(text: &str, path: &Path) -> Result<PerfConfig, ConfigEr
         p.push(&e.path, line, e.message);
     }
 
+    super::bounds::check_bounds(&root, &mut p);
+    super::nul_bytes::check_no_nul(&root, &mut p);
     p.into_result(path)?;
     // Every `None` below was recorded as a problem above, so `into_result` returned early.
     let (Some(metadata), Some(benchmark), Some(hardware), Some(gen_worker)) =
@@ -593,7 +598,8 @@ fn read_hardware(
 ) -> Option<Hardware> {
     let _ = s.string_list(p, "supported_gpus");
     let required = |key: &str, min: u64, p: &mut Problems| -> Option<u64> {
-        match s.node(key) {
+        // `key:` with no value is as missing as no key (found by tests/proptest_parsers.rs).
+        match s.node(key).filter(|n| !n.is_null()) {
             None => {
                 p.push(
                     &s.key_path(key),

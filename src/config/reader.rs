@@ -239,8 +239,12 @@ pub fn describe(value: &Value) -> String {
 
 /// The known key closest to `word` by edit distance, if it is close enough to be a typo.
 pub fn closest<'k>(word: &str, known: &[&'k str]) -> Option<&'k str> {
+    // The distance is at least the difference in length, so most candidates are ruled out
+    // without computing it (a long garbage line against every stem stays cheap).
+    let chars = word.chars().count();
     known
         .iter()
+        .filter(|k| chars.abs_diff(k.chars().count()) <= 2.max(k.len() / 4))
         .map(|k| (strsim::levenshtein(word, k), *k))
         .filter(|(d, k)| *d <= 2.max(k.len() / 4))
         .min_by_key(|(d, _)| *d)

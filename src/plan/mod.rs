@@ -8,6 +8,7 @@
 pub mod auth_key;
 mod build;
 mod dataset;
+pub mod dataset_check;
 mod engine_config;
 pub mod launch_env;
 pub mod model_path;

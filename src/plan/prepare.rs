@@ -59,6 +59,14 @@ pub fn prepare_trial(
             spec.name
         )));
     };
+    // Both become file names under the output folder (the catalog checks stems already; this
+    // guards every other way a trial can be named).
+    for (what, value) in [
+        ("trial name", spec.name.as_str()),
+        ("config stem", stem.as_str()),
+    ] {
+        crate::util::path_component::check_component(what, value).map_err(TrialError::Preflight)?;
+    }
     let config = load_perf_config(path)?;
     let output_dir = settings.output_root.join(&spec.name);
     let auth_key = match (&config.internal_request_auth_key, key_mode) {
@@ -98,6 +106,7 @@ pub fn prepare_trial(
         time_limit_s: spec.time_limit_s,
     };
     let mut plan = build_plan(&config, &request, &inputs)?;
+    super::dataset_check::check_dataset(&plan.dataset).map_err(TrialError::Preflight)?;
     // PERF_TRIAL_TIMEOUT_S replaces the test list's TIMEOUT (minutes) for every trial.
     if let Some(limit_s) = settings.trial_timeout_s {
         plan.timeouts.trial_s = Some(limit_s);

@@ -63,7 +63,9 @@ impl WorkerTopology {
     /// Sizing for `count` workers with parallelism `[tp, pp, cp, ep]` on nodes with
     /// `gpus_per_node` GPUs.
     pub fn new(count: u64, [tp, pp, cp, ep]: [u64; 4], gpus_per_node: u64) -> Self {
-        let gpus = tp * pp * cp;
+        // Saturating: config bounds keep real shapes far from overflow, but a shape may also
+        // come from the list cache on disk.
+        let gpus = tp.saturating_mul(pp).saturating_mul(cp);
         let gpn = gpus_per_node.max(1);
         WorkerTopology {
             count,
@@ -79,12 +81,12 @@ impl WorkerTopology {
 
     /// Nodes of all workers of this kind.
     pub fn nodes(&self) -> u64 {
-        self.count * self.nodes_per_worker
+        self.count.saturating_mul(self.nodes_per_worker)
     }
 
     /// GPUs actually used by all workers of this kind.
     pub fn gpus(&self) -> u64 {
-        self.count * self.gpus_per_worker
+        self.count.saturating_mul(self.gpus_per_worker)
     }
 }
 
@@ -117,14 +119,14 @@ impl Topology {
         let ctx_count = if no_context { 0 } else { shape.num_ctx };
         let ctx = WorkerTopology::new(ctx_count, shape.ctx, gpn);
         let gen_workers = WorkerTopology::new(shape.num_gen, shape.gen_workers, gpn);
-        let total_nodes = ctx.nodes() + gen_workers.nodes();
+        let total_nodes = ctx.nodes().saturating_add(gen_workers.nodes());
         Topology {
             gpus_per_node: gpn,
             ctx,
             gen_workers,
             total_nodes,
-            total_gpus: total_nodes * gpn,
-            gpus_used: ctx.gpus() + gen_workers.gpus(),
+            total_gpus: total_nodes.saturating_mul(gpn),
+            gpus_used: ctx.gpus().saturating_add(gen_workers.gpus()),
         }
     }
 }

@@ -196,10 +196,16 @@ fn non_empty(v: Option<String>) -> Option<String> {
 fn seconds(env: &dyn EnvSource, name: &str, default: Duration) -> Result<Duration, ResultsError> {
     match non_empty(env.var(name)) {
         None => Ok(default),
-        Some(v) => match v.trim().parse::<f64>() {
-            Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
-            _ => Err(ResultsError::Env(format!(
-                "{name}={v:?}: expected a positive number of seconds"
+        Some(v) => match v
+            .trim()
+            .parse::<f64>()
+            .ok()
+            .and_then(crate::util::deadline::knob_seconds)
+        {
+            Some(d) => Ok(d),
+            None => Err(ResultsError::Env(format!(
+                "{name}={v:?}: expected a number of seconds in (0, {}]",
+                crate::util::deadline::MAX_KNOB_SECONDS
             ))),
         },
     }

@@ -51,6 +51,7 @@ impl Executor {
             ResultsContext::from_env(&ProcessEnv, &settings.project_root, settings.toolchain)
                 .map_err(|e| e.to_string())?;
         results.session_started_ms = Some(crate::results::store::now_ms());
+        crate::app::output_check::check_outputs(&results.db_path, &ProcessEnv)?;
         let gpus = (settings.toolchain == crate::plan::toolchain::Toolchain::Trtllm).then(|| {
             GpuPool::new(crate::run::launch::gpus::visible_gpus(
                 std::env::var("CUDA_VISIBLE_DEVICES").ok().as_deref(),

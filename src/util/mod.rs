@@ -1,8 +1,12 @@
 //! Utilities shared by every stage and by the tools: atomic file writes, exact statistics,
 //! tokenizers, the open-file limit, and the position-annotated YAML stack.
 
+pub mod bounded_read;
+pub mod deadline;
 pub mod fs;
+pub mod path_component;
 pub mod rlimit;
 pub mod stats;
+pub mod terminal;
 pub mod tokenizer;
 pub mod yaml;

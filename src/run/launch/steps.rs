@@ -6,6 +6,7 @@
 //! the graph owns, the interrupt flag and the trial deadline — so a dying server fails the
 //! trial at once, naming its role, with its log tail.
 
+use crate::util::deadline::deadline_after;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -154,7 +155,7 @@ impl<'a> Graph<'a> {
             deadline: plan
                 .timeouts
                 .trial_s
-                .map(|s| started + Duration::from_secs(s)),
+                .and_then(|s| deadline_after(started, Duration::from_secs(s))),
         }
     }
 
@@ -241,7 +242,7 @@ impl<'a> Graph<'a> {
         on_timeout: impl FnOnce(&Self) -> TrialFailure,
         mut probe: impl FnMut() -> Option<T>,
     ) -> Result<T, TrialFailure> {
-        let until = limit.map(|l| Instant::now() + l);
+        let until = limit.and_then(|l| deadline_after(Instant::now(), l));
         loop {
             if let Some(v) = probe() {
                 return Ok(v);

@@ -81,10 +81,16 @@ fn poll_interval(flag: Option<f64>) -> Result<Duration, String> {
             None => return Ok(Duration::from_secs(10)),
         },
     };
-    match value.trim().parse::<f64>() {
-        Ok(s) if s > 0.0 && s.is_finite() => Ok(Duration::from_secs_f64(s)),
-        _ => Err(format!(
-            "{name}={value:?} is not a positive number of seconds"
+    match value
+        .trim()
+        .parse::<f64>()
+        .ok()
+        .and_then(crate::util::deadline::knob_seconds)
+    {
+        Some(d) => Ok(d),
+        None => Err(format!(
+            "{name}={value:?} is not a number of seconds in (0, {}]",
+            crate::util::deadline::MAX_KNOB_SECONDS
         )),
     }
 }
@@ -102,7 +108,10 @@ fn prepare(settings: &Settings, spec: &TrialSpec, cwd: &Path, exe: &Path) -> Pre
 }
 
 fn fail(message: String) -> ExitCode {
-    eprintln!("perfsanity slurm: {message}");
+    eprintln!(
+        "perfsanity slurm: {}",
+        crate::util::terminal::escape_lines(&message)
+    );
     ExitCode::from(2)
 }
 
@@ -131,7 +140,10 @@ pub fn run(cmd: SlurmCommand) -> ExitCode {
                     ExitCode::SUCCESS
                 }
                 Err(e) => {
-                    eprintln!("perfsanity slurm script: {e}");
+                    eprintln!(
+                        "perfsanity slurm script: {}",
+                        crate::util::terminal::escape_lines(&e.to_string())
+                    );
                     ExitCode::FAILURE
                 }
             }

@@ -68,7 +68,8 @@ fn now() -> String {
 
 fn say(line: &str) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{line}");
+    // Log tails and trial names come from files we do not control.
+    let _ = writeln!(out, "{}", crate::util::terminal::escape_lines(line));
     let _ = out.flush();
 }
 
@@ -226,9 +227,12 @@ fn report(
 }
 
 fn sleep_unless_signalled(total: Duration, signal: &AtomicUsize) {
-    let until = Instant::now() + total;
-    while Instant::now() < until && signal.load(Ordering::SeqCst) == 0 {
-        std::thread::sleep(Duration::from_millis(100).min(until - Instant::now()));
+    let until = crate::util::deadline::deadline_after(Instant::now(), total);
+    while !crate::util::deadline::passed(until) && signal.load(Ordering::SeqCst) == 0 {
+        let left = until.map_or(Duration::MAX, |u| {
+            u.saturating_duration_since(Instant::now())
+        });
+        std::thread::sleep(Duration::from_millis(100).min(left));
     }
 }
 

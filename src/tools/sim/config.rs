@@ -182,6 +182,7 @@ impl SimConfig {
     }
 
     fn validate(&self) -> Result<(), SimConfigError> {
+        const MAX_LATENCY_PARAM: f64 = 3_600_000.0;
         let l = &self.latency;
         let non_negative = [
             ("load_delay_ms", l.load_delay_ms),
@@ -194,14 +195,15 @@ impl SimConfig {
             ("req_queue_max_wait_ms", l.req_queue_max_wait_ms),
         ];
         for (key, value) in non_negative {
-            if !(value.is_finite() && value >= 0.0) {
+            // Capped so every latency the model derives stays a representable duration.
+            if !(0.0..=MAX_LATENCY_PARAM).contains(&value) {
                 return Err(SimConfigError::at(
                     format!("sim.latency.{key}"),
-                    format!("expected a finite number >= 0, got {value}"),
+                    format!("expected a number from 0 to {MAX_LATENCY_PARAM}, got {value}"),
                 ));
             }
         }
-        if !(l.req_queue_poll_ms.is_finite() && l.req_queue_poll_ms > 0.0) {
+        if !(l.req_queue_poll_ms > 0.0 && l.req_queue_poll_ms <= MAX_LATENCY_PARAM) {
             return Err(SimConfigError::at(
                 "sim.latency.req_queue_poll_ms",
                 format!("expected a finite number > 0, got {}", l.req_queue_poll_ms),

@@ -217,7 +217,7 @@ impl RouterState {
 }
 
 async fn wait_for_workers(state: Arc<RouterState>, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
+    let deadline = crate::util::deadline::deadline_after(Instant::now(), timeout);
     let mut last_report = Instant::now();
     loop {
         let unready = state.unready().await;
@@ -230,7 +230,7 @@ async fn wait_for_workers(state: Arc<RouterState>, timeout: Duration) {
             });
             return;
         }
-        if Instant::now() >= deadline {
+        if crate::util::deadline::passed(deadline) {
             log::error(&format!(
                 "[sim] timeout waiting for context and generation servers to be ready after {} s; \
                  not ready: {unready:?}",

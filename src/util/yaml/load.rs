@@ -8,7 +8,7 @@
 //! configs inside its time budget (docs/BENCHMARKS.md).
 
 use std::borrow::Cow;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use saphyr::Scalar;
 use saphyr_parser::{Event, Parser, ScanError, Span, Tag};
@@ -29,6 +29,15 @@ pub struct YamlError {
 
 /// Most nodes aliases may expand to in one document (a "billion laughs" guard).
 const ALIAS_BUDGET: usize = 100_000;
+
+/// Deepest nesting of sequences and mappings accepted in one document. Perf configs nest about
+/// six levels; every stage that walks a tree (clone, drop, JSON conversion, emit) recurses, so an
+/// unbounded depth would overflow the stack (docs/LIMITS.md).
+pub const MAX_DEPTH: usize = 128;
+
+/// Mappings up to this size look duplicate keys up by scanning; larger ones keep a hash set, so
+/// loading stays linear in the number of keys.
+const LINEAR_KEY_SCAN: usize = 16;
 
 /// Parses one YAML document. An empty document gives a `Null` node.
 pub fn load_str(text: &str) -> Result<Node, YamlError> {
@@ -72,6 +81,8 @@ enum Frame {
         entries: Vec<(Key, Node)>,
         key: Option<Key>,
         merges: Vec<Node>,
+        /// Key names of `entries`, built once the mapping outgrows [`LINEAR_KEY_SCAN`].
+        names: Option<HashSet<String>>,
     },
 }
 
@@ -115,6 +126,7 @@ impl Builder {
                 self.complete(Node { value, line, col }, anchor, key_text)
             }
             Event::SequenceStart(anchor, _) => {
+                check_depth(self.stack.len(), line, col)?;
                 self.stack.push(Frame::Seq {
                     start: (line, col),
                     anchor,
@@ -123,12 +135,14 @@ impl Builder {
                 Ok(())
             }
             Event::MappingStart(anchor, _) => {
+                check_depth(self.stack.len(), line, col)?;
                 self.stack.push(Frame::Map {
                     start: (line, col),
                     anchor,
                     entries: Vec::new(),
                     key: None,
                     merges: Vec::new(),
+                    names: None,
                 });
                 Ok(())
             }
@@ -233,6 +247,7 @@ impl Builder {
                 entries,
                 key,
                 merges,
+                names,
                 ..
             }) => match key.take() {
                 None => {
@@ -243,7 +258,7 @@ impl Builder {
                             message: "mapping keys must be scalars".to_string(),
                         });
                     };
-                    if name != "<<" && entries.iter().any(|(k, _)| k.name == name) {
+                    if name != "<<" && !note_key(names, entries, &name) {
                         return Err(YamlError {
                             line: node.line,
                             col: node.col,
@@ -267,6 +282,27 @@ impl Builder {
             },
         }
     }
+}
+
+/// Refuses to open a collection below [`MAX_DEPTH`] open ones.
+fn check_depth(open: usize, line: usize, col: usize) -> Result<(), YamlError> {
+    if open >= MAX_DEPTH {
+        return Err(YamlError {
+            line,
+            col,
+            message: format!("collections nested deeper than {MAX_DEPTH} levels; refusing to load"),
+        });
+    }
+    Ok(())
+}
+
+/// Records `name` as a key of the mapping being built; false when it is already there.
+fn note_key(names: &mut Option<HashSet<String>>, entries: &[(Key, Node)], name: &str) -> bool {
+    if names.is_none() && entries.len() < LINEAR_KEY_SCAN {
+        return !entries.iter().any(|(k, _)| k.name == name);
+    }
+    let set = names.get_or_insert_with(|| entries.iter().map(|(k, _)| k.name.clone()).collect());
+    set.insert(name.to_string())
 }
 
 fn scalar(
@@ -329,18 +365,24 @@ fn merged(own: Vec<(Key, Node)>, merges: Vec<Node>) -> Result<Mapping, YamlError
     if merges.is_empty() {
         return Ok(Mapping { entries: own });
     }
+    // Positions by key name, so merging stays linear in the number of keys.
     let mut entries: Vec<(Key, Node)> = Vec::new();
+    let mut index: HashMap<String, usize> = HashMap::new();
     for merge in merges {
         for (k, v) in merge_sources(merge)? {
-            if !entries.iter().any(|(e, _)| e.name == k.name) {
+            if !index.contains_key(&k.name) {
+                index.insert(k.name.clone(), entries.len());
                 entries.push((k, v));
             }
         }
     }
     for (k, v) in own {
-        match entries.iter_mut().find(|(e, _)| e.name == k.name) {
-            Some(slot) => *slot = (k, v),
-            None => entries.push((k, v)),
+        match index.get(&k.name) {
+            Some(&i) => entries[i] = (k, v),
+            None => {
+                index.insert(k.name.clone(), entries.len());
+                entries.push((k, v));
+            }
         }
     }
     Ok(Mapping { entries })
@@ -415,6 +457,51 @@ mod tests {
         }
         let e = load_str(&text).unwrap_err();
         assert!(e.message.contains("aliases expand"), "{e}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        for (open, close) in [("[", "]"), ("{a: ", "}"), ("- ", "")] {
+            let mut text = String::new();
+            for _ in 0..50_000 {
+                text.push_str(open);
+            }
+            text.push('1');
+            text.push_str(&close.repeat(50_000));
+            let e = load_str(&text).unwrap_err();
+            // saphyr-parser has a flow-level recursion limit of its own; ours covers the rest.
+            assert!(
+                e.message.contains("nested deeper than 128") || e.message.contains("recursion"),
+                "{e}"
+            );
+            assert_eq!(e.line, 1, "{e}");
+        }
+        let ok = format!("{}1{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(load_str(&ok).is_ok());
+        let too_deep = format!(
+            "{}1{}",
+            "[".repeat(MAX_DEPTH + 1),
+            "]".repeat(MAX_DEPTH + 1)
+        );
+        assert!(load_str(&too_deep).is_err());
+    }
+
+    #[test]
+    fn duplicate_keys_in_big_mappings() {
+        let mut text: String = (0..1000).map(|i| format!("k{i}: {i}\n")).collect();
+        assert_eq!(load_str(&text).unwrap().as_map().unwrap().len(), 1000);
+        text.push_str("k17: again\n");
+        let e = load_str(&text).unwrap_err();
+        assert_eq!(e.line, 1001, "{e}");
+        assert!(e.message.contains("\"k17\""), "{e}");
+        let merged = "b: &b {x: 1, k3: 2}\nd:\n  <<: *b\n".to_string()
+            + &(0..40)
+                .map(|i| format!("  k{i}: {i}\n"))
+                .collect::<String>();
+        let d = load_str(&merged).unwrap();
+        let d = d.get_path(&["d"]).unwrap().as_map().unwrap();
+        assert_eq!(d.len(), 41);
+        assert_eq!(d.get("k3").unwrap().as_i64(), Some(3));
     }
 
     #[test]
