@@ -129,7 +129,7 @@ fn settings_with(overrides: Vec<(&'static str, String)>) -> Result<Settings, Str
     let target = target_dir(&env, &root);
     let notes = unknown_knobs::process_env_warnings()
         .into_iter()
-        .chain(history_location::root_hint(&ProcessEnv, &root))
+        .chain(history_location::root_hint(&env, &root))
         .chain(history_location::migrate_legacy_db(
             &ProcessEnv,
             &root,

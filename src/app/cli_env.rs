@@ -20,6 +20,10 @@ impl EnvSource for Overlay<'_> {
             .map(|(_, v)| v.clone())
             .or_else(|| self.base.var(name))
     }
+
+    fn unusable(&self) -> Vec<String> {
+        self.base.unusable()
+    }
 }
 
 #[cfg(test)]
