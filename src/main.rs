@@ -73,6 +73,18 @@ enum Command {
     /// SLURM batch scripts and submission (docs/SLURM.md).
     #[command(subcommand)]
     Slurm(perfsanity::run::slurm::SlurmCommand),
+    /// Internal: kills what a run left once that run ends (started by the runner).
+    #[command(name = "__watchdog", hide = true)]
+    Watchdog {
+        /// The run's token.
+        token: String,
+    },
+    /// Internal: a `sim.faults.<ROLE>.spawn_descendants` process.
+    #[command(name = "__descendant", hide = true)]
+    Descendant {
+        /// Processes in the chain from this one down.
+        depth: u32,
+    },
 }
 
 /// `perfsanity run` flags that stand for environment knobs (the variable is the fallback).
@@ -222,5 +234,7 @@ fn main() -> ExitCode {
             emit(perfsanity::app::report_cmd::run(&args))
         }
         Command::Slurm(cmd) => perfsanity::run::slurm::run(cmd),
+        Command::Watchdog { token } => perfsanity::run::launch::tree::watchdog_main(&token),
+        Command::Descendant { depth } => perfsanity::tools::sim::faults::descendant_main(depth),
     }
 }

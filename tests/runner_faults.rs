@@ -5,6 +5,11 @@
 //! run started is left afterwards (every process whose working directory or command line lies
 //! in the run's private temp dir; the runner starts every child there).
 //!
+//! Issue 15 grew it (classes 4, 6, 8–13): whole process trees (a grandchild in another session)
+//! under `kill -9` and every other exit path, a second SIGTERM, two runs on one trial folder, a
+//! stopped router and a frozen generation worker, progress lines and the default trial limit, a
+//! panicking worker, the role at fault behind the router, and finished clients' records kept.
+//!
 //! Each case prints one `fault-matrix |` line (case, class, role, time to failure) for
 //! `docs/BENCHMARKS.md`:
 //! `cargo test --release --test runner_faults -- --nocapture --test-threads 1 2>&1 | grep fault-matrix`
@@ -564,5 +569,489 @@ fn bad_trial_timeout_knob_is_rejected() {
             .contains("PERF_TRIAL_TIMEOUT_S=\"3m\": expected a positive whole number of seconds"),
         "{}",
         f.stdout
+    );
+}
+
+// ---- Issue 15: classes 4, 6, 8–11, 13 -------------------------------------------------------
+
+/// Polls `cond` until true (bounded), returning how long it took.
+fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+    let began = Instant::now();
+    while !cond() {
+        assert!(began.elapsed() < limit, "{what}: not within {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    began.elapsed()
+}
+
+/// The pid of the one process of `t` whose command line contains `needle`.
+fn pid_with(t: &Trial, needle: &str) -> i32 {
+    let found: Vec<i32> = t
+        .processes()
+        .iter()
+        .filter(|p| p.contains(needle))
+        .filter_map(|p| p.split_once(' ')?.0.parse().ok())
+        .collect();
+    assert_eq!(found.len(), 1, "one process with {needle:?}: {found:?}");
+    found[0]
+}
+
+/// Starts `stem`, waits until its client streams and GEN_0's grandchild (`__descendant 1`,
+/// in a session of its own) runs.
+fn start_with_grandchild(entry: Entry, stem: &str) -> (Trial, usize) {
+    let mut t = Trial::start(entry, stem, &[]);
+    let client_log = t.trial_dir().join("trtllm-benchmark.0.0.log");
+    t.wait_for_text(&client_log, "Starting main benchmark run");
+    wait_until("the grandchild starts", Duration::from_secs(20), || {
+        t.processes().iter().any(|p| p.contains("__descendant 1"))
+    });
+    let running = t.processes();
+    assert!(
+        running.len() >= 6,
+        "3 servers, a client, GEN_0's child and grandchild: {running:#?}"
+    );
+    (t, running.len())
+}
+
+/// Class 8: GEN_0 starts a child that starts a grandchild, each in a new session (outside the
+/// worker's process group). A healthy trial ends with neither left.
+#[test]
+fn grandchildren_are_gone_after_a_healthy_trial() {
+    let mut t = Trial::start(Entry::Harness, "fault-descendants", &[]);
+    let f = t.finish();
+    assert!(f.status.success(), "{}", f.stdout);
+    let log = std::fs::read_to_string(t.trial_dir().join("trtllm-serve.GEN_0.0.log")).unwrap();
+    assert!(log.contains("spawn_descendants=2 started"), "{log}");
+    assert_eq!(t.processes(), Vec::<String>::new(), "survivors");
+    println!(
+        "fault-matrix | grandchild, healthy trial (GEN_0 spawn_descendants: 2) | passed | — | {:.2} s, 0 survivors",
+        f.elapsed.as_secs_f64()
+    );
+}
+
+/// Class 8: `kill -9` of the harness mid-trial. Nothing can run in the harness; its watchdog
+/// sees the pipe close and kills every process of the run, grandchildren included.
+#[test]
+fn grandchildren_are_gone_after_kill_9_of_the_harness() {
+    let (mut t, running) = start_with_grandchild(Entry::Harness, "fault-descendants-stall");
+    let signalled = Instant::now();
+    kill(Pid::from_raw(t.child.id() as i32), Signal::SIGKILL).unwrap();
+    let f = t.finish();
+    assert_eq!(f.status.code(), None, "killed by a signal");
+    let gone = wait_until(
+        "every process of the killed run is gone",
+        Duration::from_secs(10),
+        || t.processes().is_empty(),
+    );
+    let _ = signalled;
+    println!(
+        "fault-matrix | SIGKILL to the harness, GEN_0 with a grandchild in another session | killed (no report possible) | — | all {running} processes gone {:.2} s after the harness died, 0 survivors",
+        gone.as_secs_f64()
+    );
+}
+
+/// Class 8 on the other exit paths: SIGTERM to `perfsanity run`, and a crash of the worker
+/// that owns the grandchild.
+#[test]
+fn grandchildren_are_gone_after_sigterm_to_perfsanity_run() {
+    let (mut t, running) = start_with_grandchild(Entry::Cli, "fault-descendants-stall");
+    kill(Pid::from_raw(t.child.id() as i32), Signal::SIGTERM).unwrap();
+    let f = t.finish();
+    assert_eq!(f.status.code(), Some(143), "{}", f.stdout);
+    assert_eq!(t.processes(), Vec::<String>::new(), "survivors at exit");
+    println!(
+        "fault-matrix | SIGTERM to `perfsanity run`, GEN_0 with a grandchild | interrupted (exit 143) | — | {running} processes, 0 survivors at exit"
+    );
+}
+
+#[test]
+fn grandchildren_are_gone_after_their_worker_is_killed() {
+    let (mut t, _) = start_with_grandchild(Entry::Harness, "fault-descendants-stall");
+    let gen0 = pid_with(&t, "--role GEN_0");
+    kill(Pid::from_raw(gen0), Signal::SIGKILL).unwrap();
+    let f = t.finish();
+    assert_eq!(f.status.code(), Some(101), "{}", f.stdout);
+    let text = failure_text(&f.stdout, &t.trial);
+    assert!(
+        text.starts_with("[crash] GEN_0: GEN_0 exited with signal SIGKILL"),
+        "{text}"
+    );
+    assert_eq!(t.processes(), Vec::<String>::new(), "survivors at exit");
+    println!(
+        "fault-matrix | SIGKILL of GEN_0 (which has a grandchild) | crash | GEN_0 | {:.2} s, 0 survivors",
+        f.elapsed.as_secs_f64()
+    );
+}
+
+/// Class 11: a second SIGTERM skips the grace period but not the report: `interrupted`,
+/// exit 143, and the JUnit file.
+#[test]
+fn a_second_sigterm_still_reports_and_writes_junit() {
+    let junit = tempfile::tempdir().unwrap();
+    let junit_path = junit.path().join("junit.xml");
+    let mut t = Trial::start(
+        Entry::Harness,
+        "fault-ignore-sigterm",
+        &[("PERF_JUNIT", junit_path.to_str().unwrap())],
+    );
+    let client_log = t.trial_dir().join("trtllm-benchmark.0.0.log");
+    t.wait_for_text(&client_log, "Starting main benchmark run");
+    let harness = Pid::from_raw(t.child.id() as i32);
+    let signalled = Instant::now();
+    kill(harness, Signal::SIGTERM).unwrap();
+    // GEN_0 ignores the SIGTERM, so the teardown sits in its 3 s grace period: the second
+    // signal must end it early, and still let the run report.
+    let gen_log = t.trial_dir().join("trtllm-serve.GEN_0.0.log");
+    t.wait_for_text(&gen_log, "SIGTERM ignored");
+    kill(harness, Signal::SIGTERM).unwrap();
+    let f = t.finish();
+    let after = signalled.elapsed();
+    assert!(
+        after < Duration::from_secs(3),
+        "exit {after:?} after the first signal: the 3 s grace was not cut short"
+    );
+    assert_eq!(f.status.code(), Some(143), "{}", f.stdout);
+    assert!(
+        f.stdout.contains("[interrupted] interrupted by signal 15"),
+        "{}",
+        f.stdout
+    );
+    assert!(
+        f.stdout.contains("perfsanity: second signal: killing"),
+        "the second signal took its own path\n{}",
+        f.stdout
+    );
+    let xml = std::fs::read_to_string(&junit_path).expect("JUnit written");
+    assert!(xml.contains("interrupted"), "{xml}");
+    assert_eq!(t.processes(), Vec::<String>::new(), "processes left");
+    println!(
+        "fault-matrix | two SIGTERMs to the harness mid-trial (GEN_0 ignores SIGTERM) | interrupted (exit 143), JUnit written | — | {:.2} s after the first signal (grace 3 s), 0 survivors",
+        after.as_secs_f64()
+    );
+}
+
+/// Class 9: a second run on the same `PERF_OUTPUT_DIR` and trial fails at once, naming the
+/// run that holds the folder, and leaves that run's files alone.
+#[test]
+fn a_second_run_on_the_same_trial_folder_is_refused() {
+    let mut first = Trial::start(Entry::Harness, "fault-stall", &[]);
+    let client_log = first.trial_dir().join("trtllm-benchmark.0.0.log");
+    first.wait_for_text(&client_log, "Starting main benchmark run");
+    let gen_addr = first.trial_dir().join("hostnames-local-0/GEN_0.txt");
+    let before = std::fs::read_to_string(&gen_addr).unwrap();
+    let mut cmd = Command::new(perf_harness());
+    cmd.args(["--exact", &first.trial])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("PERF_CONFIG_DIRS", FIXTURES)
+        .env("PERF_OUTPUT_DIR", first.dir.path().join("out"))
+        .env("PERF_DB", first.dir.path().join("second.sqlite"))
+        .env("PERF_SIM_DATASETS", first.dir.path().join("datasets"))
+        .env("PERF_TOOLCHAIN", "sim")
+        .env_remove("PERF_TESTLIST")
+        .env_remove("PERF_TRIAL_TIMEOUT_S");
+    let began = Instant::now();
+    let out = cmd.output().unwrap();
+    let took = began.elapsed();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(out.status.code(), Some(101), "{text}");
+    let holder = format!("pid {} on host ", first.child.id());
+    assert!(
+        text.contains("[busy] ") && text.contains(&holder) && text.contains(" since "),
+        "the refusal names the holder ({holder}):\n{text}"
+    );
+    assert!(
+        first.child.try_wait().unwrap().is_none(),
+        "the first run goes on"
+    );
+    assert_eq!(std::fs::read_to_string(&gen_addr).unwrap(), before);
+    assert!(took < FAST, "refused after {took:?}");
+    kill(Pid::from_raw(first.child.id() as i32), Signal::SIGTERM).unwrap();
+    let f = first.finish();
+    assert_eq!(f.status.code(), Some(143), "{}", f.stdout);
+    assert_eq!(first.processes(), Vec::<String>::new(), "processes left");
+    println!(
+        "fault-matrix | second harness on the same PERF_OUTPUT_DIR and trial | busy (names pid, host, start) | — | {:.2} s, first run untouched, 0 survivors",
+        took.as_secs_f64()
+    );
+}
+
+/// Class 10: a SIGSTOPped router (alive, silent) fails the trial naming it.
+#[test]
+fn a_stopped_router_is_named() {
+    let mut t = Trial::start(Entry::Harness, "runner-long", &[("PERF_STALL_S", "2")]);
+    let client_log = t.trial_dir().join("trtllm-benchmark.0.0.log");
+    t.wait_for_text(&client_log, "Starting main benchmark run");
+    let router = pid_with(&t, "--role DISAGG_SERVER");
+    let stopped = Instant::now();
+    kill(Pid::from_raw(router), Signal::SIGSTOP).unwrap();
+    let f = t.finish();
+    let after = stopped.elapsed();
+    check_failure(
+        &t,
+        &f,
+        &Expect {
+            case: "SIGSTOP of the router mid-run (PERF_STALL_S=2)",
+            class: "stalled",
+            roles: &["DISAGG_SERVER"],
+            log: "trtllm-serve.DISAGG_SERVER.0.log",
+            tail_has: "all servers are ready",
+            message_has: "is stopped (SIGSTOP or a debugger)",
+            at_least: Duration::from_secs(2),
+        },
+    );
+    assert!(after >= Duration::from_secs(2) && after < FAST, "{after:?}");
+    println!(
+        "fault-matrix | (same case, from the SIGSTOP) | stalled | DISAGG_SERVER | {:.2} s after the SIGSTOP",
+        after.as_secs_f64()
+    );
+}
+
+/// Class 10/13: a frozen generation worker (alive, `/health` 200) stalls the streams; the
+/// trial fails naming it, long before the trial limit.
+#[test]
+fn a_frozen_generation_worker_is_named() {
+    let mut t = Trial::start(Entry::Harness, "fault-stall", &[("PERF_STALL_S", "2")]);
+    let f = t.finish();
+    check_failure(
+        &t,
+        &f,
+        &Expect {
+            case: "frozen generation worker (GEN_0 stall_after_tokens: 12, PERF_STALL_S=2)",
+            class: "stalled",
+            roles: &["GEN_0"],
+            log: "trtllm-serve.GEN_0.0.log",
+            tail_has: "stall_after_tokens=12 reached",
+            message_has: "GEN_0's engine made no progress for 2 s",
+            at_least: Duration::from_secs(2),
+        },
+    );
+}
+
+/// Class 4: the progress line of a long wait names the phase and the trial limit — the
+/// default one (upstream's 3600 s) when nothing sets it.
+#[test]
+fn long_waits_print_progress_with_the_default_limit() {
+    let mut t = Trial::start(
+        Entry::Harness,
+        "fault-stall",
+        &[("PERF_PROGRESS_S", "1"), ("PERF_STALL_S", "3")],
+    );
+    let f = t.finish();
+    assert!(
+        f.stdout.contains(
+            "perfsanity: disagg-fault-stall: client 0 (con2_iter4_isl16_osl8) was running for 1 s \
+             (trial limit 3600 s, the default, upstream's pytest --timeout;"
+        ),
+        "{}",
+        f.stdout
+    );
+    assert!(f.stdout.contains("[stalled] GEN_0:"), "{}", f.stdout);
+}
+
+#[test]
+fn bad_watch_knob_is_a_config_failure() {
+    let mut t = Trial::start(Entry::Harness, "runner-ok", &[("PERF_STALL_S", "2m")]);
+    let f = t.finish();
+    assert_eq!(f.status.code(), Some(101), "{}", f.stdout);
+    assert!(
+        f.stdout
+            .contains("[config] PERF_STALL_S=\"2m\": expected a whole number of seconds"),
+        "{}",
+        f.stdout
+    );
+    // Refused before any process started: no server log exists.
+    assert!(!t.trial_dir().join("trtllm-serve.GEN_0.0.log").exists());
+    assert_eq!(t.processes(), Vec::<String>::new());
+    let mut t = Trial::start(
+        Entry::Harness,
+        "runner-ok",
+        &[("PERF_DB_LOCK_WAIT_S", "soon")],
+    );
+    let f = t.finish();
+    assert!(
+        f.stdout
+            .contains("[config] PERF_DB_LOCK_WAIT_S=\"soon\": expected a whole number"),
+        "{}",
+        f.stdout
+    );
+    // `perfsanity check` reports it too.
+    let out = Command::new(env!("CARGO_BIN_EXE_perfsanity"))
+        .arg("check")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("PERF_CONFIG_DIRS", FIXTURES)
+        .env_remove("PERF_TESTLIST")
+        .env("PERF_PROGRESS_S", "-1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("ERROR  runner knobs\n  PERF_PROGRESS_S=\"-1\""),
+        "{text}"
+    );
+}
+
+/// Class 6: a worker that panics (in a request handler) fails the trial as that role's crash,
+/// with the panic message.
+#[test]
+fn a_panicking_worker_shows_its_panic() {
+    let mut t = Trial::start(Entry::Harness, "fault-panic", &[]);
+    let f = t.finish();
+    check_failure(
+        &t,
+        &f,
+        &Expect {
+            case: "worker panics mid-run (GEN_0 panic_after_requests: 3)",
+            class: "crash",
+            roles: &["GEN_0"],
+            log: "trtllm-serve.GEN_0.0.log",
+            tail_has: "[sim] panic: \"fault injection: panic_after_requests=3 reached\" at src/tools/sim/faults.rs",
+            message_has: "exited with exit code 101 after a panic: \"fault injection: panic_after_requests=3 reached\"",
+            at_least: Duration::ZERO,
+        },
+    );
+}
+
+/// Class 13: a worker that never becomes ready behind the router is named, not the router.
+#[test]
+fn an_unready_worker_behind_the_router_is_named() {
+    let mut t = Trial::start(
+        Entry::Harness,
+        "fault-gen-never-ready",
+        &[("TRTLLM_TEST_DISAGG_SERVER_READY_TIMEOUT", "2")],
+    );
+    let f = t.finish();
+    check_failure(
+        &t,
+        &f,
+        &Expect {
+            case: "worker never ready behind the router (GEN_0 never_ready, ready timeout 2 s)",
+            class: "never_ready",
+            roles: &["GEN_0"],
+            log: "trtllm-serve.GEN_0.0.log",
+            tail_has: "",
+            message_has: "GEN_0 never became ready behind the router (http://",
+            at_least: Duration::from_secs(2),
+        },
+    );
+}
+
+/// Runs `perfsanity results …` against `db`.
+fn results_cli(db: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_perfsanity"))
+        .arg("results")
+        .args(args)
+        .env("PERF_DB", db)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Class 12: client 0 finishes, GEN_0 crashes under client 1. The trial fails as GEN_0's
+/// crash, and client 0's measurement is kept — marked invalid with the trial's outcome, never
+/// uploaded — and its `perf_records.json` can be imported into another history database.
+#[test]
+fn a_finished_clients_measurement_survives_a_later_failure() {
+    let mut t = Trial::start(Entry::Harness, "fault-crash-second-client", &[]);
+    let f = t.finish();
+    assert_eq!(f.status.code(), Some(101), "{}", f.stdout);
+    let text = failure_text(&f.stdout, &t.trial);
+    assert!(text.starts_with("[crash] GEN_0:"), "{text}");
+    assert!(
+        text.contains("results: 1 finished client record(s) of this failed trial kept"),
+        "{text}"
+    );
+    let db = t.dir.path().join("results.sqlite");
+    let (ok, shown) = results_cli(&db, &["show", "--json"]);
+    assert!(ok, "{shown}");
+    let rows: Vec<serde_json::Value> = shown
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(rows.len(), 1, "{shown}");
+    let row = rows[0].to_string();
+    assert!(row.contains("\"b_is_valid\":false"), "{row}");
+    assert!(
+        row.contains("\"s_trial_outcome\":\"failed: crash (GEN_0)\""),
+        "{row}"
+    );
+    assert!(row.contains("not_requested"), "{row}");
+    // The artifact left in the trial folder imports into a fresh database, once.
+    let artifact = t.trial_dir().join("perf_records.json");
+    let other = t.dir.path().join("other.sqlite");
+    let artifact_s = artifact.to_str().unwrap();
+    let (ok, out) = results_cli(&other, &["import", artifact_s]);
+    assert!(
+        ok && out.contains("imported 1 record(s)") && out.contains("state not_requested"),
+        "{out}"
+    );
+    let (ok, out) = results_cli(&other, &["import", artifact_s]);
+    assert!(!ok && out.contains("is already in"), "{out}");
+    assert_eq!(t.processes(), Vec::<String>::new());
+    println!(
+        "fault-matrix | GEN_0 crashes under the second of two clients (exit_after_requests: 8) | crash | GEN_0 | {:.2} s, client 0's record kept (b_is_valid false), 0 survivors",
+        f.elapsed.as_secs_f64()
+    );
+}
+
+/// Class 13: failed requests caused by one worker are blamed on it: the router's log names the
+/// worker's address, and the failure names the role behind it.
+#[test]
+fn failed_requests_name_the_worker_the_router_blames() {
+    let mut t = Trial::start(Entry::Harness, "fault-gen-http-500", &[]);
+    let f = t.finish();
+    check_failure(
+        &t,
+        &f,
+        &Expect {
+            case: "worker error rate (GEN_0 http_500_every: 3)",
+            class: "failed_requests",
+            roles: &["GEN_0"],
+            log: "trtllm-benchmark.0.0.log",
+            tail_has: "Successful requests:",
+            message_has: "the router's log blames GEN_0: ",
+            at_least: Duration::ZERO,
+        },
+    );
+    let text = failure_text(&f.stdout, &t.trial);
+    assert!(text.contains("answered HTTP 500"), "{text}");
+}
+
+/// Class 12 under `kill -9`: client 0's record reaches `perf_records.json` as soon as it
+/// finishes (marked unfinished), so killing the harness while client 1 hangs leaves it for
+/// `perfsanity results import`.
+#[test]
+fn a_finished_clients_record_survives_kill_9_of_the_harness() {
+    let mut t = Trial::start(Entry::Harness, "fault-stall-second-client", &[]);
+    let artifact = t.trial_dir().join("perf_records.json");
+    t.wait_for_text(&artifact, "unfinished: the trial was still running");
+    kill(Pid::from_raw(t.child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = t.finish();
+    wait_until(
+        "the killed run's processes are gone",
+        Duration::from_secs(10),
+        || t.processes().is_empty(),
+    );
+    let db = t.dir.path().join("imported.sqlite");
+    let (ok, out) = results_cli(&db, &["import", artifact.to_str().unwrap()]);
+    assert!(
+        ok && out.contains("imported 1 record(s)") && out.contains("state not_requested"),
+        "{out}"
+    );
+    let (ok, shown) = results_cli(&db, &["show", "--json"]);
+    assert!(ok && shown.contains("\"b_is_valid\":false"), "{shown}");
+    println!(
+        "fault-matrix | SIGKILL to the harness while client 1 of 2 hangs | (killed) | — | client 0's record in perf_records.json (unfinished), imports; 0 survivors"
     );
 }

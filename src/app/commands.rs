@@ -250,6 +250,10 @@ pub fn check(settings: &Settings) -> Outcome {
     let mut warnings = 0;
     let mut configs_seen: std::collections::HashSet<PathBuf> = Default::default();
     let mut checked = 0;
+    if let Err(e) = crate::run::launch::watch::check_env() {
+        errors += 1;
+        out.push_str(&format!("ERROR  runner knobs\n  {e}\n"));
+    }
     for spec in &trials {
         // Both trials of a stem share a config and a plan shape: check each config once,
         // but every failing trial (unknown ids, bad lines) individually.

@@ -1,7 +1,7 @@
 //! `perfsanity results show` and `perfsanity results push`: read the embedded history, and
 //! deliver what failed uploads left pending.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 
@@ -19,6 +19,11 @@ pub enum ResultsCommand {
     Show(ShowArgs),
     /// Upload every pending record (failed or interrupted uploads) to the gateway, once each.
     Push,
+    /// Store a trial's `perf_records.json` that a failed store left (next to its plan.json).
+    Import {
+        /// The `perf_records.json` file.
+        file: PathBuf,
+    },
 }
 
 /// `perfsanity results show` options.
@@ -78,6 +83,28 @@ pub fn run_with_env(cmd: &ResultsCommand, env: &dyn EnvSource) -> Outcome {
             }
         }
         ResultsCommand::Push => push(env, &path),
+        ResultsCommand::Import { file } => import(&path, file),
+    }
+}
+
+fn import(db: &Path, file: &Path) -> Outcome {
+    let report = Store::open(db)
+        .map_err(|e| e.to_string())
+        .and_then(|mut store| super::partial::import_records(&mut store, file));
+    match report {
+        Ok(r) => Outcome {
+            stdout: format!(
+                "imported {} record(s) from {} into {} (batch {}, state {})\n",
+                r.records,
+                file.display(),
+                db.display(),
+                r.batch,
+                r.state.as_str()
+            ),
+            stderr: String::new(),
+            ok: true,
+        },
+        Err(e) => fail(format!("perfsanity results import: {e}")),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod gateway;
 pub mod gpu;
 pub mod history;
 pub mod job_info;
+pub mod partial;
 pub mod pyjson;
 pub mod record;
 pub mod regression;

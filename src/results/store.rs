@@ -76,9 +76,46 @@ impl UploadState {
     }
 }
 
+/// Default of `PERF_DB_LOCK_WAIT_S`: how long a write waits for another process's lock on the
+/// history database before it fails.
+pub const DEFAULT_LOCK_WAIT_S: u64 = 30;
+/// Upper bound of `PERF_DB_LOCK_WAIT_S` (one day).
+pub const MAX_LOCK_WAIT_S: u64 = 24 * 3600;
+
+/// The lock wait the last [`Store::open`] of this process configured (for messages).
+static LOCK_WAIT_S: std::sync::atomic::AtomicU64 =
+    std::sync::atomic::AtomicU64::new(DEFAULT_LOCK_WAIT_S);
+
+/// `PERF_DB_LOCK_WAIT_S` from `value` (unset or empty: the default).
+pub fn parse_lock_wait(value: Option<&str>) -> Result<Duration, String> {
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => Ok(Duration::from_secs(DEFAULT_LOCK_WAIT_S)),
+        Some(v) => match v.parse::<u64>() {
+            Ok(s) if s <= MAX_LOCK_WAIT_S => Ok(Duration::from_secs(s)),
+            _ => Err(format!(
+                "PERF_DB_LOCK_WAIT_S={v:?}: expected a whole number of seconds in \
+                 0..={MAX_LOCK_WAIT_S}"
+            )),
+        },
+    }
+}
+
+/// Names the lock when SQLite gave up waiting for it.
+fn explain_lock(message: String) -> String {
+    if message.contains("database is locked") || message.contains("database is busy") {
+        format!(
+            "{message} (another process holds this database's write lock — a concurrent run or \
+             `perfsanity results push`; waited {} s, PERF_DB_LOCK_WAIT_S)",
+            LOCK_WAIT_S.load(std::sync::atomic::Ordering::Relaxed)
+        )
+    } else {
+        message
+    }
+}
+
 /// A store failure, naming the database.
 #[derive(Debug, thiserror::Error)]
-#[error("results database {}: {message}", path.display())]
+#[error("results database {}: {}", path.display(), explain_lock(message.clone()))]
 pub struct StoreError {
     /// The database file.
     pub path: PathBuf,
@@ -168,9 +205,20 @@ impl Store {
             std::fs::create_dir_all(parent)
                 .map_err(|e| err(format!("cannot create {}: {e}", parent.display())))?;
         }
+        let wait =
+            parse_lock_wait(std::env::var("PERF_DB_LOCK_WAIT_S").ok().as_deref()).map_err(err)?;
+        Self::open_with_lock_wait(path, wait)
+    }
+
+    /// Opens the database at `path`, waiting up to `wait` for another process's lock.
+    pub fn open_with_lock_wait(path: &Path, wait: Duration) -> Result<Self, StoreError> {
+        let err = |message: String| StoreError {
+            path: path.to_path_buf(),
+            message,
+        };
         let conn = Connection::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
-        conn.busy_timeout(Duration::from_secs(30))
-            .map_err(|e| err(e.to_string()))?;
+        LOCK_WAIT_S.store(wait.as_secs(), std::sync::atomic::Ordering::Relaxed);
+        conn.busy_timeout(wait).map_err(|e| err(e.to_string()))?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
@@ -550,5 +598,52 @@ impl Store {
             .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
             .map_err(|e| self.err(e))?;
         rows.collect::<Result<_, _>>().map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod lock_tests {
+    use super::*;
+
+    #[test]
+    fn lock_wait_knob() {
+        assert_eq!(parse_lock_wait(None).unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_lock_wait(Some(" ")).unwrap(), Duration::from_secs(30));
+        assert_eq!(parse_lock_wait(Some("0")).unwrap(), Duration::ZERO);
+        for bad in ["-1", "30s", "86401"] {
+            let e = parse_lock_wait(Some(bad)).unwrap_err();
+            assert!(e.starts_with("PERF_DB_LOCK_WAIT_S="), "{e}");
+        }
+    }
+
+    /// A write blocked by another connection's exclusive lock fails after the configured wait
+    /// with a message that names the lock and the knob.
+    #[test]
+    fn a_locked_database_fails_naming_the_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.sqlite");
+        drop(Store::open_with_lock_wait(&path, Duration::ZERO).unwrap());
+        let holder = Connection::open(&path).unwrap();
+        holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
+        let mut store = Store::open_with_lock_wait(&path, Duration::from_millis(200)).unwrap();
+        let record = Record::new();
+        let row = NewRow {
+            record: &record,
+            trial: "t",
+            client_index: 0,
+            toolchain: "sim",
+            scale: "smoke",
+            artifacts: dir.path(),
+        };
+        let began = std::time::Instant::now();
+        let e = store
+            .insert_batch("b", &[row], UploadState::Skipped, "", "", 0)
+            .unwrap_err()
+            .to_string();
+        assert!(began.elapsed() >= Duration::from_millis(200));
+        assert!(
+            e.contains("database is locked") && e.contains("PERF_DB_LOCK_WAIT_S"),
+            "{e}"
+        );
     }
 }

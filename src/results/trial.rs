@@ -172,12 +172,12 @@ impl TrialResults {
     }
 }
 
-fn batch_id(trial: &str, now: i64) -> String {
+pub(crate) fn batch_id(trial: &str, now: i64) -> String {
     let tag: u32 = rand::random();
     format!("{trial}@{now}-{tag:08x}")
 }
 
-fn write_artifact(dir: &Path, records: &[Record]) -> Result<PathBuf, String> {
+pub(crate) fn write_artifact(dir: &Path, records: &[Record]) -> Result<PathBuf, String> {
     let path = dir.join("perf_records.json");
     std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let text = serde_json::to_string_pretty(records).map_err(|e| e.to_string())?;
@@ -205,6 +205,57 @@ pub fn record_trial_at(
 ) -> Result<TrialResults, ResultsError> {
     check_metrics(plan, config, clients).map_err(ResultsError::Metrics)?;
     let mut notes = Vec::new();
+    let (mut records, client_indices) = build_trial_records(ctx, plan, config, clients, &mut notes);
+    let intent = upload_intent(plan, ctx.gateway.as_ref());
+    let project = match &intent {
+        UploadIntent::Upload { project } => project.clone(),
+        _ => String::new(),
+    };
+    let batch = Batch {
+        plan,
+        id: batch_id(&plan.trial, now),
+        intent,
+        project,
+        now,
+    };
+    let (mut store, row_ids) = store_records(ctx, &batch, &records, &client_indices)?;
+    let verdict = regression_verdict(ctx, &batch, config, &store, &mut records);
+    let (state, note) = final_state(ctx, &batch, &records);
+    for (row_id, record) in row_ids.iter().zip(&records) {
+        store.update_record(*row_id, record, state, &note)?;
+    }
+    if let Err(e) = write_artifact(&plan.output_dir, &records) {
+        notes.push(format!("could not write perf_records.json: {e}"));
+    }
+    let _ = store.set_verdict(&batch.id, &verdict.lines().join("\n"));
+    let upload = deliver(ctx, &mut store, &batch, state, note, &row_ids)?;
+    Ok(TrialResults {
+        records: stored_records(&row_ids, &records),
+        batch: batch.id,
+        db_path: ctx.db_path.clone(),
+        upload,
+        verdict,
+        notes,
+    })
+}
+
+/// One `record_trial` call: the plan, batch id, upload intent and clock.
+struct Batch<'a> {
+    plan: &'a Plan,
+    id: String,
+    intent: UploadIntent,
+    project: String,
+    now: i64,
+}
+
+/// The records of `clients` and their client indices; notes what was odd.
+pub(crate) fn build_trial_records(
+    ctx: &ResultsContext,
+    plan: &Plan,
+    config: &PerfConfig,
+    clients: &[ClientResult],
+    notes: &mut Vec<String>,
+) -> (Vec<Record>, Vec<u32>) {
     let startup = read_observations(&plan.output_dir, plan.server_index).unwrap_or_else(|e| {
         notes.push(format!("startup telemetry ignored: {e}"));
         Vec::new()
@@ -220,20 +271,54 @@ pub fn record_trial_at(
         },
     );
     notes.extend(built.notes);
-    let mut records = built.records;
-    let intent = upload_intent(plan, ctx.gateway.as_ref());
-    let project = match &intent {
-        UploadIntent::Upload { project } => project.clone(),
-        _ => String::new(),
-    };
+    (built.records, built.client_indices)
+}
 
-    // 1. Store before anything else.
-    let batch = batch_id(&plan.trial, now);
+/// Stores the records before anything else (state `held` when meant for the gateway). When the
+/// store fails, the records go to `perf_records.json` for `perfsanity results import`.
+fn store_records(
+    ctx: &ResultsContext,
+    batch: &Batch<'_>,
+    records: &[Record],
+    client_indices: &[u32],
+) -> Result<(Store, Vec<i64>), ResultsError> {
+    // Only records meant for the gateway are `held`: a crash before the final state must never
+    // make a later push send a simulator, smoke or non-upload record.
+    let (initial, note) = match &batch.intent {
+        UploadIntent::Upload { .. } => (UploadState::Held, ""),
+        UploadIntent::Skip(reason) => (UploadState::Skipped, reason.as_str()),
+        UploadIntent::NotRequested(reason) => (UploadState::NotRequested, reason.as_str()),
+    };
+    insert_records(
+        ctx,
+        batch.plan,
+        &batch.id,
+        records,
+        client_indices,
+        (initial, note),
+        &batch.project,
+        batch.now,
+    )
+}
+
+/// Inserts `records` as batch `batch_id` in `state`; on failure writes them to the trial's
+/// `perf_records.json` and says so in the error.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn insert_records(
+    ctx: &ResultsContext,
+    plan: &Plan,
+    batch_id: &str,
+    records: &[Record],
+    client_indices: &[u32],
+    (state, note): (UploadState, &str),
+    project: &str,
+    now: i64,
+) -> Result<(Store, Vec<i64>), ResultsError> {
     let stored = (|| -> Result<(Store, Vec<i64>), super::StoreError> {
         let mut store = Store::open(&ctx.db_path)?;
         let rows: Vec<NewRow<'_>> = records
             .iter()
-            .zip(&built.client_indices)
+            .zip(client_indices)
             .map(|(record, &client_index)| NewRow {
                 record,
                 trial: &plan.trial,
@@ -243,28 +328,31 @@ pub fn record_trial_at(
                 artifacts: &plan.output_dir,
             })
             .collect();
-        // Only records meant for the gateway are `held`: a crash before the final state must
-        // never make a later push send a simulator, smoke or non-upload record.
-        let (initial, note) = match &intent {
-            UploadIntent::Upload { .. } => (UploadState::Held, ""),
-            UploadIntent::Skip(reason) => (UploadState::Skipped, reason.as_str()),
-            UploadIntent::NotRequested(reason) => (UploadState::NotRequested, reason.as_str()),
-        };
-        let ids = store.insert_batch(&batch, &rows, initial, note, &project, now)?;
+        let ids = store.insert_batch(batch_id, &rows, state, note, project, now)?;
         Ok((store, ids))
     })();
-    let (mut store, row_ids) = match stored {
-        Ok(s) => s,
-        Err(e) => {
-            let saved = match write_artifact(&plan.output_dir, &records) {
-                Ok(p) => format!("the records were written to {}", p.display()),
-                Err(w) => format!("writing them to the artifacts directory failed too: {w}"),
-            };
-            return Err(ResultsError::Store(format!("{e}; {saved}")));
-        }
-    };
+    stored.map_err(|e| {
+        let saved = match write_artifact(&plan.output_dir, records) {
+            Ok(p) => format!(
+                "the records were written to {} (`perfsanity results import` stores them)",
+                p.display()
+            ),
+            Err(w) => format!("writing them to the artifacts directory failed too: {w}"),
+        };
+        ResultsError::Store(format!("{e}; {saved}"))
+    })
+}
 
-    // 2. History and verdict.
+/// History (the gateway for real full-scale runs, else the embedded database) and the
+/// regression verdict, which also annotates `records`.
+fn regression_verdict(
+    ctx: &ResultsContext,
+    batch: &Batch<'_>,
+    config: &PerfConfig,
+    store: &Store,
+    records: &mut [Record],
+) -> RegressionVerdict {
+    let (plan, now) = (batch.plan, batch.now);
     let real_full = plan.toolchain == Toolchain::Trtllm && plan.scale == Scale::Full;
     let (source, history) = match (&ctx.gateway, real_full) {
         (Some(g), true) => {
@@ -288,7 +376,7 @@ pub fn record_trial_at(
                     plan.toolchain.as_str(),
                     plan.scale.as_str(),
                     lookback_start_ms(now, LOOKBACK_DAYS),
-                    &batch,
+                    &batch.id,
                 )
                 .map(|docs| {
                     docs.into_iter()
@@ -321,30 +409,38 @@ pub fn record_trial_at(
         gated: gated_metrics(plan.mode.is_gen_only(), spec_decoding(config)),
         overrides: ctx.threshold_overrides.clone(),
     };
-    let verdict = evaluate_verdict(&mut records, history, source, &settings, policy);
+    evaluate_verdict(records, history, source, &settings, policy)
+}
 
-    // 3. Final record and state.
-    let (state, note) = match &intent {
+/// The final upload state of the batch and its note.
+fn final_state(
+    ctx: &ResultsContext,
+    batch: &Batch<'_>,
+    records: &[Record],
+) -> (UploadState, String) {
+    match &batch.intent {
         UploadIntent::Skip(reason) => (UploadState::Skipped, reason.clone()),
         UploadIntent::NotRequested(reason) => (UploadState::NotRequested, reason.clone()),
-        UploadIntent::Upload { .. } => match check_batch(&records) {
+        UploadIntent::Upload { .. } => match check_batch(records) {
             Err(problems) => (UploadState::Refused, problems.join("; ")),
-            Ok(()) => match ctx.gateway.as_ref().map(|g| precheck(g, &project)) {
+            Ok(()) => match ctx.gateway.as_ref().map(|g| precheck(g, &batch.project)) {
                 Some(Err(reason)) => (UploadState::Pending, reason),
                 _ => (UploadState::Pending, String::new()),
             },
         },
-    };
-    for (row_id, record) in row_ids.iter().zip(&records) {
-        store.update_record(*row_id, record, state, &note)?;
     }
-    if let Err(e) = write_artifact(&plan.output_dir, &records) {
-        notes.push(format!("could not write perf_records.json: {e}"));
-    }
-    let _ = store.set_verdict(&batch, &verdict.lines().join("\n"));
+}
 
-    // 4. Upload.
-    let upload = match (&intent, state) {
+/// Uploads the batch when it is meant for the gateway and may go.
+fn deliver(
+    ctx: &ResultsContext,
+    store: &mut Store,
+    batch: &Batch<'_>,
+    state: UploadState,
+    note: String,
+    row_ids: &[i64],
+) -> Result<UploadOutcome, ResultsError> {
+    Ok(match (&batch.intent, state) {
         _ if row_ids.is_empty() => UploadOutcome::NotRequested {
             reason: "no client results to record".to_string(),
         },
@@ -365,26 +461,22 @@ pub fn record_trial_at(
                 .gateway
                 .as_ref()
                 .expect("an upload intent implies a gateway");
-            upload_batch(&mut store, gateway, project, &batch, now)?
+            upload_batch(store, gateway, project, &batch.id, batch.now)?
         }
-    };
-
-    Ok(TrialResults {
-        batch,
-        db_path: ctx.db_path.clone(),
-        records: row_ids
-            .iter()
-            .zip(&records)
-            .map(|(row_id, r)| StoredRecord {
-                row_id: *row_id,
-                record_id: r.str("_id").unwrap_or("").to_string(),
-                test_case_name: r.str("s_test_case_name").unwrap_or("").to_string(),
-            })
-            .collect(),
-        upload,
-        verdict,
-        notes,
     })
+}
+
+/// What the runner reports of each stored row.
+pub(crate) fn stored_records(row_ids: &[i64], records: &[Record]) -> Vec<StoredRecord> {
+    row_ids
+        .iter()
+        .zip(records)
+        .map(|(row_id, r)| StoredRecord {
+            row_id: *row_id,
+            record_id: r.str("_id").unwrap_or("").to_string(),
+            test_case_name: r.str("s_test_case_name").unwrap_or("").to_string(),
+        })
+        .collect()
 }
 
 fn claim_tag(now: i64) -> String {

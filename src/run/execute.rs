@@ -14,7 +14,7 @@ use crate::plan::prepare::{KeyMode, TrialError, prepare_trial};
 use crate::results::{ClientResult, ResultsContext, record_trial};
 use crate::run::launch::gpus::GpuPool;
 use crate::run::launch::signals::interrupted;
-use crate::run::launch::{RunContext, RunReport, run_plan, run_role};
+use crate::run::launch::{ClientRun, RunContext, RunReport, run_plan, run_role};
 use crate::run::outcome::{FailureClass, TrialFailure, TrialOutcome, TrialStatus};
 
 /// Everything needed to execute trials.
@@ -105,28 +105,64 @@ impl Executor {
                 log_tail: None,
             });
         }
+        crate::run::launch::watch::check_env().map_err(config_failure)?;
         let (config, plan) = prepare_trial(&self.settings, spec, KeyMode::Create)
             .map_err(|e: TrialError| config_failure(e.to_string()))?;
         *output_dir = Some(plan.output_dir.clone());
+        // Every finished client's record reaches perf_records.json at once (a kill -9 of this
+        // process later still leaves it for `perfsanity results import`).
+        let write_unfinished = |runs: &[ClientRun]| {
+            let clients = client_results(runs);
+            if let Err(e) =
+                crate::results::partial::write_unfinished(&self.results, &plan, &config, &clients)
+            {
+                eprintln!(
+                    "perfsanity: {}: cannot write the finished clients' records: {e}",
+                    plan.trial
+                );
+            }
+        };
+        // One run per trial folder, held until the results are recorded.
+        let _folder =
+            crate::run::launch::folder_lock::lock_folder(&plan.output_dir, self.settings.role)
+                .map_err(|e| TrialFailure {
+                    class: FailureClass::Busy,
+                    role: self.settings.role,
+                    message: e.to_string(),
+                    log_tail: None,
+                })?;
         let run = RunContext {
             started,
             self_exe: &self.self_exe,
             tee: self.tee,
             gpus: self.gpus.as_ref(),
             progress: self.progress.as_ref(),
+            finished: std::sync::Mutex::new(Vec::new()),
+            on_client_finished: Some(&write_unfinished),
         };
-        let report = match self.settings.role {
-            None => run_plan(&plan, &run)?,
-            Some(role) => match run_role(&plan, role, &run, self.settings.launcher_gen_logs)? {
-                Some(report) => report,
-                None => {
-                    summary.push(format!(
-                        "{}: {role} done (the benchmark finished)",
-                        plan.trial
-                    ));
-                    return Ok(());
+        let ran = match self.settings.role {
+            None => run_plan(&plan, &run).map(Some),
+            Some(role) => run_role(&plan, role, &run, self.settings.launcher_gen_logs),
+        };
+        let report = match ran {
+            Ok(Some(report)) => report,
+            Ok(None) => {
+                summary.push(format!(
+                    "{}: {} done (the benchmark finished)",
+                    plan.trial,
+                    self.settings.role.map_or(String::new(), |r| r.to_string())
+                ));
+                return Ok(());
+            }
+            Err(mut failure) => {
+                let finished = run.finished.into_inner().unwrap_or_else(|e| e.into_inner());
+                let lines = self.record_partial(&plan, &config, &finished, &failure);
+                if !lines.is_empty() {
+                    failure.message = format!("{}\n{}", failure.message, lines.join("\n"));
                 }
-            },
+                summary.extend(lines);
+                return Err(failure);
+            }
         };
         summary.push(format!(
             "{}: toolchain {}, scale {}",
@@ -145,6 +181,22 @@ impl Executor {
         recorded
     }
 
+    /// Stores what the clients that finished before `failure` measured (never a pass).
+    fn record_partial(
+        &self,
+        plan: &Plan,
+        config: &PerfConfig,
+        finished: &[ClientRun],
+        failure: &TrialFailure,
+    ) -> Vec<String> {
+        if finished.is_empty() {
+            return Vec::new();
+        }
+        let clients = client_results(finished);
+        crate::results::partial::record_partial(&self.results, plan, config, &clients, failure)
+            .unwrap_or_else(|e| vec![format!("results: the finished clients' records: {e}")])
+    }
+
     fn record(
         &self,
         plan: &Plan,
@@ -152,18 +204,7 @@ impl Executor {
         report: &RunReport,
         summary: &mut Vec<String>,
     ) -> Result<(), TrialFailure> {
-        let clients: Vec<ClientResult> = report
-            .clients
-            .iter()
-            .map(|c| ClientResult {
-                client_index: c.index,
-                metrics: c
-                    .metrics
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect::<IndexMap<_, _>>(),
-            })
-            .collect();
+        let clients = client_results(&report.clients);
         let results =
             record_trial(&self.results, plan, config, &clients).map_err(|e| TrialFailure {
                 class: e.class(),
@@ -177,6 +218,20 @@ impl Executor {
             None => Ok(()),
         }
     }
+}
+
+/// The results layer's view of client runs.
+fn client_results(runs: &[ClientRun]) -> Vec<ClientResult> {
+    runs.iter()
+        .map(|c| ClientResult {
+            client_index: c.index,
+            metrics: c
+                .metrics
+                .iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect::<IndexMap<_, _>>(),
+        })
+        .collect()
 }
 
 /// One line per client with the numbers people look at first.

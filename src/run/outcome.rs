@@ -30,6 +30,11 @@ pub enum FailureClass {
     MissingMetric,
     /// The trial hit its time limit.
     Timeout,
+    /// A role stopped (SIGSTOP), stopped answering `/health`, or (a worker) stopped making
+    /// progress while the clients ran (`PERF_STALL_S`).
+    Stalled,
+    /// Another run holds the trial's output folder.
+    Busy,
     /// The harness was interrupted (SIGINT / SIGTERM).
     Interrupted,
     /// A pre-merge regression that gates the trial.
@@ -50,6 +55,8 @@ impl FailureClass {
             FailureClass::FailedRequests => "failed_requests",
             FailureClass::MissingMetric => "missing_metric",
             FailureClass::Timeout => "timeout",
+            FailureClass::Stalled => "stalled",
+            FailureClass::Busy => "busy",
             FailureClass::Interrupted => "interrupted",
             FailureClass::Regression => "regression",
             FailureClass::Results => "results",

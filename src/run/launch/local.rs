@@ -9,7 +9,7 @@ use super::gpus::GpuLease;
 use super::steps::{
     GenLog, Graph, RunContext, RunReport, Timeline, await_router, await_worker_addresses,
     config_failure, ensure_dataset, finish_metrics, remove_files, run_clients, spawn_router,
-    spawn_worker, write_router_config, write_status_done,
+    spawn_worker, verify_worker_ports, write_router_config, write_status_done,
 };
 use crate::plan::Plan;
 use crate::plan::prepare::write_plan_files;
@@ -77,6 +77,7 @@ pub fn run_plan(plan: &Plan, ctx: &RunContext<'_>) -> Result<RunReport, TrialFai
             address: address.to_string(),
         })
     })?;
+    verify_worker_ports(&graph, &addresses)?;
     timeline.workers_reported_s = graph.elapsed();
     ctx.progress.event(ProgressEvent::WorkersUp {
         trial: plan.trial.clone(),

@@ -35,9 +35,47 @@ pub fn log_tail(path: &Path) -> LogTail {
     }
 }
 
+/// How far back from a log's end a panic is looked for.
+const PANIC_SEARCH_LINES: usize = 2000;
+
+/// The last Rust panic in the end of `path`: `"<message>" at <location>` (the message is the
+/// line after `thread '…' [(id)] panicked at <location>:`). `None` when the tail holds no panic.
+pub fn panic_message(path: &Path) -> Option<String> {
+    // A backtrace (RUST_BACKTRACE) runs to hundreds of lines after the panic line.
+    let text = tail(path, PANIC_SEARCH_LINES)?;
+    let lines: Vec<&str> = text.lines().collect();
+    let at = lines
+        .iter()
+        .rposition(|l| l.starts_with("thread '") && l.contains(" panicked at "))?;
+    let location = lines[at]
+        .split_once(" panicked at ")
+        .map(|(_, loc)| loc.trim_end_matches(':').trim())
+        .unwrap_or_default();
+    let message = lines.get(at + 1).map_or("", |m| m.trim());
+    Some(format!("{message:?} at {location}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn panic_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l.log");
+        std::fs::write(
+            &p,
+            "INFO up\nthread 'tokio-runtime-worker' (812) panicked at src/tools/sim/faults.rs:9:13:\n\
+             fault injection: panic_after_requests=4 reached\nnote: run with RUST_BACKTRACE=1\n",
+        )
+        .unwrap();
+        assert_eq!(
+            panic_message(&p).unwrap(),
+            "\"fault injection: panic_after_requests=4 reached\" at src/tools/sim/faults.rs:9:13"
+        );
+        std::fs::write(&p, "INFO fine\n").unwrap();
+        assert_eq!(panic_message(&p), None);
+    }
 
     #[test]
     fn last_lines() {

@@ -3,14 +3,18 @@
 //! all of them on one host, [`role`] runs one role of a multi-host trial.
 
 pub mod dataset;
+pub mod folder_lock;
 pub mod gpus;
 pub mod local;
 pub mod logs;
+pub mod ports;
 pub mod process;
 pub mod role;
 pub mod signals;
 pub mod startup;
 pub mod steps;
+pub mod tree;
+pub mod watch;
 
 pub use local::run_plan;
 pub use role::run_role;

@@ -99,6 +99,8 @@ pub struct ManagedChild {
     pub log: PathBuf,
     child: Child,
     pgid: i32,
+    /// `PERFSANITY_TREE` of this child's tree ([`super::tree`]).
+    mark: String,
     status: Option<ExitStatus>,
     tee_thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -117,6 +119,8 @@ pub fn spawn(launch: Launch<'_>) -> Result<ManagedChild, SpawnError> {
         source,
     };
     let log = File::create(launch.log).map_err(err)?;
+    super::tree::ensure_owner(launch.self_exe);
+    let mark = super::tree::next_mark();
     let mut cmd = Command::new(&program);
     cmd.args(launch.argv.iter().skip(1))
         .args(&launch.extra_args)
@@ -130,6 +134,7 @@ pub fn spawn(launch: Launch<'_>) -> Result<ManagedChild, SpawnError> {
     for (k, v) in launch.env.iter().chain(launch.extra_env.iter()) {
         cmd.env(k, crate::plan::launch_env::expand(v, local_id.as_deref()));
     }
+    cmd.env(super::tree::TREE_ENV, &mark);
     if launch.tee {
         cmd.stdout(Stdio::piped())
             .stderr(log.try_clone().map_err(err)?);
@@ -169,6 +174,7 @@ pub fn spawn(launch: Launch<'_>) -> Result<ManagedChild, SpawnError> {
         log: launch.log.to_path_buf(),
         child,
         pgid,
+        mark,
         status: None,
         tee_thread,
     })
@@ -181,9 +187,16 @@ impl ManagedChild {
             && let Ok(Some(s)) = self.child.try_wait()
         {
             self.status = Some(s);
+            // What it left behind must not outlive it (nor hold the tee pipe open).
+            super::tree::kill_tree(&self.mark);
             self.finish_tee();
         }
         self.status
+    }
+
+    /// The `PERFSANITY_TREE` mark of its tree.
+    pub fn mark(&self) -> &str {
+        &self.mark
     }
 
     /// Process id (= process group id).
@@ -201,6 +214,8 @@ impl ManagedChild {
     pub fn stop(&mut self, grace: Duration) -> Option<ExitStatus> {
         let already = self.try_status();
         let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGTERM);
+        // A stopped (SIGSTOPped) process only acts on SIGTERM once continued.
+        let _ = killpg(Pid::from_raw(self.pgid), Signal::SIGCONT);
         let deadline = Instant::now() + grace;
         while self.try_status().is_none() && Instant::now() < deadline {
             std::thread::sleep(Duration::from_millis(5));
@@ -210,6 +225,8 @@ impl ManagedChild {
         if self.status.is_none() {
             self.status = self.child.wait().ok();
         }
+        // Then whatever of its tree left the group (a new session, a double fork).
+        super::tree::kill_tree(&self.mark);
         self.finish_tee();
         unregister(self.pgid);
         already.or(self.status)

@@ -1,11 +1,13 @@
 //! SIGINT / SIGTERM to the harness (Ctrl-C, or nextest's timeout) tear down every process group
 //! we started, then exit: SIGTERM to all groups, up to the grace period for them to go, SIGKILL
-//! for the rest. A second signal skips the grace period. Running trials see [`interrupted`] and
+//! for the rest. A second signal skips the grace period (SIGKILL at once) but still lets the
+//! run report: the trials report `interrupted` and JUnit is written, only sooner. Running
+//! trials see [`interrupted`] and
 //! report themselves as interrupted, trials not yet started do not start, and the process ends
 //! with 128 + signal ([`interrupted_exit_code`]).
 
 use std::sync::OnceLock;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
@@ -18,6 +20,8 @@ use super::process::{GRACE, live_groups, signal_all};
 const REPORT_WAIT: Duration = Duration::from_secs(2);
 
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+/// A second signal arrived: no more grace.
+static HURRY: AtomicBool = AtomicBool::new(false);
 static INSTALLED: OnceLock<()> = OnceLock::new();
 
 /// The signal that interrupted the run, if one did.
@@ -48,9 +52,17 @@ pub fn install() {
                 let mut first = None;
                 for sig in signals.forever() {
                     if first.is_some() {
-                        // Second signal: no more grace.
+                        // Second signal: no more grace, but the report still comes (the
+                        // teardown thread's fallback exit stays the bound).
+                        HURRY.store(true, Ordering::SeqCst);
+                        eprintln!(
+                            "perfsanity: second signal: killing {} process group(s) now; the \
+                             run reports as interrupted",
+                            live_groups().len()
+                        );
                         signal_all(Signal::SIGKILL);
-                        std::process::exit(128 + sig);
+                        super::tree::kill_run();
+                        continue;
                     }
                     first = Some(sig);
                     RECEIVED.store(sig, Ordering::SeqCst);
@@ -68,11 +80,14 @@ pub fn install() {
 
 fn teardown_and_exit(sig: i32) {
     signal_all(Signal::SIGTERM);
+    // A stopped process acts on SIGTERM only once continued.
+    signal_all(Signal::SIGCONT);
     let deadline = Instant::now() + GRACE;
-    while !live_groups().is_empty() && Instant::now() < deadline {
+    while !live_groups().is_empty() && Instant::now() < deadline && !HURRY.load(Ordering::SeqCst) {
         std::thread::sleep(Duration::from_millis(10));
     }
     signal_all(Signal::SIGKILL);
+    super::tree::kill_run();
     // The trial threads see `interrupted()`, reap their children and report; the main thread
     // then ends the process with 128 + sig itself (`interrupted_exit_code`), after the report is
     // printed. This exit is the fallback for a run that cannot get there (a trial blocked

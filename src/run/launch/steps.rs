@@ -16,6 +16,7 @@ use super::gpus::GpuLease;
 use super::logs::log_tail;
 use super::process::{GRACE, Launch, ManagedChild, describe_status, spawn};
 use super::signals::interrupted;
+use super::watch::{DEFAULT_TRIAL_LIMIT_S, Target, Watch, WatchSettings};
 use crate::measure::gen_log::device_step_stats;
 use crate::measure::{ClientMetrics, check_client_output, parse_client_output};
 use crate::plan::toolchain::ClientKind;
@@ -30,6 +31,9 @@ const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the benchmark waits for `gen_server_<i>.done` sentinels (upstream: 120 s, soft).
 pub const SENTINEL_WAIT: Duration = Duration::from_secs(120);
 
+/// A callback given every finished client so far.
+pub type OnClientFinished<'a> = dyn Fn(&[ClientRun]) + Sync + 'a;
+
 /// What the runner needs besides the plan.
 pub struct RunContext<'a> {
     /// When the trial started (before planning): the clock of the [`Timeline`] and of the
@@ -43,6 +47,10 @@ pub struct RunContext<'a> {
     pub gpus: Option<&'a super::gpus::GpuPool>,
     /// Where progress events go.
     pub progress: &'a dyn crate::run::progress::ProgressSink,
+    /// Each client's result as soon as it finished (kept when a later client fails).
+    pub finished: std::sync::Mutex<Vec<ClientRun>>,
+    /// Called with every finished client so far, each time one finishes (writes them out).
+    pub on_client_finished: Option<&'a OnClientFinished<'a>>,
 }
 
 /// One client run's result.
@@ -141,22 +149,56 @@ pub struct Graph<'a> {
     pub servers: Vec<ManagedChild>,
     /// Trial start.
     pub started: Instant,
-    /// Trial deadline (test list `TIMEOUT`).
+    /// Trial deadline (test list `TIMEOUT`, `PERF_TRIAL_TIMEOUT_S`, else the default).
     pub deadline: Option<Instant>,
+    /// The trial limit in seconds and where it came from.
+    limit: (u64, String),
+    /// `PERF_STALL_S` / `PERF_PROGRESS_S`, or why they are unusable (the first check fails).
+    knobs: Result<WatchSettings, String>,
+    /// The liveness watch while clients run.
+    watch: Option<Watch>,
 }
 
 impl<'a> Graph<'a> {
     /// A graph for `plan` whose clock (and trial deadline) started at `started`.
     pub fn new(plan: &'a Plan, started: Instant) -> Self {
+        let limit = match plan.timeouts.trial_s {
+            Some(s) => (s, plan.timeouts.trial_source.clone()),
+            None => (
+                DEFAULT_TRIAL_LIMIT_S,
+                "the default, upstream's pytest --timeout".to_string(),
+            ),
+        };
         Graph {
             plan,
             servers: Vec::new(),
             started,
-            deadline: plan
-                .timeouts
-                .trial_s
-                .and_then(|s| deadline_after(started, Duration::from_secs(s))),
+            // An unrepresentable instant (a limit of centuries) is no limit.
+            deadline: deadline_after(started, Duration::from_secs(limit.0)),
+            limit,
+            knobs: WatchSettings::from_env(),
+            watch: None,
         }
+    }
+
+    /// Starts the liveness watch over `targets` (while the clients run).
+    pub fn watch(&mut self, targets: Vec<Target>) {
+        if let Ok(knobs) = &self.knobs {
+            self.watch = Watch::start(targets, knobs.stall);
+        }
+    }
+
+    /// Ends the liveness watch.
+    pub fn unwatch(&mut self) {
+        self.watch = None;
+    }
+
+    /// The process of `role`, when this host started it.
+    pub fn pid_of(&self, role: Role) -> Option<i32> {
+        self.servers
+            .iter()
+            .find(|c| c.role == Some(role))
+            .map(ManagedChild::pid)
     }
 
     /// Seconds since the trial started.
@@ -174,6 +216,9 @@ impl<'a> Graph<'a> {
                 None,
             ));
         }
+        if let Err(e) = &self.knobs {
+            return Err(config_failure(e.clone()));
+        }
         let plan = self.plan;
         for child in &mut self.servers {
             if let Some(status) = child.try_status() {
@@ -186,11 +231,14 @@ impl<'a> Graph<'a> {
                 } else {
                     (FailureClass::Launch, " before reporting its address")
                 };
+                let panicked = super::logs::panic_message(&child.log)
+                    .map(|m| format!(" after a panic: {m},"))
+                    .unwrap_or_default();
                 return Err(failure(
                     class,
                     child.role,
                     format!(
-                        "{} exited with {}{when} while {phase} (it was still needed)",
+                        "{} exited with {}{when}{panicked} while {phase} (it was still needed)",
                         child.name,
                         describe_status(&status)
                     ),
@@ -198,14 +246,23 @@ impl<'a> Graph<'a> {
                 ));
             }
         }
+        if let Some(stall) = self.watch.as_ref().and_then(Watch::verdict) {
+            let log = self.log_of(stall.role);
+            return Err(failure(
+                FailureClass::Stalled,
+                Some(stall.role),
+                format!("{} while {phase}", stall.message),
+                log.as_deref(),
+            ));
+        }
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
             return Err(failure(
                 FailureClass::Timeout,
                 None,
                 format!(
                     "trial time limit of {} s ({}) reached while {phase}{}",
-                    plan.timeouts.trial_s.unwrap_or(0),
-                    plan.timeouts.trial_source,
+                    self.limit.0,
+                    self.limit.1,
                     self.server_log_ends()
                 ),
                 None,
@@ -242,12 +299,19 @@ impl<'a> Graph<'a> {
         on_timeout: impl FnOnce(&Self) -> TrialFailure,
         mut probe: impl FnMut() -> Option<T>,
     ) -> Result<T, TrialFailure> {
-        let until = limit.and_then(|l| deadline_after(Instant::now(), l));
+        let began = Instant::now();
+        let until = limit.and_then(|l| deadline_after(began, l));
+        let every = self.knobs.as_ref().map_or(Duration::ZERO, |k| k.progress);
+        let mut next_line = deadline_after(began, every).filter(|_| !every.is_zero());
         loop {
             if let Some(v) = probe() {
                 return Ok(v);
             }
             self.check(phase)?;
+            if next_line.is_some_and(|t| Instant::now() >= t) {
+                eprintln!("{}", self.progress_line(phase, began));
+                next_line = next_line.and_then(|t| deadline_after(t, every));
+            }
             if until.is_some_and(|u| Instant::now() >= u) {
                 return Err(on_timeout(self));
             }
@@ -255,14 +319,29 @@ impl<'a> Graph<'a> {
         }
     }
 
+    /// `perfsanity: <trial>: <phase> for N s (trial limit L s (source), M s left)`.
+    fn progress_line(&self, phase: &str, began: Instant) -> String {
+        let left = self
+            .deadline
+            .map(|d| d.saturating_duration_since(Instant::now()).as_secs())
+            .unwrap_or(0);
+        format!(
+            "perfsanity: {}: {phase} for {} s (trial limit {} s, {}; {left} s left)",
+            self.plan.trial,
+            began.elapsed().as_secs(),
+            self.limit.0,
+            self.limit.1
+        )
+    }
+
     /// Stops every server (SIGTERM to all groups first, so they shut down in parallel).
     pub fn stop_all(&mut self) {
         for child in &mut self.servers {
             if child.try_status().is_none() {
-                let _ = nix::sys::signal::killpg(
-                    nix::unistd::Pid::from_raw(child.pid()),
-                    nix::sys::signal::Signal::SIGTERM,
-                );
+                let group = nix::unistd::Pid::from_raw(child.pid());
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGTERM);
+                // A stopped process acts on SIGTERM only once continued.
+                let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGCONT);
             }
         }
         for child in &mut self.servers {
@@ -506,19 +585,29 @@ pub fn await_router(graph: &mut Graph<'_>) -> Result<(String, u16), TrialFailure
     graph.wait_for(
         "waiting for the router to become ready",
         Some(Duration::from_secs(plan.timeouts.ready_s)),
-        |_| {
-            failure(
-                FailureClass::NeverReady,
-                Some(Role::DisaggServer),
-                format!(
-                    "{health_url} did not answer 200 within {} s (last answer: {})",
-                    plan.timeouts.ready_s,
-                    last_status
-                        .get()
-                        .map_or("none".to_string(), |s: u16| s.to_string())
+        |g| {
+            let message = format!(
+                "{health_url} did not answer 200 within {} s (last answer: {})",
+                plan.timeouts.ready_s,
+                last_status
+                    .get()
+                    .map_or("none".to_string(), |s: u16| s.to_string())
+            );
+            // The router waits for its workers: one that is not ready is the role at fault.
+            match unready_workers(plan, &http).into_iter().next() {
+                Some((role, why)) => failure(
+                    FailureClass::NeverReady,
+                    Some(role),
+                    format!("{role} never became ready behind the router ({why}): {message}"),
+                    g.log_of(role).as_deref(),
                 ),
-                Some(&router_log),
-            )
+                None => failure(
+                    FailureClass::NeverReady,
+                    Some(Role::DisaggServer),
+                    message,
+                    Some(&router_log),
+                ),
+            }
         },
         || {
             let status = http
@@ -533,6 +622,133 @@ pub fn await_router(graph: &mut Graph<'_>) -> Result<(String, u16), TrialFailure
     Ok((host, port))
 }
 
+/// Workers whose `/health` does not answer 200, with what it answered.
+fn unready_workers(plan: &Plan, http: &reqwest::blocking::Client) -> Vec<(Role, String)> {
+    plan.workers
+        .iter()
+        .filter_map(|w| {
+            let Some((h, p)) = read_address(&w.address_file) else {
+                return Some((w.role, "no address published".to_string()));
+            };
+            let url = format!("http://{h}:{p}/health");
+            match http.get(&url).send() {
+                Ok(r) if r.status().as_u16() == 200 => None,
+                Ok(r) => Some((w.role, format!("{url} answers {}", r.status().as_u16()))),
+                Err(e) => Some((w.role, format!("{url} does not answer: {e}"))),
+            }
+        })
+        .collect()
+}
+
+/// Checks that each worker's published address is served by that worker's own process tree
+/// and nobody else's: another server that took (or shares, `SO_REUSEPORT`) the address would get
+/// the router's requests. Only the listeners the kernel would hand a connection to that address
+/// count (bound to it exactly, else a wildcard on its port); an address this host shows no
+/// listener for (a remote host) is not checked.
+pub fn verify_worker_ports(
+    graph: &Graph<'_>,
+    addresses: &[(Role, String)],
+) -> Result<(), TrialFailure> {
+    for (role, address) in addresses {
+        let Some(child) = graph.servers.iter().find(|c| c.role == Some(*role)) else {
+            continue;
+        };
+        let Some((host, port)) = address
+            .rsplit_once(':')
+            .and_then(|(h, p)| Some((h, p.parse::<u16>().ok()?)))
+        else {
+            continue;
+        };
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        let Ok(resolved) = std::net::ToSocketAddrs::to_socket_addrs(&(host, port)) else {
+            continue;
+        };
+        let inodes = super::ports::serving_inodes(&resolved.collect::<Vec<_>>());
+        if inodes.is_empty() {
+            continue;
+        }
+        let (foreign, ours) = super::ports::split_holders(&inodes, |pid| {
+            pid == child.pid() || super::tree::in_tree(pid, child.mark())
+        });
+        let foreign: Vec<String> = foreign
+            .into_iter()
+            .map(super::ports::describe_pid)
+            .collect();
+        if !foreign.is_empty() || !ours {
+            let who = if foreign.is_empty() {
+                "a process this user cannot inspect".to_string()
+            } else {
+                foreign.join(", ")
+            };
+            return Err(failure(
+                FailureClass::Launch,
+                Some(*role),
+                format!(
+                    "{role} published {address}, but port {port} is served by {who}{}: another \
+                     server took its port",
+                    if ours {
+                        " as well as by it"
+                    } else {
+                        ", not by it"
+                    }
+                ),
+                Some(&child.log),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The worker the router's log blames: the last line of its tail that names a worker's
+/// address (`(role, line)`). The router knows which worker failed a request; the client only
+/// sees the failure.
+pub fn router_blames(router_log: &Path, workers: &[(Role, String)]) -> Option<(Role, String)> {
+    let tail = super::logs::tail(router_log, super::logs::TAIL_LINES)?;
+    tail.lines()
+        .rev()
+        .filter(|l| is_problem_line(l))
+        .find_map(|line| {
+            workers
+                .iter()
+                .find(|(_, addr)| line.contains(addr.as_str()))
+                .map(|(role, _)| (*role, line.trim().to_string()))
+        })
+}
+
+/// A warning or error line (TensorRT-LLM's `[W]` / `[E]`, Python's `WARNING` / `ERROR`).
+fn is_problem_line(line: &str) -> bool {
+    ["[W]", "[E]", "WARNING", "ERROR", "Error", "error:"]
+        .iter()
+        .any(|tag| line.contains(tag))
+}
+
+/// Worker addresses as published (`host:port`).
+fn published_workers(plan: &Plan) -> Vec<(Role, String)> {
+    plan.workers
+        .iter()
+        .filter_map(|w| read_address(&w.address_file).map(|(h, p)| (w.role, format!("{h}:{p}"))))
+        .collect()
+}
+
+/// A client failure, with the role the router's log blames when it names one.
+fn client_failure(
+    plan: &Plan,
+    class: FailureClass,
+    message: String,
+    client_log: &Path,
+) -> TrialFailure {
+    let blamed = router_blames(&plan.router.process.log_file, &published_workers(plan));
+    match blamed {
+        Some((role, line)) => failure(
+            class,
+            Some(role),
+            format!("{message}; the router's log blames {role}: {line}"),
+            Some(client_log),
+        ),
+        None => failure(class, Some(Role::Benchmark), message, Some(client_log)),
+    }
+}
+
 /// A client's raw output and the gen-log offsets taken before it started.
 pub struct ClientOutput<'p> {
     /// The client.
@@ -545,6 +761,45 @@ pub struct ClientOutput<'p> {
 
 /// Runs every client in turn against `host:port`.
 pub fn run_clients<'p>(
+    graph: &mut Graph<'p>,
+    ctx: &RunContext<'_>,
+    host: &str,
+    port: u16,
+    timeline: &mut Timeline,
+) -> Result<Vec<ClientOutput<'p>>, TrialFailure> {
+    let targets = watch_targets(graph, host, port);
+    graph.watch(targets);
+    let outputs = run_each_client(graph, ctx, host, port, timeline);
+    graph.unwatch();
+    outputs
+}
+
+/// Every role with a published address: the workers and the router at `host:port`.
+fn watch_targets(graph: &Graph<'_>, host: &str, port: u16) -> Vec<Target> {
+    let plan = graph.plan;
+    let mut targets: Vec<Target> = plan
+        .workers
+        .iter()
+        .filter_map(|w| {
+            let (h, p) = read_address(&w.address_file)?;
+            Some(Target {
+                role: w.role,
+                pid: graph.pid_of(w.role),
+                address: format!("{h}:{p}"),
+                worker: true,
+            })
+        })
+        .collect();
+    targets.push(Target {
+        role: Role::DisaggServer,
+        pid: graph.pid_of(Role::DisaggServer),
+        address: format!("{host}:{port}"),
+        worker: false,
+    });
+    targets
+}
+
+fn run_each_client<'p>(
     graph: &mut Graph<'p>,
     ctx: &RunContext<'_>,
     host: &str,
@@ -630,25 +885,28 @@ pub fn run_clients<'p>(
             // may even notice first): a dead server is the root cause, so it is reported.
             graph.check(&format!("client {} ({}) was running", c.index, c.name))?;
         }
-        if !status.success() {
-            return Err(failure(
+        // `perfsanity bench` exits 3 when requests failed: the output check below names them.
+        let failed_requests_exit =
+            status.code() == Some(i32::from(crate::tools::bench::limits::EXIT_FAILED_REQUESTS));
+        if !status.success() && !failed_requests_exit {
+            return Err(client_failure(
+                plan,
                 FailureClass::Client,
-                Some(Role::Benchmark),
                 format!(
                     "client {} ({}) exited with {}",
                     c.index,
                     c.name,
                     describe_status(&status)
                 ),
-                Some(&c.log_file),
+                &c.log_file,
             ));
         }
         if let Err(problem) = check_client_output(&output) {
-            return Err(failure(
+            return Err(client_failure(
+                plan,
                 FailureClass::FailedRequests,
-                Some(Role::Benchmark),
                 format!("client {} ({}): {problem}", c.index, c.name),
-                Some(&c.log_file),
+                &c.log_file,
             ));
         }
         requests_done += c.num_prompts;
@@ -660,14 +918,46 @@ pub fn run_clients<'p>(
             requests_total,
             took: Duration::from_secs_f64(graph.elapsed() - spawned_s),
         });
-        outputs.push(ClientOutput {
+        if failed_requests_exit {
+            return Err(client_failure(
+                plan,
+                FailureClass::FailedRequests,
+                format!(
+                    "client {} ({}) exited with {}: some requests failed",
+                    c.index,
+                    c.name,
+                    describe_status(&status)
+                ),
+                &c.log_file,
+            ));
+        }
+        let done = ClientOutput {
             spec: c,
             output,
             gen_offsets,
-        });
+        };
+        keep_finished(plan, ctx, &done);
+        outputs.push(done);
     }
     timeline.clients_done_s = graph.elapsed();
     Ok(outputs)
+}
+
+/// Keeps a finished client's metrics in `ctx.finished` right away, so a later failure does
+/// not discard them (the main path recomputes them once every gen log is complete).
+fn keep_finished(plan: &Plan, ctx: &RunContext<'_>, done: &ClientOutput<'_>) {
+    let copy = ClientOutput {
+        spec: done.spec,
+        output: done.output.clone(),
+        gen_offsets: done.gen_offsets.clone(),
+    };
+    if let Ok(mut runs) = finish_metrics(plan, vec![copy]) {
+        let mut finished = ctx.finished.lock().unwrap_or_else(|e| e.into_inner());
+        finished.append(&mut runs);
+        if let Some(write) = ctx.on_client_finished {
+            write(&finished);
+        }
+    }
 }
 
 /// Marks the benchmark done for every role (`benchmark_status.<s>.txt` = `Done`).

@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 use super::error::BenchError;
+use super::limits;
 
 /// Which upstream client `perfsanity bench` stands in for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -63,9 +64,28 @@ pub struct BenchFlags {
     /// exceeds this many ms; with any stamps: when p99 dispatch lateness exceeds it by > 1 ms.
     #[arg(long, default_value_t = 1.0)]
     pub client_lag_budget_ms: f64,
-    /// Tokio worker threads of the client (0 = a single-threaded runtime).
-    #[arg(long, default_value_t = 0, hide = true)]
-    pub client_threads: usize,
+    /// Client threads (default: one per 128 connections, at most the CPUs this process may
+    /// run on — its affinity mask, or a cgroup CPU quota if lower).
+    #[arg(long)]
+    pub threads: Option<usize>,
+    /// How the threads run the connections: one single-threaded runtime per thread, each with
+    /// its share (per-core, default) or one work-stealing runtime (shared).
+    #[arg(long, value_enum, default_value = "per-core", hide = true)]
+    pub client_runtime: super::driver::RuntimeMode,
+    /// A request not complete this many seconds after it was sent fails (`Timeout`).
+    #[arg(long, default_value_t = super::limits::DEFAULT_REQUEST_TIMEOUT_S)]
+    pub request_timeout_s: f64,
+    /// While requests run, print a progress line on stderr this often (seconds; 0 = never).
+    #[arg(long, default_value_t = super::limits::DEFAULT_PROGRESS_INTERVAL_S)]
+    pub progress_interval_s: f64,
+    /// Test hook: block every client thread for this many ms, then let it run 3× as long,
+    /// over and over (an injected scheduler stall, for testing the overload check).
+    #[arg(long, default_value_t = 0.0, hide = true)]
+    pub inject_stall_ms: f64,
+    /// Exit 0 even when requests failed (upstream's behaviour); by default failed requests make
+    /// the exit status 3.
+    #[arg(long)]
+    pub allow_failed_requests: bool,
     /// Chunk timestamps: `kernel` receive time (default) or `read` time.
     #[arg(long, value_enum, default_value = "kernel")]
     pub timestamp_source: TimestampSource,
@@ -306,6 +326,14 @@ pub struct BenchOptions {
     pub test_input: bool,
     /// Metadata pairs.
     pub metadata: Vec<(String, String)>,
+    /// Client threads and runtime layout.
+    pub threads: super::driver::Threads,
+    /// Per-request time limit.
+    pub request_timeout: std::time::Duration,
+    /// Progress line period (None = off).
+    pub progress_every: Option<std::time::Duration>,
+    /// Injected thread stall (test hook).
+    pub inject_stall: Option<std::time::Duration>,
 }
 
 const SA_COMPLETION_BACKENDS: [&str; 6] =
@@ -467,6 +495,26 @@ impl BenchFlags {
         if self.max_concurrency == Some(0) {
             return Err(bad("--max-concurrency", "must be at least 1".into()));
         }
+        self.check_sizes(sa, dataset == DatasetChoice::Random, range_ratio)?;
+        let threads = self.threads_choice()?;
+        let request_timeout =
+            limits::seconds(self.request_timeout_s).map_err(|m| bad("--request-timeout-s", m))?;
+        let inject_stall = if self.inject_stall_ms == 0.0 {
+            None
+        } else {
+            Some(
+                limits::seconds(self.inject_stall_ms / 1e3)
+                    .map_err(|m| bad("--inject-stall-ms", m))?,
+            )
+        };
+        let progress_every = if self.progress_interval_s == 0.0 {
+            None
+        } else {
+            Some(
+                limits::seconds(self.progress_interval_s)
+                    .map_err(|m| bad("--progress-interval-s", format!("{m} (or 0 = never)")))?,
+            )
+        };
         let metrics =
             parse_metrics(&self.percentile_metrics).map_err(|m| bad("--percentile-metrics", m))?;
         let percentiles = parse_percentiles(&self.metric_percentiles)
@@ -514,6 +562,84 @@ impl BenchFlags {
             streaming: !self.non_streaming,
             test_input: !self.no_test_input,
             metadata,
+            threads,
+            request_timeout,
+            progress_every,
+            inject_stall,
+        })
+    }
+
+    /// Size flags within [`limits`]: counts and lengths that would otherwise overflow or
+    /// allocate without bound.
+    fn check_sizes(&self, sa: bool, random: bool, range_ratio: f64) -> Result<(), BenchError> {
+        let bad = |flag: &str, msg: String| BenchError::Flag {
+            flag: flag.to_string(),
+            message: msg,
+        };
+        limits::at_most(self.num_prompts as u64, limits::MAX_NUM_PROMPTS as u64)
+            .map_err(|m| bad("--num-prompts", m))?;
+        if let Some(c) = self.max_concurrency {
+            limits::at_most(c as u64, limits::MAX_CONCURRENCY as u64)
+                .map_err(|m| bad("--max-concurrency", m))?;
+        }
+        for (flag, v) in [
+            ("--random-input-len", self.random_input_len),
+            ("--random-output-len", self.random_output_len),
+            ("--random-prefix-len", self.random_prefix_len),
+        ] {
+            limits::at_most(u64::from(v), limits::MAX_TOKENS_PER_REQUEST)
+                .map_err(|m| bad(flag, format!("{m} tokens")))?;
+        }
+        if random {
+            let longest = limits::longest_random_prompt(
+                self.random_prefix_len,
+                self.random_input_len,
+                range_ratio,
+                sa,
+            );
+            let total = longest.saturating_mul(self.num_prompts as u64);
+            if total > limits::MAX_TOTAL_PROMPT_TOKENS {
+                return Err(bad(
+                    "--num-prompts",
+                    format!(
+                        "{} prompts of up to {longest} tokens is {total} prompt tokens, above the \
+                         limit of {} (MAX_TOTAL_PROMPT_TOKENS)",
+                        self.num_prompts,
+                        limits::MAX_TOTAL_PROMPT_TOKENS
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// `--threads` (default: the CPUs this process may use) and the runtime layout.
+    fn threads_choice(&self) -> Result<super::driver::Threads, BenchError> {
+        let count = match self.threads {
+            Some(0) => {
+                return Err(BenchError::Flag {
+                    flag: "--threads".into(),
+                    message: "must be at least 1".into(),
+                });
+            }
+            Some(n) => {
+                limits::at_most(n as u64, limits::MAX_THREADS as u64).map_err(|m| {
+                    BenchError::Flag {
+                        flag: "--threads".into(),
+                        message: m,
+                    }
+                })?;
+                n
+            }
+            None => {
+                let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+                let workers = self.max_concurrency.unwrap_or(self.num_prompts);
+                limits::default_threads(cpus, workers)
+            }
+        };
+        Ok(super::driver::Threads {
+            count,
+            mode: self.client_runtime,
         })
     }
 }

@@ -27,7 +27,33 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 
 use super::record::{Failure, RawRequest};
-use super::sse::SseParser;
+use super::sse::{FrameStamp, SseParser};
+
+/// Largest non-streamed body (a whole response or an error body) the client keeps; a server
+/// that sends more fails the request instead of exhausting memory.
+pub const MAX_BODY_BYTES: usize = 256 << 20;
+
+/// Collects a non-streamed body up to [`MAX_BODY_BYTES`].
+async fn collect_capped(
+    driver: &mut Option<Pin<Box<ConnFuture>>>,
+    body: hyper::body::Incoming,
+) -> Result<Bytes, Failure> {
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    drive(driver, limited.collect())
+        .await
+        .map(|b| b.to_bytes())
+        .map_err(|e| {
+            let message = if e.is::<http_body_util::LengthLimitError>() {
+                format!(
+                    "response body larger than {} MiB (MAX_BODY_BYTES)",
+                    MAX_BODY_BYTES >> 20
+                )
+            } else {
+                e.to_string()
+            };
+            Failure::new("BodyError", message)
+        })
+}
 
 /// Nanoseconds since `epoch`.
 pub fn ns_since(epoch: Instant) -> u64 {
@@ -113,6 +139,8 @@ pub struct ReadStamps {
     pub arrival_ns: AtomicU64,
     /// When that read happened (ns since epoch).
     pub read_ns: AtomicU64,
+    /// Reads with data so far on this connection (the latest read's id).
+    pub reads: AtomicU64,
 }
 
 /// A TCP stream that stamps every read with the kernel's receive time of its bytes.
@@ -139,6 +167,7 @@ impl TimedStream {
             .map_or(read, |a| a as u64);
         self.stamps.read_ns.store(read, Ordering::Relaxed);
         self.stamps.arrival_ns.store(arrival, Ordering::Relaxed);
+        self.stamps.reads.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -334,6 +363,35 @@ pub struct Target {
     pub unstamped_reads: Arc<AtomicU64>,
 }
 
+/// Like [`send`], but gives up after `timeout` (from the send): the request then fails with
+/// kind `Timeout` and its connection is dropped.
+pub async fn send_with_timeout(
+    conn: &mut Option<Connection>,
+    target: &Target,
+    body: Bytes,
+    rec: &mut RawRequest,
+    timeout: Option<std::time::Duration>,
+) {
+    let Some(limit) = timeout else {
+        return send(conn, target, body, rec).await;
+    };
+    if tokio::time::timeout(limit, send(conn, target, body, rec))
+        .await
+        .is_err()
+    {
+        *conn = None;
+        rec.end_ns = ns_since(target.epoch);
+        rec.failure = Some(Failure::new(
+            "Timeout",
+            format!(
+                "no complete response within {} s (--request-timeout-s); {} chunks received",
+                limit.as_secs_f64(),
+                rec.events.len()
+            ),
+        ));
+    }
+}
+
 /// Sends one request on `conn` (opening or replacing it as needed) and records it into `rec`,
 /// whose scheduling fields the caller has set. `sent_ns` is taken here.
 pub async fn send(
@@ -396,9 +454,9 @@ async fn exchange(
     if status != hyper::StatusCode::OK {
         // Drain so the connection stays usable. The error is the reason phrase, as upstream,
         // followed by the server's own message so a failed run says why.
-        let text = drive(&mut c.driver, body.collect())
+        let text = collect_capped(&mut c.driver, body)
             .await
-            .map(|b| error_message(&b.to_bytes()))
+            .map(|b| error_message(&b))
             .unwrap_or_default();
         let reason = status.canonical_reason().unwrap_or("").to_string();
         return Err(Failure::new(
@@ -411,10 +469,7 @@ async fn exchange(
         ));
     }
     if !target.streaming {
-        let all = drive(&mut c.driver, body.collect())
-            .await
-            .map_err(|e| Failure::new("BodyError", e.to_string()))?
-            .to_bytes();
+        let all = collect_capped(&mut c.driver, body).await?;
         return parse_full_response(&all, rec);
     }
     let mut parser = SseParser::default();
@@ -435,8 +490,12 @@ async fn exchange(
         } else {
             arrival
         };
-        let lag = (handled - t).min(u64::from(u32::MAX)) as u32;
-        parser.feed(&data, t, lag, rec)?;
+        let stamp = FrameStamp {
+            t_ns: t,
+            lag_ns: (handled - t).min(u64::from(u32::MAX)) as u32,
+            read_id: c.stamps.reads.load(Ordering::Relaxed),
+        };
+        parser.feed_stamped(&data, stamp, rec)?;
     }
     parser.finish(ns_since(target.epoch), rec)
 }
@@ -546,5 +605,19 @@ mod tests {
         );
         assert!(arrival + 5_000_000 > sent, "arrival close to the send");
         assert_eq!(unstamped.load(Ordering::Relaxed), 0);
+
+        // Two segments 20 ms apart, read together: the kernel merged them into one buffer
+        // and keeps only the later arrival time — the first chunk's own time is gone, which
+        // is why merged reads are counted (`ChunkEvent::merged`) rather than corrected.
+        server.write_all(b"one").await.unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        server.write_all(b"two").await.unwrap();
+        let second = ns_since(epoch);
+        std::thread::sleep(Duration::from_millis(5));
+        let n = stream.read(&mut buf).await.unwrap();
+        assert_eq!(&buf[..n], b"onetwo");
+        let arrival = stamps.arrival_ns.load(Ordering::Relaxed);
+        assert!(arrival + 2_000_000 > second, "the later segment's time");
+        assert_eq!(stamps.reads.load(Ordering::Relaxed), 2);
     }
 }

@@ -318,14 +318,56 @@ pub struct ClientHealth {
     pub median_chunk_gap_ms: f64,
     /// Budget for the p99 lags (ms).
     pub lag_budget_ms: f64,
+    /// Gaps between consecutive `choices` events of a stream (ITL samples, all requests).
+    pub itl_samples: u64,
+    /// Of those, gaps whose later event came in the same socket read as the earlier one: both
+    /// carry one arrival time, so the gap (and the one before it) is not a measurement.
+    pub merged_itl_samples: u64,
+    /// Share of merged gaps above which the run is flagged ([`merge_limit_share`]).
+    pub merged_limit_share: f64,
     /// Why the run is flagged (empty when within budget).
     pub over_budget: Vec<String>,
 }
 
-/// A kernel-stamped run is flagged when the p99 arrival-to-handling lag reaches this share of
-/// the median chunk gap: a chunk handled that late may share its read with the stream's next
-/// chunk, and one read carries only the later arrival time.
-pub const MERGE_RISK_SHARE: f64 = 0.5;
+/// A kernel-stamped run is flagged when merged gaps exceed this share of the ITL tail beyond
+/// the highest reported percentile (p99 ⇒ 0.5 % of all gaps). Each merged read puts one gap at
+/// zero and stretches the one before it, so below this share the inflated gaps stay inside the
+/// tail and cannot move the percentile off the measured ones by more than the percentile's
+/// own neighbourhood; from one full tail's share on, they *are* the percentile.
+pub const MERGED_SHARE_OF_TAIL: f64 = 0.5;
+
+/// The merged-gap share above which a run is flagged, for `highest_percentile` (e.g. 99).
+pub fn merge_limit_share(highest_percentile: f64) -> f64 {
+    let tail = (100.0 - highest_percentile.clamp(50.0, 100.0)) / 100.0;
+    MERGED_SHARE_OF_TAIL * tail
+}
+
+/// (ITL samples, merged ones) over all requests.
+pub fn merged_gaps(reqs: &[RawRequest]) -> (u64, u64) {
+    let (mut gaps, mut merged) = (0u64, 0u64);
+    for r in reqs {
+        let mut seen_first = false;
+        for e in r.events.iter().filter(|e| e.has_choices) {
+            if seen_first {
+                gaps += 1;
+                merged += u64::from(e.merged);
+            }
+            seen_first = true;
+        }
+    }
+    (gaps, merged)
+}
+
+impl ClientHealth {
+    /// Merged gaps / all gaps (0 without gaps).
+    pub fn merged_share(&self) -> f64 {
+        if self.itl_samples == 0 {
+            0.0
+        } else {
+            self.merged_itl_samples as f64 / self.itl_samples as f64
+        }
+    }
+}
 
 /// Median of the positive gaps between consecutive events of each request (ms).
 pub fn median_chunk_gap_ms(reqs: &[RawRequest]) -> f64 {
@@ -349,7 +391,12 @@ pub fn median_chunk_gap_ms(reqs: &[RawRequest]) -> f64 {
 /// Summarises the client's delays from the raw run. With kernel timestamps the client's lag
 /// does not move chunk times, so the run is flagged only when reads fell behind the streams;
 /// with read timestamps any run-queue delay beyond the budget enters the timings.
-pub fn client_health(run: &RunOutput, lag_budget_ms: f64, kernel_timestamps: bool) -> ClientHealth {
+pub fn client_health(
+    run: &RunOutput,
+    lag_budget_ms: f64,
+    kernel_timestamps: bool,
+    highest_percentile: f64,
+) -> ClientHealth {
     let ms = |ns: u64| ns as f64 / 1e6;
     let pct = [50.0, 99.0];
     let reqs = &run.requests;
@@ -391,18 +438,27 @@ pub fn client_health(run: &RunOutput, lag_budget_ms: f64, kernel_timestamps: boo
         unstamped_reads: 0,
         median_chunk_gap_ms: median_chunk_gap_ms(reqs),
         lag_budget_ms,
+        itl_samples: 0,
+        merged_itl_samples: 0,
+        merged_limit_share: merge_limit_share(highest_percentile),
         over_budget: Vec::new(),
     };
+    (h.itl_samples, h.merged_itl_samples) = merged_gaps(reqs);
     let p99 = |s: &Stat| s.percentiles[1].1;
+    let share = h.merged_share();
+    if share > h.merged_limit_share {
+        h.over_budget.push(format!(
+            "{} of {} chunk gaps ({:.2} %) came in one read with the stream's previous chunk, \
+             above {:.2} %: ITL percentiles are not measured",
+            h.merged_itl_samples,
+            h.itl_samples,
+            share * 100.0,
+            h.merged_limit_share * 100.0
+        ));
+    }
     if kernel_timestamps {
-        let lag = p99(&h.handle_lag_ms);
-        if h.median_chunk_gap_ms > 0.0 && lag >= MERGE_RISK_SHARE * h.median_chunk_gap_ms {
-            h.over_budget.push(format!(
-                "p99 arrival-to-handling lag {lag:.2} ms ≥ half the median chunk gap {:.2} ms, \
-                 so reads may merge chunks",
-                h.median_chunk_gap_ms
-            ));
-        }
+        // Chunk times are arrival times: the client's lag moves none of them; only merged
+        // reads (above) distort what is measured.
     } else if p99(&h.queue_delay_ms) > lag_budget_ms {
         h.over_budget.push(format!(
             "p99 run-queue delay {:.2} ms with read-time stamps",
@@ -431,6 +487,7 @@ mod tests {
             text_end: 0,
             usage_tokens: usage,
             has_choices: choices,
+            merged: false,
         }
     }
 
@@ -576,10 +633,13 @@ mod tests {
     #[test]
     fn lag_flags_depend_on_the_timestamp_source() {
         use crate::tools::bench::driver::{LagSamples, RunOutput};
-        let slow = |lag_ms: u32| RunOutput {
-            requests: vec![rec((0..10)
+        // 300 chunks 10 ms apart, handled `lag_ms` late; every `merge_every`-th one came in one
+        // read with the chunk before it.
+        let slow = |lag_ms: u32, merge_every: u64| RunOutput {
+            requests: vec![rec((0..300)
                 .map(|k| ChunkEvent {
                     lag_ns: lag_ms * 1_000_000,
+                    merged: merge_every > 0 && k > 0 && k % merge_every == 0,
                     ..ev(k * 10, true, NO_USAGE)
                 })
                 .collect())],
@@ -591,18 +651,30 @@ mod tests {
             workers: 1,
         };
         // Read stamps: a 5 ms run-queue delay is over a 1 ms budget.
-        let h = client_health(&slow(0), 1.0, false);
+        let h = client_health(&slow(0, 0), 1.0, false, 99.0);
         assert_eq!(h.over_budget.len(), 1, "{:?}", h.over_budget);
-        // Kernel stamps: the same delay does not move chunk times…
-        assert!(client_health(&slow(2), 1.0, true).over_budget.is_empty());
-        // …but handling chunks 5 ms late with 10 ms gaps risks merged reads.
-        let h = client_health(&slow(5), 1.0, true);
+        // Kernel stamps: any handling delay moves no chunk time while reads stay apart…
+        let h = client_health(&slow(9, 0), 1.0, true, 99.0);
+        assert!(h.over_budget.is_empty(), "{:?}", h.over_budget);
+        assert_eq!((h.itl_samples, h.merged_itl_samples), (299, 0));
+        // …one merged gap in 299 (0.33 %) is within half the p99 tail…
+        let h = client_health(&slow(1, 250), 1.0, true, 99.0);
+        assert_eq!(h.merged_itl_samples, 1);
+        assert!(h.over_budget.is_empty(), "{:?}", h.over_budget);
+        // …but not of a p99.9 tail, nor are 1 in 20 of p99's.
+        assert_eq!(
+            client_health(&slow(1, 250), 1.0, true, 99.9)
+                .over_budget
+                .len(),
+            1
+        );
+        let h = client_health(&slow(1, 20), 1.0, true, 99.0);
         assert!(
-            h.over_budget[0].contains("half the median chunk gap 10.00 ms"),
+            h.over_budget[0].contains("14 of 299 chunk gaps (4.68 %) came in one read"),
             "{:?}",
             h.over_budget
         );
-        assert_eq!(h.events, 10);
+        assert_eq!(h.events, 300);
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod dataset;
 pub mod dataset_gen;
 pub mod driver;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod payload;
 pub mod py_random;
@@ -64,15 +65,33 @@ pub struct BenchReport {
 pub fn run(args: BenchArgs) -> ExitCode {
     crate::util::rlimit::raise_open_files_limit();
     let mut stdout = std::io::stdout();
-    let res = args.resolve().and_then(|opts| execute(&opts, &mut stdout));
+    let res = args
+        .resolve()
+        .and_then(|opts| execute(&opts, &mut stdout).map(|r| (r, opts)));
     match res {
-        Ok(_) => ExitCode::SUCCESS,
+        Ok((report, opts)) => exit_status(&report.summary, opts.args.allow_failed_requests),
         Err(e) => {
             let _ = stdout.flush();
             eprintln!("perfsanity bench: error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Exit status of a finished run: [`limits::EXIT_FAILED_REQUESTS`] when any request failed,
+/// unless `--allow-failed-requests` asks for upstream's exit 0.
+fn exit_status(summary: &Summary, allow_failed: bool) -> ExitCode {
+    if summary.failed == 0 || allow_failed {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "perfsanity bench: {} of {} requests failed; exit status {} (--allow-failed-requests \
+         exits 0 as upstream's client does)",
+        summary.failed,
+        summary.total_requests,
+        limits::EXIT_FAILED_REQUESTS
+    );
+    ExitCode::from(limits::EXIT_FAILED_REQUESTS)
 }
 
 /// Runs `perfsanity dataset gen …`.
@@ -238,17 +257,11 @@ pub fn execute(opts: &BenchOptions, out: &mut dyn Write) -> Result<BenchReport, 
     let prompt_lens: Vec<u64> = requests.iter().map(|r| r.prompt_len).collect();
     drop(requests);
 
-    let rt = if opts.args.client_threads == 0 {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-    } else {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(opts.args.client_threads)
-            .enable_all()
-            .build()
-    }
-    .map_err(BenchError::Runtime)?;
+    // A small runtime for resolving and the test request; the load builds its own threads.
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(BenchError::Runtime)?;
 
     let addr = rt.block_on(resolve(&opts.authority))?;
     let keeper = (opts.args.timestamp_source == args::TimestampSource::Kernel)
@@ -287,7 +300,9 @@ pub fn execute(opts: &BenchOptions, out: &mut dyn Write) -> Result<BenchReport, 
         let mut rec = RawRequest::default();
         rt.block_on(async {
             let mut conn = None;
-            client::send(&mut conn, &target, bodies[0].clone(), &mut rec).await;
+            let body = bodies[0].clone();
+            let limit = Some(opts.request_timeout);
+            client::send_with_timeout(&mut conn, &target, body, &mut rec, limit).await;
         });
         let o = metrics::outcome(&rec, opts.backend, opts.streaming);
         if !o.success {
@@ -306,7 +321,7 @@ pub fn execute(opts: &BenchOptions, out: &mut dyn Write) -> Result<BenchReport, 
     let _ = write!(out, "{}", report::traffic_lines(opts));
     let _ = out.flush();
 
-    let progress = (!opts.args.disable_tqdm && std::io::stderr().is_terminal()).then(|| {
+    let bar = (!opts.args.disable_tqdm && std::io::stderr().is_terminal()).then(|| {
         let pb = indicatif::ProgressBar::new(bodies.len() as u64);
         pb.set_style(
             indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} [{elapsed_precise}]")
@@ -320,9 +335,17 @@ pub fn execute(opts: &BenchOptions, out: &mut dyn Write) -> Result<BenchReport, 
         request_rate: opts.request_rate,
         burstiness: opts.args.burstiness,
         seed: opts.args.seed,
+        request_timeout: Some(opts.request_timeout),
+        inject_stall: opts.inject_stall,
+    };
+    let progress = driver::Progress {
+        // The bar already shows progress; the line is for logs.
+        line_every: opts.progress_every.filter(|_| bar.is_none()),
+        bar,
     };
     let cpu0 = process_cpu_seconds();
-    let run = rt.block_on(driver::run_load(target.clone(), bodies, load, progress));
+    let run = driver::run_load(target.clone(), bodies, load, opts.threads, progress)
+        .map_err(BenchError::Runtime)?;
     let cpu_seconds = match (cpu0, process_cpu_seconds()) {
         (Some(a), Some(b)) => Some(b - a),
         _ => None,
@@ -364,7 +387,9 @@ pub fn execute(opts: &BenchOptions, out: &mut dyn Write) -> Result<BenchReport, 
         && !target
             .read_fallback
             .load(std::sync::atomic::Ordering::Relaxed);
-    let mut health = metrics::client_health(&run, opts.args.client_lag_budget_ms, kernel_stamps);
+    let highest = opts.percentiles.iter().copied().fold(99.0, f64::max);
+    let mut health =
+        metrics::client_health(&run, opts.args.client_lag_budget_ms, kernel_stamps, highest);
     health.unstamped_reads = target
         .unstamped_reads
         .load(std::sync::atomic::Ordering::Relaxed);
@@ -375,7 +400,9 @@ pub fn execute(opts: &BenchOptions, out: &mut dyn Write) -> Result<BenchReport, 
              of the benchmark arguments or the server"
         );
     }
-    if opts.flavor == Flavor::Standard {
+    // The standard client always prints its failure lines; the SA client never does, so its
+    // flavor prints them only when something failed (its block counts successes alone).
+    if opts.flavor == Flavor::Standard || summary.failed > 0 {
         let _ = write!(out, "{}", report::error_lines(&summary));
     }
     let _ = write!(out, "{}", report::result_block(opts, &summary));

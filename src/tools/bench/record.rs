@@ -22,6 +22,10 @@ pub struct ChunkEvent {
     pub usage_tokens: u32,
     /// True when the event had a non-empty `choices` list.
     pub has_choices: bool,
+    /// True when this `choices` event came in the same socket read as the stream's previous
+    /// `choices` event: the two carry one arrival time, so the gap between them (and the one
+    /// before) is not a measurement. See [`super::metrics::MERGED_SHARE_OF_TAIL`].
+    pub merged: bool,
 }
 
 /// How a request failed on the transport or protocol level.

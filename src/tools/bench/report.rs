@@ -365,6 +365,19 @@ fn spread_line(out: &mut String, label: &str, centre: Centre, s: &Stat, decimals
     );
 }
 
+/// Says that some chunk gaps were not measured (printed only when reads merged chunks).
+pub fn merged_line(h: &ClientHealth) -> String {
+    format!(
+        "Merged reads: {} of {} chunk gaps came in one read with the previous chunk ({:.3} %, \
+         flagged above {:.3} %); those gaps are not measured, and the median/percentile ITL \
+         above counts them",
+        h.merged_itl_samples,
+        h.itl_samples,
+        h.merged_share() * 100.0,
+        h.merged_limit_share * 100.0
+    )
+}
+
 /// Our section after the block: achieved concurrency, client-side queueing, client lag, CPU.
 pub fn health_section(h: &ClientHealth, cpu_seconds: Option<f64>) -> String {
     let mut out = String::new();
@@ -402,6 +415,9 @@ pub fn health_section(h: &ClientHealth, cpu_seconds: Option<f64>) -> String {
         h.unstamped_reads,
         h.median_chunk_gap_ms
     );
+    if h.merged_itl_samples > 0 {
+        let _ = writeln!(out, "{}", merged_line(h));
+    }
     spread_line(
         &mut out,
         "Run-queue delay probe",
@@ -490,5 +506,21 @@ mod tests {
             ]
         );
         assert!(text.contains("Client CPU time, s: 0.500 (500.00 us per streamed event)"));
+        assert!(!text.contains("Merged reads"));
+        let merged = ClientHealth {
+            itl_samples: 1000,
+            merged_itl_samples: 3,
+            merged_limit_share: 0.005,
+            ..h
+        };
+        let text = health_section(&merged, None);
+        assert_eq!(
+            text.lines().nth(6),
+            Some(
+                "Merged reads: 3 of 1000 chunk gaps came in one read with the previous chunk \
+                 (0.300 %, flagged above 0.500 %); those gaps are not measured, and the \
+                 median/percentile ITL above counts them"
+            )
+        );
     }
 }

@@ -113,7 +113,21 @@ pub struct FaultConfig {
     /// Every n-th completion request is answered with HTTP 500.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_500_every: Option<u64>,
+    /// Panic (inside the request handler) right after the n-th completion request finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panic_after_requests: Option<u64>,
+    /// At start, start a chain of this many descendant processes (a child, its child, …), each
+    /// in a new session, that live until killed: what a real `trtllm-serve`'s own helper
+    /// processes look like to the runner (1..=8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spawn_descendants: Option<u32>,
+    /// SIGTERM is logged and ignored, so only SIGKILL (or SIGINT) stops the process.
+    #[serde(default)]
+    pub ignore_sigterm: bool,
 }
+
+/// Longest chain `sim.faults.<ROLE>.spawn_descendants` may ask for.
+pub const MAX_DESCENDANTS: u32 = 8;
 
 /// The kind of process a role name designates.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -236,7 +250,16 @@ impl SimConfig {
                 ("exit_after_requests", faults.exit_after_requests),
                 ("stall_after_tokens", faults.stall_after_tokens),
                 ("http_500_every", faults.http_500_every),
+                ("panic_after_requests", faults.panic_after_requests),
             ];
+            if let Some(n) = faults.spawn_descendants
+                && !(1..=MAX_DESCENDANTS).contains(&n)
+            {
+                return Err(SimConfigError::at(
+                    format!("{path}.spawn_descendants"),
+                    format!("expected an integer in 1..={MAX_DESCENDANTS}, got {n}"),
+                ));
+            }
             for (key, value) in positive {
                 if value == Some(0) {
                     return Err(SimConfigError::at(

@@ -18,7 +18,7 @@ pub mod config;
 mod encode;
 mod engine;
 pub mod engine_config;
-mod faults;
+pub mod faults;
 pub mod iter_log;
 pub mod latency;
 mod log;
@@ -94,6 +94,14 @@ pub fn run(args: SimArgs) -> ExitCode {
             "[sim] fault injection: exit_at_start={code}; exiting before start-up"
         ));
         return ExitCode::from(code);
+    }
+    faults::install_panic_hook();
+    signals::IGNORE_SIGTERM.store(faults.ignore_sigterm, std::sync::atomic::Ordering::Relaxed);
+    if let Some(depth) = faults.spawn_descendants
+        && let Err(e) = faults::spawn_descendants(depth)
+    {
+        log::error(&format!("[sim] fault injection: spawn_descendants: {e}"));
+        return ExitCode::from(2);
     }
     let code = match command {
         Command::Serve(cli) => {

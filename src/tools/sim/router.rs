@@ -404,7 +404,11 @@ async fn context_phase(
     ctx_request["stream"] = Value::Bool(false);
     ctx_request["stream_options"] = Value::Null;
     let url = st.pick(&st.ctx, &st.ctx_rr).to_string();
-    let gateway = |m: String| error_response(StatusCode::BAD_GATEWAY, &m, "InternalServerError");
+    // Like trtllm-serve's router, a worker's failure is logged with the worker's address.
+    let gateway = |m: String| {
+        log::warn(&format!("[sim] {m}"));
+        error_response(StatusCode::BAD_GATEWAY, &m, "InternalServerError")
+    };
     let response = st
         .client
         .post(format!("http://{url}/{path}"))
@@ -420,6 +424,9 @@ async fn context_phase(
         .await
         .map_err(|e| gateway(format!("context server {url} failed mid-response: {e}")))?;
     if status != reqwest::StatusCode::OK {
+        log::warn(&format!(
+            "[sim] context server {url} answered HTTP {status}"
+        ));
         return Err(relay(status, content_type, bytes));
     }
     let mut ctx: Value = serde_json::from_slice(&bytes)
@@ -478,7 +485,11 @@ async fn generation_phase(
     stream: bool,
 ) -> Response {
     let url = st.pick(&st.gen_urls, &st.gen_rr).to_string();
-    let gateway = |m: String| error_response(StatusCode::BAD_GATEWAY, &m, "InternalServerError");
+    // Like trtllm-serve's router, a worker's failure is logged with the worker's address.
+    let gateway = |m: String| {
+        log::warn(&format!("[sim] {m}"));
+        error_response(StatusCode::BAD_GATEWAY, &m, "InternalServerError")
+    };
     let mut builder = st
         .client
         .post(format!("http://{url}/{path}"))
@@ -509,6 +520,10 @@ async fn generation_phase(
             Ok(bytes) => {
                 if status == reqwest::StatusCode::OK {
                     st.faults.request_finished();
+                } else {
+                    log::warn(&format!(
+                        "[sim] generation server {url} answered HTTP {status}"
+                    ));
                 }
                 relay(status, content_type, bytes)
             }

@@ -8,6 +8,10 @@ use tokio::signal::unix::{Signal, SignalKind, signal};
 use super::log;
 
 /// Installed handlers for SIGTERM and SIGINT.
+/// `sim.faults.<ROLE>.ignore_sigterm`: SIGTERM is logged and ignored (SIGINT still works).
+pub static IGNORE_SIGTERM: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
 pub struct ShutdownSignals {
     term: Signal,
     int: Signal,
@@ -24,9 +28,17 @@ pub fn listen() -> std::io::Result<ShutdownSignals> {
 impl ShutdownSignals {
     /// Resolves with the signal's name when one arrives.
     pub async fn recv(&mut self) -> &'static str {
-        tokio::select! {
-            _ = self.term.recv() => "SIGTERM",
-            _ = self.int.recv() => "SIGINT",
+        loop {
+            tokio::select! {
+                _ = self.term.recv() => {
+                    if IGNORE_SIGTERM.load(std::sync::atomic::Ordering::Relaxed) {
+                        log::warn("[sim] fault injection: ignore_sigterm; SIGTERM ignored");
+                        continue;
+                    }
+                    return "SIGTERM";
+                }
+                _ = self.int.recv() => return "SIGINT",
+            }
         }
     }
 }

@@ -1,0 +1,203 @@
+//! Measurements that must not be lost: [`record_partial`] stores the records of the clients
+//! that finished before a later client (or a server under it) failed — marked
+//! `b_is_valid: false` and `s_trial_outcome`, state `not_requested`, so they never serve as a
+//! baseline, never gate and never upload — and [`import_records`] stores a `perf_records.json`
+//! that a failed store left in a trial's folder (`perfsanity results import`).
+
+use std::path::Path;
+
+use crate::config::PerfConfig;
+use crate::plan::Plan;
+use crate::run::outcome::TrialFailure;
+
+use super::ResultsError;
+use super::context::ResultsContext;
+use super::record::ClientResult;
+use super::store::{NewRow, Store, UploadState, now_ms};
+use super::trial::{batch_id, build_trial_records, insert_records, stored_records};
+use super::value::Record;
+
+/// Field that carries a partial record's trial outcome (`failed: <class> (<role>)`).
+pub const OUTCOME_FIELD: &str = "s_trial_outcome";
+
+/// The outcome text stored with partial records.
+pub fn outcome_text(failure: &TrialFailure) -> String {
+    match failure.role {
+        Some(role) => format!("failed: {} ({role})", failure.class),
+        None => format!("failed: {}", failure.class),
+    }
+}
+
+/// Marks a record as the measurement of a failed trial.
+pub fn mark_partial(record: &mut Record, outcome: &str) {
+    record.set("b_is_valid", false);
+    record.set(OUTCOME_FIELD, outcome.to_string());
+}
+
+/// Stores the finished clients' results of a failed trial; returns summary lines.
+pub fn record_partial(
+    ctx: &ResultsContext,
+    plan: &Plan,
+    config: &PerfConfig,
+    clients: &[ClientResult],
+    failure: &TrialFailure,
+) -> Result<Vec<String>, ResultsError> {
+    let now = now_ms();
+    let mut notes = Vec::new();
+    let (mut records, indices) = build_trial_records(ctx, plan, config, clients, &mut notes);
+    let outcome = outcome_text(failure);
+    for r in &mut records {
+        mark_partial(r, &outcome);
+    }
+    let note =
+        format!("partial: the trial {outcome}; kept for the record, never gates, never uploads");
+    let batch = batch_id(&plan.trial, now);
+    let (_, row_ids) = insert_records(
+        ctx,
+        plan,
+        &batch,
+        &records,
+        &indices,
+        (UploadState::NotRequested, &note),
+        "",
+        now,
+    )?;
+    let _ = super::trial::write_artifact(&plan.output_dir, &records);
+    let mut lines = vec![format!(
+        "results: {} finished client record(s) of this failed trial kept in {} (batch {batch}; \
+         b_is_valid false, {OUTCOME_FIELD} {outcome:?}; never uploaded)",
+        stored_records(&row_ids, &records).len(),
+        ctx.db_path.display()
+    )];
+    lines.extend(notes.into_iter().map(|n| format!("note: {n}")));
+    Ok(lines)
+}
+
+/// The outcome text of records written while their trial still ran.
+pub const UNFINISHED: &str = "unfinished: the trial was still running";
+
+/// Writes the finished clients' records of a trial that is still running to its
+/// `perf_records.json`, marked [`UNFINISHED`], so a runner killed outright (`kill -9`) leaves
+/// them for `perfsanity results import`. The trial's own end replaces the file.
+pub fn write_unfinished(
+    ctx: &ResultsContext,
+    plan: &Plan,
+    config: &PerfConfig,
+    clients: &[ClientResult],
+) -> Result<std::path::PathBuf, String> {
+    let mut notes = Vec::new();
+    let (mut records, _) = build_trial_records(ctx, plan, config, clients, &mut notes);
+    for r in &mut records {
+        mark_partial(r, UNFINISHED);
+    }
+    super::trial::write_artifact(&plan.output_dir, &records)
+}
+
+/// What an import stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Batch id.
+    pub batch: String,
+    /// Records stored.
+    pub records: usize,
+    /// Their upload state.
+    pub state: UploadState,
+}
+
+/// Stores the records of `file` (a trial's `perf_records.json`, next to its `plan.json`) in
+/// `store` as a new batch: `pending` when the trial's records are meant for the gateway (a real,
+/// full-scale `_upload` trial, not a partial record), else `not_requested`. Records whose `_id`
+/// is already stored are refused (nothing is stored twice).
+pub fn import_records(store: &mut Store, file: &Path) -> Result<ImportReport, String> {
+    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+    let array: Vec<serde_json::Value> = serde_json::from_str(&text)
+        .map_err(|e| format!("{}: expected a JSON array of records: {e}", file.display()))?;
+    let records = array
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            Record::from_json_str(&v.to_string())
+                .map_err(|e| format!("{}: record {i}: {e}", file.display()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if records.is_empty() {
+        return Err(format!("{}: no records", file.display()));
+    }
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let plan_path = dir.join("plan.json");
+    let plan: serde_json::Value = std::fs::read_to_string(&plan_path)
+        .map_err(|e| {
+            format!(
+                "{}: {e} (the trial's plan names its trial, toolchain and scale)",
+                plan_path.display()
+            )
+        })
+        .and_then(|t| {
+            serde_json::from_str(&t).map_err(|e| format!("{}: {e}", plan_path.display()))
+        })?;
+    let field = |k: &str| -> Result<String, String> {
+        plan[k]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("{}: no string {k:?}", plan_path.display()))
+    };
+    let (trial, toolchain, scale) = (field("trial")?, field("toolchain")?, field("scale")?);
+    let known: std::collections::HashSet<String> = store
+        .all(None)
+        .map_err(|e| e.to_string())?
+        .into_iter()
+        .map(|r| r.record_id)
+        .collect();
+    if let Some(dup) = records
+        .iter()
+        .filter_map(|r| r.str("_id"))
+        .find(|id| known.contains(*id))
+    {
+        return Err(format!(
+            "{}: record {dup} is already in {}; nothing imported",
+            file.display(),
+            store.path().display()
+        ));
+    }
+    let partial = records.iter().any(|r| r.get(OUTCOME_FIELD).is_some());
+    let upload = plan["upload"].as_bool() == Some(true)
+        && toolchain == "trtllm"
+        && scale == "full"
+        && !partial;
+    let (state, note) = if upload {
+        (
+            UploadState::Pending,
+            format!(
+                "imported from {}; `perfsanity results push` uploads it",
+                file.display()
+            ),
+        )
+    } else {
+        (
+            UploadState::NotRequested,
+            format!("imported from {}", file.display()),
+        )
+    };
+    let now = now_ms();
+    let batch = batch_id(&trial, now);
+    let rows: Vec<NewRow<'_>> = records
+        .iter()
+        .enumerate()
+        .map(|(i, record)| NewRow {
+            record,
+            trial: &trial,
+            client_index: u32::try_from(i).unwrap_or(u32::MAX),
+            toolchain: &toolchain,
+            scale: &scale,
+            artifacts: dir,
+        })
+        .collect();
+    store
+        .insert_batch(&batch, &rows, state, &note, "", now)
+        .map_err(|e| e.to_string())?;
+    Ok(ImportReport {
+        batch,
+        records: records.len(),
+        state,
+    })
+}
