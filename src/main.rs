@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use perfsanity::app::commands::{self, Outcome};
-use perfsanity::app::settings::{ProcessEnv, Settings, find_project_root, target_dir};
+use perfsanity::app::settings::{ProcessEnv, Settings, target_dir};
+use perfsanity::app::{history_location, unknown_knobs};
 use perfsanity::util::terminal::escape_lines;
 
 /// perfsanity: perf tests for LLM serving (TensorRT-LLM disaggregated serving).
@@ -54,6 +55,8 @@ enum Command {
         /// Copy the benchmark clients' output to the terminal.
         #[arg(long)]
         tee: bool,
+        #[command(flatten)]
+        knobs: RunKnobs,
     },
     /// Embedded TensorRT-LLM simulator: `perfsanity sim trtllm-serve …`.
     Sim(perfsanity::tools::sim::SimArgs),
@@ -66,7 +69,7 @@ enum Command {
     #[command(subcommand)]
     Results(perfsanity::app::results_cmd::ResultsCommand),
     /// Write an HTML report with SVG plots from the results history.
-    Report(perfsanity::report::ReportArgs),
+    Report(perfsanity::app::report_cmd::ReportArgs),
     /// SLURM batch scripts and submission (docs/SLURM.md).
     #[command(subcommand)]
     Slurm(perfsanity::app::slurm_cmd::SlurmCommand),
@@ -84,6 +87,39 @@ enum Command {
     },
 }
 
+/// `perfsanity run` flags that stand for environment knobs (the variable is the fallback).
+#[derive(Debug, clap::Args)]
+struct RunKnobs {
+    /// `full` or `smoke` (capped load, quick check).
+    #[arg(long, env = "PERF_SCALE")]
+    scale: Option<String>,
+    /// Run exactly the trials of this txt or test-db YAML list.
+    #[arg(long, env = "PERF_TESTLIST")]
+    testlist: Option<std::path::PathBuf>,
+    /// `auto`, `trtllm` or `sim`.
+    #[arg(long, env = "PERF_TOOLCHAIN")]
+    toolchain: Option<String>,
+    /// Write a JUnit XML report of the run here.
+    #[arg(long, env = "PERF_JUNIT")]
+    junit: Option<std::path::PathBuf>,
+}
+
+impl RunKnobs {
+    fn overrides(&self) -> Vec<(&'static str, String)> {
+        let mut v = Vec::new();
+        if let Some(s) = &self.scale {
+            v.push(("PERF_SCALE", s.clone()));
+        }
+        if let Some(t) = &self.testlist {
+            v.push(("PERF_TESTLIST", t.display().to_string()));
+        }
+        if let Some(t) = &self.toolchain {
+            v.push(("PERF_TOOLCHAIN", t.clone()));
+        }
+        v
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum DatasetCommand {
     /// Write a `trtllm_custom` JSON Lines dataset.
@@ -91,11 +127,44 @@ enum DatasetCommand {
 }
 
 fn settings() -> Result<Settings, String> {
+    settings_with(Vec::new())
+}
+
+fn settings_with(overrides: Vec<(&'static str, String)>) -> Result<Settings, String> {
+    let env = perfsanity::app::cli_env::Overlay {
+        base: &ProcessEnv,
+        values: overrides,
+    };
     let cwd =
         std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
-    let root = find_project_root(&cwd);
+    let root = history_location::project_root(&env, &cwd);
+    let target = target_dir(&env, &root);
+    let notes = unknown_knobs::process_env_warnings()
+        .into_iter()
+        .chain(history_location::root_hint(&env, &root))
+        .chain(history_location::migrate_legacy_db(
+            &ProcessEnv,
+            &root,
+            &target,
+        )?);
+    for note in notes {
+        eprintln!("perfsanity: {note}");
+    }
+    Settings::from_env(&env, &root, &target).map_err(|e| e.to_string())
+}
+
+/// Moves a history left under `target/` to `perf-history/` before the history commands read it.
+fn migrate_history() {
+    let Ok(cwd) = std::env::current_dir() else {
+        return;
+    };
+    let root = history_location::project_root(&ProcessEnv, &cwd);
     let target = target_dir(&ProcessEnv, &root);
-    Settings::from_env(&ProcessEnv, &root, &target).map_err(|e| e.to_string())
+    match history_location::migrate_legacy_db(&ProcessEnv, &root, &target) {
+        Ok(Some(note)) => eprintln!("perfsanity: {note}"),
+        Ok(None) => {}
+        Err(e) => eprintln!("perfsanity: {e}"),
+    }
 }
 
 fn emit(outcome: Outcome) -> ExitCode {
@@ -134,9 +203,14 @@ fn main() -> ExitCode {
         Command::List { json, no_cache } => with_settings(|s| commands::list(s, json, !no_cache)),
         Command::Plan { trial, json } => with_settings(|s| commands::plan(s, &trial, json)),
         Command::Check => with_settings(commands::check),
-        Command::Run { trials, role, tee } => match settings() {
+        Command::Run {
+            trials,
+            role,
+            tee,
+            knobs,
+        } => match settings_with(knobs.overrides()) {
             Ok(s) => {
-                let code = emit(commands::run(s, &trials, role, tee));
+                let code = emit(commands::run(s, &trials, role, tee, knobs.junit.as_deref()));
                 // Interrupted: 128 + signal, as the signal handler's own exit would be.
                 perfsanity::run::launch::signals::interrupted_exit_code()
                     .map_or(code, ExitCode::from)
@@ -151,8 +225,14 @@ fn main() -> ExitCode {
         Command::Dataset(DatasetCommand::Gen(args)) => {
             perfsanity::tools::bench::run_dataset_gen(args)
         }
-        Command::Results(cmd) => emit(perfsanity::app::results_cmd::run(&cmd)),
-        Command::Report(args) => emit(perfsanity::report::run(&args)),
+        Command::Results(cmd) => {
+            migrate_history();
+            emit(perfsanity::app::results_cmd::run(&cmd))
+        }
+        Command::Report(args) => {
+            migrate_history();
+            emit(perfsanity::app::report_cmd::run(&args))
+        }
         Command::Slurm(cmd) => perfsanity::app::slurm_cmd::run(cmd),
         Command::Watchdog { token } => perfsanity::run::launch::tree::watchdog_main(&token),
         Command::Descendant { depth } => perfsanity::tools::sim::faults::descendant_main(depth),

@@ -9,7 +9,9 @@
 mod sim_support;
 mod support;
 
+mod report_browser;
 mod sim_third_party;
+mod slurm_aggr_local;
 mod slurm_local;
 
 use libtest_mimic::{Arguments, Failed, Trial};
@@ -25,7 +27,7 @@ struct Gate {
     tests: &'static [(&'static str, fn())],
 }
 
-const GATES: [Gate; 2] = [
+const GATES: [Gate; 4] = [
     Gate {
         module: "slurm_local",
         missing: slurm_local::missing,
@@ -37,6 +39,18 @@ const GATES: [Gate; 2] = [
         missing: sim_third_party::missing,
         require: "PERFSANITY_REQUIRE_THIRD_PARTY",
         tests: sim_third_party::TESTS,
+    },
+    Gate {
+        module: "slurm_aggr_local",
+        missing: slurm_aggr_local::missing,
+        require: "PERFSANITY_REQUIRE_SLURM",
+        tests: slurm_aggr_local::TESTS,
+    },
+    Gate {
+        module: "report_browser",
+        missing: report_browser::missing,
+        require: "PERFSANITY_REQUIRE_CHROMIUM",
+        tests: report_browser::TESTS,
     },
 ];
 

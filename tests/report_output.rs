@@ -216,9 +216,62 @@ fn html_report_is_well_formed_with_parseable_svgs() {
         .find(|t| t.contains("d_token_throughput") && t.contains("baseline"))
         .expect("a token throughput history chart with a baseline");
     assert!(hist.contains("regression gate"));
-    // The 30 % drop of the last real run is visible in the table.
+    // The overview comes first: every trial, its verdict and a trend arrow, linked to its
+    // section; the 30 % drop of the last real run is visible in the records table.
     let tables = root.find_all("table");
-    assert!(tables[0].all_text().contains("yes"));
+    let overview = tables[0].all_text();
+    assert!(
+        overview.contains(&trial) && overview.contains("REGRESSION"),
+        "{overview}"
+    );
+    assert!(overview.contains('↓'), "{overview}");
+    assert!(tables[1].all_text().contains("yes"));
+    let link = root.find_all("a")[0]
+        .attr("href")
+        .unwrap()
+        .trim_start_matches('#')
+        .to_string();
+    assert!(
+        root.find_all("h2")
+            .iter()
+            .any(|h| h.attr("id") == Some(link.as_str()))
+    );
+    // The gate of the judged (latest) run comes from the runs before it, never from itself.
+    assert!(
+        text.contains("over 2 day(s) of earlier runs"),
+        "the baseline of the 3-run case uses the 2 earlier days"
+    );
+}
+
+#[test]
+fn the_report_gate_follows_a_threshold_override() {
+    use perfsanity::report::{ReportOptions, write_html_report_with};
+    use perfsanity::results::regression::RegressionSettings;
+    let dir = tempfile::tempdir().unwrap();
+    let (db, _) = history(dir.path());
+    let store = Store::open(&db).unwrap();
+    let captions = |regression: RegressionSettings| {
+        let out = dir.path().join("r");
+        let options = ReportOptions {
+            trial: None,
+            regression,
+        };
+        write_html_report_with(&store, &out, &options).unwrap();
+        let (root, _) = check_report(&out);
+        root.find_all("figcaption")
+            .iter()
+            .map(|f| f.all_text())
+            .find(|t| t.contains("output token throughput") && t.contains("earlier runs"))
+            .unwrap()
+    };
+    assert!(captions(RegressionSettings::default()).contains("gate at 10.0 %"));
+    let tight = RegressionSettings {
+        overrides: [("d_token_throughput".to_string(), 0.03)]
+            .into_iter()
+            .collect(),
+        ..Default::default()
+    };
+    assert!(captions(tight).contains("gate at 3.0 %"));
 }
 
 #[test]
@@ -236,16 +289,22 @@ fn report_cli_writes_the_page() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("index.html"));
     check_report(&out);
-    // An unknown trial gives an empty, still valid page.
+    // An unknown trial is an error with a suggestion, and the existing report stays whole.
+    let before = std::fs::read_dir(out.join("plots")).unwrap().count();
+    let typo = format!("{}x", trial);
     let o = Command::from_std(crate::support::perfsanity_cmd())
         .args(["report", "--out"])
         .arg(&out)
-        .args(["--trial", "nope"])
+        .args(["--trial", &typo])
         .env("PERF_DB", &db)
         .output()
         .unwrap();
-    assert!(o.status.success());
-    let (root, svgs) = check_report(&out);
-    assert!(svgs.is_empty());
-    assert!(root.all_text().contains("No records yet."));
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains(&format!("did you mean {trial:?}")), "{err}");
+    assert_eq!(
+        std::fs::read_dir(out.join("plots")).unwrap().count(),
+        before
+    );
+    check_report(&out);
 }

@@ -236,10 +236,14 @@ fn schema_version_is_checked() {
 
 #[test]
 fn context_from_env() {
-    let target = Path::new("/repo/target");
+    // The history lives at the project root, not under target/ (which `cargo clean` deletes).
+    let target = Path::new("/repo");
     let ctx =
         ResultsContext::from_env_with_gpu(&[("BUILD_ID", "9")], target, "h200".into()).unwrap();
-    assert_eq!(ctx.db_path, target.join("perf-results.sqlite"));
+    assert_eq!(
+        ctx.db_path,
+        Path::new("/repo/perf-history/perf-results.sqlite")
+    );
     assert!(ctx.gateway.is_none());
     assert_eq!(ctx.ci.build_id, "9");
     let env = [

@@ -3,13 +3,11 @@
 //! `max_num_tokens` budget, the `max_batch_size` limit, attention-DP ranks stepping together, and
 //! the iteration log that shows it.
 
-mod sim_support;
-
 use std::time::Duration;
 
+use crate::sim_support::*;
 use regex::Regex;
 use serde_json::json;
-use sim_support::*;
 
 /// An upstream-shaped aggregated engine config (keys as in
 /// `perf-sanity/aggregated/*.yaml`), scaled down: DEP4, 8 requests and 256 tokens per rank.

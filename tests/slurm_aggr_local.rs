@@ -6,53 +6,12 @@
 //! trial whose rank 5 dies ends as a failed trial naming rank 5. Checked with `sacct` and the
 //! trial's files, not only with our own status output.
 //!
-//! Without a usable cluster the tests print a loud notice and pass; with
+//! Run by `tests/env_gated.rs`: without a usable cluster the tests are reported ignored; with
 //! `PERFSANITY_REQUIRE_SLURM=1` (CI) they fail instead.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn cluster_usable() -> bool {
-    let nodes = Command::new("sinfo")
-        .args(["-h", "-N", "-o", "%N %T"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| {
-            let text = String::from_utf8_lossy(&o.stdout).into_owned();
-            let mut nodes: Vec<String> = text
-                .lines()
-                .filter(|l| {
-                    ["idle", "mixed", "allocated", "completing"]
-                        .iter()
-                        .any(|s| l.ends_with(&format!(" {s}")))
-                })
-                .filter_map(|l| l.split_whitespace().next().map(String::from))
-                .collect();
-            nodes.sort();
-            nodes.dedup();
-            nodes.len()
-        })
-        .unwrap_or(0);
-    if nodes >= 2 {
-        return true;
-    }
-    let message = format!(
-        "no usable SLURM with >= 2 nodes (found {nodes}); bring one up with \
-         `scripts/local-slurm.sh up`"
-    );
-    if std::env::var("PERFSANITY_REQUIRE_SLURM").as_deref() == Ok("1") {
-        panic!("PERFSANITY_REQUIRE_SLURM=1 and {message}");
-    }
-    let _ = writeln!(
-        std::io::stderr(),
-        "\n!! NOTICE: tests/slurm_aggr_local.rs DID NOT RUN: {message}\n\
-         !! (PERFSANITY_REQUIRE_SLURM=1 makes this a failure)\n"
-    );
-    false
-}
 
 fn run(program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().unwrap();
@@ -203,11 +162,24 @@ fn steps_named(job: &str, name: &str) -> Vec<(String, String, Vec<String>, Strin
     }
 }
 
-#[test]
+/// The tests of this module, for `tests/env_gated.rs`.
+pub const TESTS: &[(&str, fn())] = &[
+    (
+        "two_node_aggregated_trial_runs_as_one_world",
+        two_node_aggregated_trial_runs_as_one_world,
+    ),
+    (
+        "a_dying_rank_fails_the_trial_naming_it",
+        a_dying_rank_fails_the_trial_naming_it,
+    ),
+];
+
+/// What is missing for these tests, if anything (the same cluster as `slurm_local`).
+pub fn missing() -> Option<String> {
+    crate::slurm_local::missing()
+}
+
 fn two_node_aggregated_trial_runs_as_one_world() {
-    if !cluster_usable() {
-        return;
-    }
     let stem = "sim_aggr_dep8_2_nodes";
     let s = setup(&[(stem, two_node_config(""))]);
     let trial = format!("aggr-{stem}");
@@ -266,11 +238,7 @@ fn two_node_aggregated_trial_runs_as_one_world() {
     );
 }
 
-#[test]
 fn a_dying_rank_fails_the_trial_naming_it() {
-    if !cluster_usable() {
-        return;
-    }
     let stem = "sim_aggr_dep8_2_nodes_rank_dies";
     let s = setup(&[(
         stem,

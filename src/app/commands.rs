@@ -83,6 +83,11 @@ pub fn list(settings: &Settings, json: bool, use_cache: bool) -> Outcome {
         Ok(t) => t,
         Err(e) => return Outcome::failure(e),
     };
+    let trials = crate::app::selection_guard::once_per_config(
+        trials,
+        &Default::default(),
+        settings.all_families,
+    );
     let mut paths: Vec<PathBuf> = trials
         .iter()
         .filter(|t| !matches!(t.aggr, Some(AggrKind::Servers(_))))
@@ -352,6 +357,7 @@ pub fn run(
     wanted: &[String],
     role: Option<crate::plan::Role>,
     tee: bool,
+    junit: Option<&std::path::Path>,
 ) -> Outcome {
     if role.is_some() {
         settings.role = role;
@@ -361,6 +367,18 @@ pub fn run(
         Err(e) => return Outcome::failure(e),
     };
     let specs: Vec<TrialSpec> = if wanted.is_empty() {
+        let trials = crate::app::selection_guard::once_per_config(
+            trials,
+            &Default::default(),
+            settings.all_families,
+        );
+        if let Err(e) = crate::app::selection_guard::check_not_empty(
+            &trials,
+            "the catalog or test list is empty",
+            settings.allow_empty,
+        ) {
+            return Outcome::failure(format!("perfsanity run: {e}"));
+        }
         trials
     } else {
         match wanted
@@ -376,13 +394,20 @@ pub fn run(
         Ok(p) => p,
         Err(e) => return Outcome::failure(format!("perfsanity run: cannot locate myself: {e}")),
     };
-    let executor = match crate::app::from_env::executor(settings, self_exe, tee) {
+    let mut executor = match crate::app::from_env::executor(settings, self_exe, tee) {
         Ok(e) => e,
         Err(e) => return Outcome::failure(format!("perfsanity run: {e}")),
     };
+    match crate::app::progress_reporter::ProgressMode::from_env() {
+        Ok(mode) => {
+            executor.progress = Box::new(crate::app::progress_reporter::Reporter::new(mode))
+        }
+        Err(e) => return Outcome::failure(format!("perfsanity run: {e}")),
+    }
     crate::run::launch::signals::install();
     let mut out = String::new();
     let mut failed = 0;
+    let mut outcomes = Vec::new();
     for spec in &specs {
         let outcome = executor.execute(spec);
         let secs = outcome.duration.as_secs_f64();
@@ -399,6 +424,16 @@ pub fn run(
         // Print as we go: trials take minutes.
         print!("{}", crate::util::terminal::escape_lines(&out));
         out.clear();
+        outcomes.push(outcome);
+    }
+    if let Some(path) = junit
+        && let Err(e) = crate::report::junit::write_junit_named(
+            path,
+            &outcomes,
+            &crate::report::junit::case_names(&specs),
+        )
+    {
+        return Outcome::failure(format!("perfsanity run: {e}"));
     }
     Outcome {
         stdout: format!("{} trial(s), {failed} failed\n", specs.len()),

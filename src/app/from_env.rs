@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::app::settings::{EnvSource, ProcessEnv, Settings, target_dir};
+use crate::app::settings::{EnvSource, ProcessEnv, Settings};
 use crate::plan::toolchain::Toolchain;
 use crate::results::ResultsContext;
 use crate::run::execute::Executor;
@@ -14,9 +14,9 @@ use crate::run::launch::gpus::{GpuPool, visible_gpus};
 /// (`CUDA_VISIBLE_DEVICES`, trtllm toolchain) and `PERFSANITY_BIN` (else `self_exe`).
 pub fn executor(settings: Settings, self_exe: PathBuf, tee: bool) -> Result<Executor, String> {
     let env = ProcessEnv;
-    let target = target_dir(&env, &settings.project_root);
-    let results =
-        ResultsContext::from_env(&env, &target, settings.toolchain).map_err(|e| e.to_string())?;
+    let mut results = ResultsContext::from_env(&env, &settings.project_root, settings.toolchain)
+        .map_err(|e| e.to_string())?;
+    results.session_started_ms = Some(crate::results::store::now_ms());
     crate::app::output_check::check_outputs(&results.db_path, &env)?;
     let gpus = (settings.toolchain == Toolchain::Trtllm)
         .then(|| GpuPool::new(visible_gpus(env.var("CUDA_VISIBLE_DEVICES").as_deref())));
@@ -29,6 +29,7 @@ pub fn executor(settings: Settings, self_exe: PathBuf, tee: bool) -> Result<Exec
         gpus,
         tee,
         results,
+        progress: Box::new(crate::run::progress::NoProgress),
     })
 }
 

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use clap::{Args, Subcommand};
 
 use crate::app::commands::Outcome;
-use crate::app::settings::{EnvSource, ProcessEnv, find_project_root, target_dir};
+use crate::app::settings::{EnvSource, ProcessEnv};
 
 use crate::results::context::{default_db_path, gateway_from_env};
 use crate::results::field;
@@ -44,14 +44,14 @@ pub struct ShowArgs {
     pub verdict: bool,
 }
 
-/// The history database of the CLI: `PERF_DB`, else `<target>/perf-results.sqlite`.
+/// The history database of the CLI: `PERF_DB`, else `<project root>/perf-history/perf-results.sqlite`.
 pub fn db_path(env: &dyn EnvSource) -> PathBuf {
     if let Some(p) = env.var("PERF_DB").filter(|p| !p.trim().is_empty()) {
         return PathBuf::from(p);
     }
     let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-    let root = find_project_root(&cwd);
-    default_db_path(&target_dir(env, &root))
+    let root = crate::app::history_location::project_root(env, &cwd);
+    default_db_path(&root)
 }
 
 fn fail(message: String) -> Outcome {
@@ -174,25 +174,29 @@ fn table(rows: &[Row]) -> String {
             state_text(r),
         ]);
     }
-    let widths: Vec<usize> = (0..header.len())
-        .map(|i| {
-            cells
-                .iter()
-                .map(|c| c[i].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for row in &cells {
-        let line: Vec<String> = row
-            .iter()
-            .zip(&widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        out.push_str(line.join("  ").trim_end());
-        out.push('\n');
+    render_table(cells)
+}
+
+/// The rows as a table that fits the terminal (comfy-table: columns shrink and wrap to the
+/// terminal's width; unbounded when stdout is not a terminal, so pipes get whole lines).
+fn render_table(mut cells: Vec<Vec<String>>) -> String {
+    use comfy_table::{ContentArrangement, Table, presets::NOTHING};
+    let mut table = Table::new();
+    table
+        .load_style(NOTHING)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    if !cells.is_empty() {
+        table.set_header(cells.remove(0));
     }
+    for row in cells {
+        table.add_row(row);
+    }
+    let mut out: String = table
+        .lines()
+        .map(|l| l.trim_end().to_string())
+        .collect::<Vec<_>>()
+        .join("\n");
+    out.push('\n');
     out
 }
 
@@ -316,5 +320,23 @@ fn push(env: &dyn EnvSource, path: &std::path::Path) -> Outcome {
         stdout: out,
         stderr: err,
         ok: report.failed.is_empty() && report.refused == 0,
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::*;
+
+    #[test]
+    fn every_cell_is_on_its_row() {
+        let cells = vec![
+            vec!["row".to_string(), "trial".to_string()],
+            vec!["1".to_string(), "disagg_upload-x".to_string()],
+        ];
+        let text = render_table(cells);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert!(lines[0].contains("row") && lines[0].contains("trial"));
+        assert!(lines[1].contains('1') && lines[1].contains("disagg_upload-x"));
     }
 }

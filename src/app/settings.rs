@@ -51,8 +51,13 @@ pub struct Settings {
     /// `PERF_LAUNCHER_GEN_LOGS=1`: a launcher captures gen workers' output as
     /// `gen_server_<i>.log` and writes the `.done` sentinels (set by our SLURM scripts).
     pub launcher_gen_logs: bool,
-    /// `PERF_ALLOW_EMPTY_TESTLIST=1`: a test list that selects nothing is not an error.
+    /// `PERF_ALLOW_EMPTY_TESTLIST=1` (or `PERF_ALLOW_EMPTY=1`): a test list that selects
+    /// nothing is not an error.
     pub allow_empty_testlist: bool,
+    /// `PERF_ALL_FAMILIES=1`: run both `disagg_upload-<stem>` and `disagg-<stem>` by default.
+    pub all_families: bool,
+    /// `PERF_ALLOW_EMPTY=1`: an empty selection (test list or catalog) is not an error.
+    pub allow_empty: bool,
 }
 
 /// A bad environment knob.
@@ -156,10 +161,13 @@ impl Settings {
         let flag = |name: &str| {
             crate::app::env_check::flag(name, env.var(name).as_deref()).map_err(SettingsError)
         };
+        let allow_empty = flag("PERF_ALLOW_EMPTY")?;
         Ok(Settings {
+            all_families: flag("PERF_ALL_FAMILIES")?,
+            allow_empty,
             role,
             launcher_gen_logs: flag("PERF_LAUNCHER_GEN_LOGS")?,
-            allow_empty_testlist: flag("PERF_ALLOW_EMPTY_TESTLIST")?,
+            allow_empty_testlist: flag("PERF_ALLOW_EMPTY_TESTLIST")? || allow_empty,
             project_root: project_root.to_path_buf(),
             target_dir: target_dir.to_path_buf(),
             config_dirs: crate::catalog::scan::config_dirs(

@@ -11,8 +11,8 @@ use clap::Subcommand;
 use crate::app::commands::{find_trial, selected_trials};
 use crate::app::settings::{EnvSource, ProcessEnv, Settings, find_project_root, target_dir};
 use crate::catalog::selection::TrialSpec;
-use crate::run::slurm::trial_script;
 use crate::run::slurm::submit::{Prepared, SubmitOptions, submit};
+use crate::run::slurm::trial_script;
 
 /// `perfsanity slurm …`.
 #[derive(Debug, Subcommand)]

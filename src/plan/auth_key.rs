@@ -2,7 +2,7 @@
 //! worker of a trial must agree on. As upstream does, the first role to need it creates it under
 //! an exclusive `flock` on `<file>.lock`; later roles (and re-runs) reuse it.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::{Flock, FlockArg};
@@ -49,14 +49,12 @@ pub fn obtain_key(output_dir: &Path) -> std::io::Result<String> {
         }
     }
     let bytes: [u8; 32] = rand::random();
-    let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let tmp = output_dir.join(format!("{AUTH_KEY_FILE}.{}.tmp", std::process::id()));
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        writeln!(f, "{key}")?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, &path)?;
+    let key = hex::encode(bytes);
+    crate::util::fs::write_atomic_with(
+        &path,
+        format!("{key}\n").as_bytes(),
+        crate::util::fs::Durability::Synced,
+    )?;
     Ok(key)
 }
 

@@ -99,9 +99,29 @@ pub fn throughput_vs_latency(
     Ok(svg)
 }
 
-fn date_label(ms: f64) -> String {
+/// Least padding each side of a time axis: one run (or runs minutes apart) still gets a
+/// readable hour-scale axis, never a ±years one.
+const MIN_TIME_PAD_MS: f64 = 30.0 * 60.0 * 1000.0;
+
+/// The x range of a history chart: the runs' span plus 8 % (at least half an hour) each side.
+pub fn time_range(min_ms: f64, max_ms: f64) -> (f64, f64) {
+    if !(min_ms.is_finite() && max_ms.is_finite()) {
+        return (0.0, 1.0);
+    }
+    let pad = ((max_ms - min_ms) * 0.08).max(MIN_TIME_PAD_MS);
+    (min_ms - pad, max_ms + pad)
+}
+
+/// A time-axis label, with the year: the date alone when the axis spans days, else date and
+/// time.
+pub fn date_label(ms: f64, span_ms: f64) -> String {
+    let format = if span_ms > 2.0 * 86_400_000.0 {
+        "%Y-%m-%d"
+    } else {
+        "%Y-%m-%d %H:%M"
+    };
     jiff::Timestamp::from_millisecond(ms as i64)
-        .map(|t| t.strftime("%m-%d %H:%M").to_string())
+        .map(|t| t.strftime(format).to_string())
         .unwrap_or_default()
 }
 
@@ -118,10 +138,11 @@ pub fn metric_history(
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
         root.fill(&WHITE).map_err(err)?;
         let ts = points.iter().map(|p| p.time_ms as f64);
-        let (x0, x1) = padded(
+        let (x0, x1) = time_range(
             ts.clone().fold(f64::INFINITY, f64::min),
             ts.fold(f64::NEG_INFINITY, f64::max),
         );
+        let span = x1 - x0;
         let ys = points.iter().map(|p| p.value).chain(baseline).chain(gate);
         let (y0, y1) = padded(
             ys.clone().fold(f64::INFINITY, f64::min),
@@ -136,8 +157,8 @@ pub fn metric_history(
             .map_err(err)?;
         chart
             .configure_mesh()
-            .x_labels(6)
-            .x_label_formatter(&|x| date_label(*x))
+            .x_labels(4)
+            .x_label_formatter(&|x| date_label(*x, span))
             .x_desc("time (UTC)")
             .y_desc(y_desc)
             .draw()
@@ -185,4 +206,20 @@ pub fn metric_history(
         root.present().map_err(err)?;
     }
     Ok(svg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_run_gets_an_hour_scale_axis_with_the_year() {
+        let t = 1_746_100_800_000.0; // 2025-05-01 12:00 UTC
+        let (a, b) = time_range(t, t);
+        assert_eq!(b - a, 2.0 * MIN_TIME_PAD_MS);
+        assert_eq!(date_label(t, b - a), "2025-05-01 12:00");
+        assert_eq!(date_label(t, 10.0 * 86_400_000.0), "2025-05-01");
+        let (a, b) = time_range(t, t + 30.0 * 86_400_000.0);
+        assert!(b - a < 35.0 * 86_400_000.0, "8 % each side");
+    }
 }

@@ -175,7 +175,7 @@ pub struct ResultsContext {
     pub ci: CiEnv,
     /// The gateway, when `OPEN_SEARCH_DB_BASE_URL` is set.
     pub gateway: Option<GatewaySettings>,
-    /// The SQLite history (`PERF_DB`, default `<target>/perf-results.sqlite`).
+    /// The SQLite history (`PERF_DB`, default `<project root>/perf-history/perf-results.sqlite`).
     pub db_path: PathBuf,
     /// `s_gpu_type`.
     pub gpu_type: String,
@@ -183,6 +183,10 @@ pub struct ResultsContext {
     pub fail_on_regression: Option<bool>,
     /// `PERF_REGRESSION_THRESHOLDS`.
     pub threshold_overrides: ThresholdOverrides,
+    /// When this run session began (epoch ms): embedded-history records created at or after it
+    /// are not history — a trial measured minutes ago in the same run (e.g. the `disagg-` twin
+    /// of a `disagg_upload-` trial) is never another trial's baseline. `None`: no bound.
+    pub session_started_ms: Option<i64>,
 }
 
 fn non_empty(v: Option<String>) -> Option<String> {
@@ -244,26 +248,26 @@ impl ResultsContext {
     /// detected with `nvidia-smi -q` (see [`gpu`]).
     pub fn from_env(
         env: &dyn EnvSource,
-        target_dir: &Path,
+        project_root: &Path,
         toolchain: Toolchain,
     ) -> Result<Self, ResultsError> {
         let gpu_type = match toolchain {
             Toolchain::Sim => gpu::SIM_GPU_TYPE.to_string(),
             Toolchain::Trtllm => gpu::detect_gpu_type(),
         };
-        Self::from_env_with_gpu(env, target_dir, gpu_type)
+        Self::from_env_with_gpu(env, project_root, gpu_type)
     }
 
     /// As [`ResultsContext::from_env`] with a known GPU type (tests, or a caller that already
     /// detected it).
     pub fn from_env_with_gpu(
         env: &dyn EnvSource,
-        target_dir: &Path,
+        project_root: &Path,
         gpu_type: String,
     ) -> Result<Self, ResultsError> {
         let db_path = match non_empty(env.var("PERF_DB")) {
             Some(p) => PathBuf::from(p),
-            None => default_db_path(target_dir),
+            None => default_db_path(project_root),
         };
         let fail_on_regression = match non_empty(env.var("PERF_FAIL_ON_REGRESSION")).as_deref() {
             None => None,
@@ -287,13 +291,25 @@ impl ResultsContext {
             gpu_type,
             fail_on_regression,
             threshold_overrides,
+            session_started_ms: None,
         })
     }
 }
 
-/// `<target>/perf-results.sqlite`.
-pub fn default_db_path(target_dir: &Path) -> PathBuf {
-    target_dir.join("perf-results.sqlite")
+/// Folder of the default history database, beside `test_configs/` at the project root (not
+/// under `target/`, which `cargo clean` deletes).
+pub const HISTORY_DIR: &str = "perf-history";
+/// File name of the history database.
+pub const DB_FILE: &str = "perf-results.sqlite";
+
+/// `<project root>/perf-history/perf-results.sqlite`.
+pub fn default_db_path(project_root: &Path) -> PathBuf {
+    project_root.join(HISTORY_DIR).join(DB_FILE)
+}
+
+/// Where releases before 0.1 kept the history: `<target>/perf-results.sqlite`.
+pub fn legacy_db_path(target_dir: &Path) -> PathBuf {
+    target_dir.join(DB_FILE)
 }
 
 /// The project upstream would use: the sandbox when `USE_POC_DB` is `true` (any case).

@@ -167,6 +167,51 @@ fn off_thread<T: Send>(f: impl FnOnce() -> T + Send) -> T {
     })
 }
 
+/// How one attempt failed.
+#[derive(Debug)]
+enum Attempt {
+    /// Worth another attempt (transport error, non-2xx answer).
+    Retry(String),
+    /// Not worth another attempt (an accepted answer that cannot be read).
+    Final(String),
+}
+
+/// How a retried operation ended without success.
+#[derive(Debug)]
+enum RetryEnd {
+    /// A final error.
+    Final(String),
+    /// Every attempt failed; the last error.
+    GaveUp(String),
+}
+
+/// Runs `op` up to `attempts` times with `pause` between attempts (backon, constant
+/// back-off), retrying only [`Attempt::Retry`]. Returns the result and the attempts made.
+fn with_retries<T>(
+    attempts: u32,
+    pause: Duration,
+    mut op: impl FnMut() -> Result<T, Attempt>,
+) -> (Result<T, RetryEnd>, u32) {
+    use backon::{BlockingRetryable, ConstantBuilder};
+    let mut made = 0;
+    let backoff = ConstantBuilder::new()
+        .with_delay(pause)
+        .with_max_times(attempts.saturating_sub(1) as usize);
+    let result = (|| {
+        made += 1;
+        op()
+    })
+    .retry(backoff)
+    .sleep(std::thread::sleep)
+    .when(|e| matches!(e, Attempt::Retry(_)))
+    .call();
+    let result = result.map_err(|e| match e {
+        Attempt::Retry(last) => RetryEnd::GaveUp(last),
+        Attempt::Final(e) => RetryEnd::Final(e),
+    });
+    (result, made)
+}
+
 /// Posts `records` as one JSON array to `project`, retrying up to `settings.attempts` times.
 pub fn post_records(settings: &GatewaySettings, project: &str, records: &[Record]) -> PostOutcome {
     let secrets = settings.secrets();
@@ -191,9 +236,8 @@ pub fn post_records(settings: &GatewaySettings, project: &str, records: &[Record
                 };
             }
         };
-        let mut last = String::new();
         let attempts = settings.attempts.max(1);
-        for attempt in 1..=attempts {
+        let (result, made) = with_retries(attempts, settings.retry_pause, || {
             let mut req = client
                 .post(&url)
                 .header(CONTENT_TYPE, "application/json")
@@ -207,28 +251,23 @@ pub fn post_records(settings: &GatewaySettings, project: &str, records: &[Record
                 req = req.header(PROXY_AUTHORIZATION, v);
             }
             match req.send() {
-                Ok(resp) if matches!(resp.status().as_u16(), 200..=202) => {
-                    return PostOutcome {
-                        result: Ok(()),
-                        attempts: attempt,
-                    };
-                }
+                Ok(resp) if matches!(resp.status().as_u16(), 200..=202) => Ok(()),
                 Ok(resp) => {
                     let status = resp.status();
                     let text = resp.text().unwrap_or_default();
-                    last = format!("HTTP {status}: {}", excerpt(&text));
+                    Err(Attempt::Retry(format!("HTTP {status}: {}", excerpt(&text))))
                 }
-                Err(e) => last = describe(e, settings.post_timeout),
+                Err(e) => Err(Attempt::Retry(describe(e, settings.post_timeout))),
             }
-            if attempt < attempts {
-                std::thread::sleep(settings.retry_pause);
-            }
-        }
+        });
         PostOutcome {
-            result: Err(format!(
-                "POST {shown} failed after {attempts} attempt(s): {last}"
-            )),
-            attempts,
+            result: result.map_err(|end| match end {
+                RetryEnd::Final(e) => e,
+                RetryEnd::GaveUp(last) => {
+                    format!("POST {shown} failed after {attempts} attempt(s): {last}")
+                }
+            }),
+            attempts: made,
         }
     });
     let outcome = PostOutcome {
@@ -258,9 +297,8 @@ pub fn query_history(
     let body = body.to_string();
     let result = off_thread(|| {
         let client = client(settings, settings.query_timeout)?;
-        let mut last = String::new();
         let attempts = settings.attempts.max(1);
-        for attempt in 1..=attempts {
+        let (result, _) = with_retries(attempts, settings.retry_pause, || {
             let req = client
                 .get(&url)
                 .header(CONTENT_TYPE, "application/json")
@@ -269,24 +307,28 @@ pub fn query_history(
             match req.send() {
                 Ok(resp) if matches!(resp.status().as_u16(), 200..=202) => {
                     let text = resp.text().map_err(|e| {
-                        format!("GET {shown}: {}", describe(e, settings.query_timeout))
+                        Attempt::Final(format!(
+                            "GET {shown}: {}",
+                            describe(e, settings.query_timeout)
+                        ))
                     })?;
-                    return parse_search_response(&text).map_err(|e| format!("GET {shown}: {e}"));
+                    parse_search_response(&text)
+                        .map_err(|e| Attempt::Final(format!("GET {shown}: {e}")))
                 }
                 Ok(resp) => {
                     let status = resp.status();
                     let text = resp.text().unwrap_or_default();
-                    last = format!("HTTP {status}: {}", excerpt(&text));
+                    Err(Attempt::Retry(format!("HTTP {status}: {}", excerpt(&text))))
                 }
-                Err(e) => last = describe(e, settings.query_timeout),
+                Err(e) => Err(Attempt::Retry(describe(e, settings.query_timeout))),
             }
-            if attempt < attempts {
-                std::thread::sleep(settings.retry_pause);
+        });
+        result.map_err(|e| match e {
+            RetryEnd::Final(e) => e,
+            RetryEnd::GaveUp(last) => {
+                format!("GET {shown} failed after {attempts} attempt(s): {last}")
             }
-        }
-        Err(format!(
-            "GET {shown} failed after {attempts} attempt(s): {last}"
-        ))
+        })
     });
     result.map_err(|e| {
         let e = redact(&e, &secrets);
@@ -298,6 +340,27 @@ pub fn query_history(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retries_count_attempts_and_stop_on_a_final_error() {
+        let pause = Duration::ZERO;
+        let mut n = 0;
+        let (r, made) = with_retries(3, pause, || {
+            n += 1;
+            if n < 2 {
+                Err(Attempt::Retry("busy".into()))
+            } else {
+                Ok(n)
+            }
+        });
+        assert_eq!((r.ok(), made), (Some(2), 2));
+        let (r, made) = with_retries(3, pause, || Err::<(), _>(Attempt::Retry("down".into())));
+        assert!(matches!(r, Err(RetryEnd::GaveUp(ref e)) if e == "down"));
+        assert_eq!(made, 3);
+        let (r, made) = with_retries(3, pause, || Err::<(), _>(Attempt::Final("bad".into())));
+        assert!(matches!(r, Err(RetryEnd::Final(_))));
+        assert_eq!(made, 1);
+    }
     use crate::results::context::Secret;
 
     #[test]

@@ -96,7 +96,7 @@ pub fn dumps_sorted_indent2(record: &Record) -> String {
 /// MD5 hex of `json.dumps(record, sort_keys=True, indent=2).encode("utf-8")`.
 pub fn md5_of_record(record: &Record) -> String {
     let digest = Md5::digest(dumps_sorted_indent2(record).as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(digest)
 }
 
 /// Sets `_id` the way upstream does: hash the record as it is (its `_id` is `""` from the job

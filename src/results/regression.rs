@@ -297,6 +297,64 @@ fn threshold_for(
     }
 }
 
+/// The regression gate of one metric: its baseline, its threshold and the limit a new value
+/// must not cross (`baseline × (1 − t)` for maximize metrics, `baseline × (1 + t)` for minimize
+/// metrics). The verdict, the HTML report and its plots all draw it from [`gate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct Gate {
+    /// Baseline.
+    pub baseline: f64,
+    /// Baseline origin.
+    pub baseline_source: BaselineSource,
+    /// Threshold as a fraction.
+    pub threshold: f64,
+    /// Threshold origin.
+    pub threshold_source: ThresholdSource,
+}
+
+impl Gate {
+    /// The value a new run must not cross.
+    pub fn limit(&self, metric: &str) -> f64 {
+        if is_maximize(metric) {
+            self.baseline * (1.0 - self.threshold)
+        } else {
+            self.baseline * (1.0 + self.threshold)
+        }
+    }
+
+    /// True when `value` misses this gate.
+    pub fn breached_by(&self, metric: &str, value: f64) -> bool {
+        breaches(metric, value, self.baseline, self.threshold)
+    }
+}
+
+/// The gate of `metric` against `history` — documents of the case's earlier runs only, never
+/// the run being judged. `stored` is [`latest_baseline_threshold`] of that history. `None`
+/// without a usable (> 0) baseline.
+pub fn gate(
+    metric: &str,
+    history: &[Doc],
+    stored: &Doc,
+    post_merge: bool,
+    settings: &RegressionSettings,
+) -> Option<Gate> {
+    let suffix = &metric[2..];
+    let (baseline, baseline_source) = match number(stored.get(&format!("d_baseline_{suffix}"))) {
+        Some(b) if b > 0.0 => (b, BaselineSource::Stored),
+        _ => match computed_baseline(history, metric) {
+            Some((b, days)) if b > 0.0 => (b, BaselineSource::Computed { days }),
+            _ => return None,
+        },
+    };
+    let (threshold, threshold_source) = threshold_for(metric, post_merge, stored, settings);
+    Some(Gate {
+        baseline,
+        baseline_source,
+        threshold,
+        threshold_source,
+    })
+}
+
 /// Evaluates one record against its history documents.
 pub fn evaluate_case(record: &Record, docs: &[Doc], settings: &RegressionSettings) -> CaseVerdict {
     let name = record
@@ -321,27 +379,20 @@ pub fn evaluate_case(record: &Record, docs: &[Doc], settings: &RegressionSetting
         let Some(value) = record.f64(metric) else {
             continue;
         };
-        let suffix = &metric[2..];
-        let (baseline, baseline_source) = match number(stored.get(&format!("d_baseline_{suffix}")))
-        {
-            Some(b) if b > 0.0 => (b, BaselineSource::Stored),
-            _ => match computed_baseline(docs, metric) {
-                Some((b, days)) if b > 0.0 => (b, BaselineSource::Computed { days }),
-                _ => continue,
-            },
+        let Some(g) = gate(metric, docs, &stored, post_merge, settings) else {
+            continue;
         };
-        let (threshold, threshold_source) = threshold_for(metric, post_merge, &stored, settings);
-        let gated = settings.gated.iter().any(|g| g == metric);
+        let gated = settings.gated.iter().any(|m| m == metric);
         verdict.checks.push(MetricCheck {
             metric: metric.to_string(),
             value,
-            baseline,
-            baseline_source,
-            threshold,
-            threshold_source,
-            diff_percent: diff_percent(metric, value, baseline),
+            diff_percent: diff_percent(metric, value, g.baseline),
             gated,
-            regressive: gated && breaches(metric, value, baseline, threshold),
+            regressive: gated && g.breached_by(metric, value),
+            baseline: g.baseline,
+            baseline_source: g.baseline_source,
+            threshold: g.threshold,
+            threshold_source: g.threshold_source,
         });
     }
     let mut lines = vec![format!("Regression in {name}:")];
@@ -453,6 +504,34 @@ mod tests {
         assert!(breaches("d_token_throughput", 89.9, 100.0, 0.1));
         assert!(!breaches("d_token_throughput", 90.0, 100.0, 0.1));
         assert!(breaches("d_mean_ttft", 110.1, 100.0, 0.1));
+    }
+
+    #[test]
+    fn the_gate_follows_a_threshold_override() {
+        let mut stored = Doc::new();
+        stored.insert("d_baseline_token_throughput".into(), 100.0.into());
+        stored.insert("d_baseline_mean_ttft".into(), 50.0.into());
+        let history = vec![stored.clone()];
+        let plain = RegressionSettings::default();
+        let g = gate("d_token_throughput", &history, &stored, false, &plain).unwrap();
+        assert_eq!(g.threshold_source, ThresholdSource::Default);
+        assert!((g.limit("d_token_throughput") - 90.0).abs() < 1e-9);
+        let tight = RegressionSettings {
+            overrides: [("d_token_throughput".to_string(), 0.02)]
+                .into_iter()
+                .collect(),
+            ..Default::default()
+        };
+        let g = gate("d_token_throughput", &history, &stored, false, &tight).unwrap();
+        assert_eq!(g.threshold_source, ThresholdSource::Override);
+        assert!((g.limit("d_token_throughput") - 98.0).abs() < 1e-9);
+        assert!(g.breached_by("d_token_throughput", 97.0));
+        let g = gate("d_mean_ttft", &history, &stored, true, &plain).unwrap();
+        assert!(
+            (g.limit("d_mean_ttft") - 52.5).abs() < 1e-9,
+            "post-merge 5 %, minimize"
+        );
+        assert!(gate("d_al", &history, &stored, false, &plain).is_none());
     }
 
     #[test]

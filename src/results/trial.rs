@@ -441,6 +441,7 @@ fn regression_verdict(
                         .filter(|d| {
                             d.get("b_is_valid") != Some(&serde_json::Value::Bool(false))
                                 && d.get("b_is_baseline") != Some(&serde_json::Value::Bool(true))
+                                && before_session(d, ctx.session_started_ms)
                         })
                         .collect()
                 })
@@ -638,4 +639,13 @@ pub fn push_pending(
         }
     }
     Ok(report)
+}
+
+/// True when `doc` was created before the run session began (or there is no session bound).
+fn before_session(doc: &super::history::Doc, session_started_ms: Option<i64>) -> bool {
+    let created = doc.get("ts_created").and_then(super::history::timestamp_ms);
+    match (session_started_ms, created) {
+        (Some(start), Some(t)) => t < start,
+        _ => true,
+    }
 }

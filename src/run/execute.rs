@@ -30,6 +30,8 @@ pub struct Executor {
     pub tee: bool,
     /// Where results go.
     pub results: ResultsContext,
+    /// Where the runner's progress events go (none by default; the edge sets a reporter).
+    pub progress: Box<dyn crate::run::progress::ProgressSink + Send>,
 }
 
 impl Executor {
@@ -102,6 +104,7 @@ impl Executor {
             self_exe: &self.self_exe,
             tee: self.tee,
             gpus: self.gpus.as_ref(),
+            progress: self.progress.as_ref(),
             finished: std::sync::Mutex::new(Vec::new()),
             on_client_finished: Some(&write_unfinished),
         };

@@ -24,8 +24,8 @@ pub fn execute_aggr(
     summary: &mut Vec<String>,
     output_dir: &mut Option<PathBuf>,
 ) -> Result<(), TrialFailure> {
-    let plan =
-        prepare_aggr_trial(&executor.settings, spec).map_err(|e| TrialFailure::config(e.to_string()))?;
+    let plan = prepare_aggr_trial(&executor.settings, spec)
+        .map_err(|e| TrialFailure::config(e.to_string()))?;
     *output_dir = Some(plan.output_dir.clone());
     if let Some(role) = executor.settings.role {
         return Err(TrialFailure::config(format!(
@@ -50,6 +50,7 @@ pub fn execute_aggr(
         self_exe: &executor.self_exe,
         tee: executor.tee,
         gpus: executor.gpus.as_ref(),
+        progress: executor.progress.as_ref(),
         finished: std::sync::Mutex::new(Vec::new()),
         on_client_finished: None,
     };

@@ -5,5 +5,7 @@
 pub mod execute;
 pub mod execute_aggr;
 pub mod launch;
+pub mod log_explain;
 pub mod outcome;
+pub mod progress;
 pub mod slurm;

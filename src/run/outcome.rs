@@ -122,6 +122,11 @@ impl fmt::Display for TrialFailure {
         }
         write!(f, " {}", self.message)?;
         if let Some(tail) = &self.log_tail {
+            // The lines that explain it first, then the tail they came from.
+            let explaining = crate::run::log_explain::explaining_lines(&tail.text);
+            if !explaining.is_empty() {
+                write!(f, "\n--- what explains it ---\n{}", explaining.join("\n"))?;
+            }
             write!(
                 f,
                 "\n--- last lines of {} ---\n{}",

@@ -1,5 +1,5 @@
-//! Utilities shared by every stage and by the tools: exact statistics, tokenizers, the
-//! open-file limit, environment snapshots, and the position-annotated YAML stack.
+//! Utilities shared by every stage and by the tools: atomic file writes, exact statistics,
+//! tokenizers, the open-file limit, environment snapshots, and the position-annotated YAML stack.
 
 pub mod bounded_read;
 pub mod deadline;

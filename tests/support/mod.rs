@@ -273,6 +273,7 @@ pub fn context(
         gpu_type: gpu.to_string(),
         fail_on_regression: None,
         threshold_overrides: ThresholdOverrides::new(),
+        session_started_ms: None,
     }
 }
 

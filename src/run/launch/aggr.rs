@@ -248,8 +248,9 @@ fn spawn_server(
     lease: Option<&GpuLease<'_>>,
 ) -> Result<ManagedChild, TrialFailure> {
     let p = &server.process;
-    remove_files(std::slice::from_ref(&p.address_file))
-        .map_err(|e| TrialFailure::config(format!("cannot remove {}: {e}", p.address_file.display())))?;
+    remove_files(std::slice::from_ref(&p.address_file)).map_err(|e| {
+        TrialFailure::config(format!("cannot remove {}: {e}", p.address_file.display()))
+    })?;
     let extra_env = lease
         .map(|l| {
             vec![(

@@ -15,6 +15,7 @@ use crate::plan::Plan;
 use crate::plan::prepare::write_plan_files;
 use crate::plan::toolchain::Toolchain;
 use crate::run::outcome::TrialFailure;
+use crate::run::progress::ProgressEvent;
 
 /// Removes what a previous run of the same trial left behind (address files, status file, logs),
 /// so no wait can be satisfied by a stale file. The auth key is kept.
@@ -40,6 +41,10 @@ pub fn run_plan(plan: &Plan, ctx: &RunContext<'_>) -> Result<RunReport, TrialFai
         TrialFailure::config(format!("cannot prepare {}: {e}", plan.output_dir.display()))
     })?;
     ensure_dataset(plan)?;
+    ctx.progress.event(ProgressEvent::FilesWritten {
+        trial: plan.trial.clone(),
+        output_dir: plan.output_dir.display().to_string(),
+    });
     let lease: Option<GpuLease<'_>> = match (plan.toolchain, ctx.gpus) {
         (Toolchain::Trtllm, Some(pool)) if plan.topology.gpus_used > 0 => Some(
             pool.acquire(plan.topology.gpus_used as usize)
@@ -65,13 +70,27 @@ pub fn run_plan(plan: &Plan, ctx: &RunContext<'_>) -> Result<RunReport, TrialFai
         .iter()
         .map(|w| (w.role, w.address_file.clone()))
         .collect();
-    let addresses = await_worker_addresses(&mut graph, &files)?;
+    let addresses = await_worker_addresses(&mut graph, &files, |role, address| {
+        ctx.progress.event(ProgressEvent::WorkerUp {
+            trial: plan.trial.clone(),
+            role: role.to_string(),
+            address: address.to_string(),
+        })
+    })?;
     verify_worker_ports(&graph, &addresses)?;
     timeline.workers_reported_s = graph.elapsed();
+    ctx.progress.event(ProgressEvent::WorkersUp {
+        trial: plan.trial.clone(),
+        workers: addresses.len(),
+    });
     write_router_config(plan, &addresses)?;
     spawn_router(&mut graph, ctx)?;
     let (host, port) = await_router(&mut graph)?;
     timeline.router_ready_s = graph.elapsed();
+    ctx.progress.event(ProgressEvent::RouterReady {
+        trial: plan.trial.clone(),
+        address: format!("{host}:{port}"),
+    });
     super::startup::record_startup_metrics(plan);
     let outputs = run_clients(&mut graph, ctx, &host, port, &mut timeline)?;
 

@@ -22,6 +22,7 @@ use crate::measure::{ClientMetrics, check_client_output, parse_client_output};
 use crate::plan::toolchain::ClientKind;
 use crate::plan::{ClientSpec, DatasetPlan, Plan, ProcessSpec, Role};
 use crate::run::outcome::{FailureClass, TrialFailure};
+use crate::run::progress::ProgressEvent;
 
 /// Poll interval of every wait.
 pub const POLL: Duration = Duration::from_millis(10);
@@ -44,6 +45,8 @@ pub struct RunContext<'a> {
     pub tee: bool,
     /// GPUs of this host (trtllm toolchain).
     pub gpus: Option<&'a super::gpus::GpuPool>,
+    /// Where progress events go.
+    pub progress: &'a dyn crate::run::progress::ProgressSink,
     /// Each client's result as soon as it finished (kept when a later client fails).
     pub finished: std::sync::Mutex<Vec<ClientRun>>,
     /// Called with every finished client so far, each time one finishes (writes them out).
@@ -431,8 +434,10 @@ pub fn spawn_worker(
 pub fn await_worker_addresses(
     graph: &mut Graph<'_>,
     workers: &[(Role, PathBuf)],
+    mut on_up: impl FnMut(Role, &str),
 ) -> Result<Vec<(Role, String)>, TrialFailure> {
     let wait_s = graph.plan.timeouts.wait_s;
+    let mut seen: Vec<Role> = Vec::new();
     graph.wait_for(
         "waiting for the workers to report their addresses",
         Some(Duration::from_secs(wait_s)),
@@ -459,10 +464,17 @@ pub fn await_worker_addresses(
             )
         },
         || {
-            workers
+            let found: Vec<Option<(Role, String)>> = workers
                 .iter()
                 .map(|(r, f)| read_address(f).map(|(h, p)| (*r, format!("{h}:{p}"))))
-                .collect::<Option<Vec<_>>>()
+                .collect();
+            for (role, addr) in found.iter().flatten() {
+                if !seen.contains(role) {
+                    seen.push(*role);
+                    on_up(*role, addr);
+                }
+            }
+            found.into_iter().collect::<Option<Vec<_>>>()
         },
     )
 }
@@ -778,7 +790,19 @@ fn run_each_client<'p>(
 ) -> Result<Vec<ClientOutput<'p>>, TrialFailure> {
     let plan = graph.plan;
     let mut outputs = Vec::new();
+    let requests_total: u64 = plan.clients.iter().map(|c| c.num_prompts).sum();
+    let mut requests_done = 0;
     for (i, c) in plan.clients.iter().enumerate() {
+        let spent = Duration::from_secs_f64(graph.elapsed() - timeline.first_client_s);
+        ctx.progress.event(ProgressEvent::ClientStarted {
+            trial: plan.trial.clone(),
+            position: i + 1,
+            of: plan.clients.len(),
+            name: c.name.clone(),
+            requests_done,
+            requests_total,
+            eta: crate::run::progress::eta(spent, i, plan.clients.len() - i),
+        });
         let gen_offsets: Vec<u64> = plan
             .gen_logs
             .iter()
@@ -867,6 +891,15 @@ fn run_each_client<'p>(
                 &c.log_file,
             ));
         }
+        requests_done += c.num_prompts;
+        ctx.progress.event(ProgressEvent::ClientFinished {
+            trial: plan.trial.clone(),
+            position: i + 1,
+            of: plan.clients.len(),
+            requests_done,
+            requests_total,
+            took: Duration::from_secs_f64(graph.elapsed() - spawned_s),
+        });
         if failed_requests_exit {
             return Err(client_failure(
                 plan,

@@ -47,12 +47,13 @@ fn text(name: &str, p: &Path) -> Result<String, SlurmError> {
 
 impl JobEnv {
     /// The job environment for `settings`. `cwd` resolves relative `PERFSANITY_BIN` / `PERF_DB`;
-    /// `target_dir` gives the default `PERF_DB`; `self_exe` is the default program.
+    /// The project root gives the default `PERF_DB` (`_target_dir` is kept for callers);
+    /// `self_exe` is the default program.
     pub fn from_settings(
         settings: &Settings,
         env: &dyn EnvSource,
         cwd: &Path,
-        target_dir: &Path,
+        _target_dir: &Path,
         self_exe: &Path,
     ) -> Result<Self, SlurmError> {
         let non_empty = |name: &str| env.var(name).filter(|v| !v.trim().is_empty());
@@ -64,9 +65,9 @@ impl JobEnv {
         );
         let db = absolute(
             cwd,
-            &non_empty("PERF_DB")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| crate::results::context::default_db_path(target_dir)),
+            &non_empty("PERF_DB").map(PathBuf::from).unwrap_or_else(|| {
+                crate::results::context::default_db_path(&settings.project_root)
+            }),
         );
         let mut dirs = Vec::new();
         for d in &settings.config_dirs {

@@ -36,7 +36,7 @@ pub fn sign(key: &str, encoded_opaque_state: &Value, ctx_info_endpoint: &Value) 
     let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("HMAC takes any key");
     mac.update(payload.as_bytes());
     let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = hex::encode(digest);
     format!("sha256={hex}")
 }
 

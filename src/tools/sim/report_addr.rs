@@ -3,7 +3,6 @@
 //! The address file is written to a temporary sibling (`<name>.<random>.tmp`) and renamed, so a
 //! reader polling for it never sees a partial line. IPv6 hosts are bracketed.
 
-use std::io::Write;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::Path;
 
@@ -63,22 +62,11 @@ pub fn write_atomic(path: &Path, host: &str, port: u16) -> std::io::Result<()> {
     if let Some(dir) = dir {
         std::fs::create_dir_all(dir)?;
     }
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "addr".into());
-    let nonce: u64 = rand::random();
-    let tmp = path.with_file_name(format!("{name}.{nonce:016x}.tmp"));
-    let result = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        writeln!(file, "{}", format_addr(host, port))?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    crate::util::fs::write_atomic_with(
+        path,
+        format!("{}\n", format_addr(host, port)).as_bytes(),
+        crate::util::fs::Durability::Synced,
+    )
 }
 
 #[cfg(test)]
