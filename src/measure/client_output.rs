@@ -169,10 +169,39 @@ pub fn parse_client_output(text: &str, sa_client: bool) -> ClientMetrics {
             }
         }
     }
+    scrape_client_check(text, &mut values);
     if sa_client && !values.is_empty() && !values.contains_key("user_throughput") {
         values.insert("user_throughput", None);
     }
     ClientMetrics { values }
+}
+
+/// `1.0` when `perfsanity bench`'s client check flagged the run (its `WARNING: the client fell
+/// behind` line): the client's own lag may be in the latencies, so the run's records are
+/// marked invalid. Not an upstream metric; upstream's clients never print the line.
+pub const CLIENT_FELL_BEHIND: &str = "client_fell_behind";
+/// The share of chunk gaps (percent) that arrived in one read with the previous chunk
+/// (`Merged reads:` line): those gaps, and tail ITL percentiles built from them, are not
+/// measurements.
+pub const MERGED_ITL_SHARE_PCT: &str = "merged_itl_share_pct";
+
+static MERGED_READS: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"^Merged reads: \d+ of \d+ chunk gaps came in one read with the previous chunk \(([0-9.]+) %")
+        .expect("static regex")
+});
+
+/// Adds the client-check findings of `perfsanity bench` ([`CLIENT_FELL_BEHIND`],
+/// [`MERGED_ITL_SHARE_PCT`]) when its output has them.
+fn scrape_client_check(text: &str, values: &mut IndexMap<&'static str, Option<f64>>) {
+    for line in text.lines() {
+        if line.starts_with("WARNING: the client fell behind") {
+            values.insert(CLIENT_FELL_BEHIND, Some(1.0));
+        } else if let Some(caps) = MERGED_READS.captures(line)
+            && let Ok(v) = caps[1].parse::<f64>()
+        {
+            values.insert(MERGED_ITL_SHARE_PCT, Some(v));
+        }
+    }
 }
 
 /// Why a client's output marks the run as failed (upstream §5.2); `Display` gives upstream's
@@ -421,5 +450,23 @@ P99 E2EL (ms):                           205.00
             m.to_string(),
             "{'mean_ttft': 50.0, 'mean_itl': 1.5, 'user_throughput': 'None'}"
         );
+    }
+}
+
+#[cfg(test)]
+mod client_check_tests {
+    use super::*;
+
+    #[test]
+    fn a_flagged_run_and_merged_reads_are_scraped() {
+        let text = "Merged reads: 3 of 600 chunk gaps came in one read with the previous chunk \
+                    (0.500 %, flagged above 0.500 %); those gaps are not measured\n\
+                    WARNING: the client fell behind (merged reads); latencies may include it.\n";
+        let m = parse_client_output(text, false);
+        assert_eq!(m.get(CLIENT_FELL_BEHIND), Some(Some(1.0)));
+        assert_eq!(m.get(MERGED_ITL_SHARE_PCT), Some(Some(0.5)));
+        let clean = parse_client_output("Successful requests: 3\n", false);
+        assert_eq!(clean.get(CLIENT_FELL_BEHIND), None);
+        assert_eq!(clean.get(MERGED_ITL_SHARE_PCT), None);
     }
 }

@@ -10,5 +10,6 @@ pub mod client_output;
 pub mod gen_log;
 
 pub use client_output::{
-    BASE_METRICS, ClientMetrics, OutputProblem, check_client_output, parse_client_output,
+    BASE_METRICS, CLIENT_FELL_BEHIND, ClientMetrics, MERGED_ITL_SHARE_PCT, OutputProblem,
+    check_client_output, parse_client_output,
 };

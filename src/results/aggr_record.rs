@@ -188,6 +188,7 @@ pub fn build_aggr_records(
         });
         r.extend(&startup_fields(&observations, None, 1));
         r.extend(&job);
+        super::record::apply_client_check(&mut r, &result.result.metrics);
         r.set("s_stage_name", inputs.ci.stage_name.clone());
         r.set("s_test_list", plan.test_list_id.clone());
         assign_id(&mut r);

@@ -319,6 +319,7 @@ pub fn build_records(
         r.extend(&startup_fields(inputs.startup, Some("gen"), num_gen));
 
         r.extend(&job);
+        apply_client_check(&mut r, &result.metrics);
         r.set("s_stage_name", inputs.ci.stage_name.clone());
         r.set("s_test_list", plan.test_list_id.clone());
         assign_id(&mut r);
@@ -329,5 +330,42 @@ pub fn build_records(
         records,
         client_indices,
         notes,
+    }
+}
+
+/// The client check's findings on a record: a run whose client fell behind is not a valid
+/// measurement (`b_is_valid: false`, so it never serves as a baseline), and merged reads are
+/// said with their share (`d_merged_itl_share_pct`; tail ITL percentiles are not measured then).
+pub fn apply_client_check(r: &mut Record, metrics: &IndexMap<String, Option<f64>>) {
+    use crate::measure::{CLIENT_FELL_BEHIND, MERGED_ITL_SHARE_PCT};
+    if matches!(metrics.get(CLIENT_FELL_BEHIND), Some(Some(_))) {
+        r.set(field::IS_VALID, false);
+        r.set("b_client_fell_behind", true);
+    }
+    if let Some(Some(share)) = metrics.get(MERGED_ITL_SHARE_PCT) {
+        r.set("d_merged_itl_share_pct", *share);
+    }
+}
+
+#[cfg(test)]
+mod client_check_tests {
+    use super::*;
+
+    #[test]
+    fn a_flagged_client_run_makes_its_record_invalid() {
+        let mut r = Record::new();
+        r.set(field::IS_VALID, true);
+        let mut metrics: IndexMap<String, Option<f64>> = IndexMap::new();
+        metrics.insert(crate::measure::MERGED_ITL_SHARE_PCT.to_string(), Some(0.8));
+        metrics.insert(crate::measure::CLIENT_FELL_BEHIND.to_string(), Some(1.0));
+        apply_client_check(&mut r, &metrics);
+        assert_eq!(r.bool(field::IS_VALID), Some(false));
+        assert_eq!(r.bool("b_client_fell_behind"), Some(true));
+
+        let mut clean = Record::new();
+        clean.set(field::IS_VALID, true);
+        apply_client_check(&mut clean, &IndexMap::new());
+        assert_eq!(clean.bool(field::IS_VALID), Some(true));
+        assert_eq!(clean.bool("b_client_fell_behind"), None);
     }
 }
