@@ -91,7 +91,8 @@ fn two_filters_both_families_and_misspelt_knobs() {
     assert!(o.status.success(), "{}", text(&o));
     assert_eq!(
         String::from_utf8_lossy(&o.stdout),
-        "disagg_upload-ok-one: test\ndisagg_upload-ok-two: test\n"
+        "disagg_upload-ok-one: test\naggr_upload-ctx_only-ok-one: test\n\
+         disagg_upload-ok-two: test\naggr_upload-ctx_only-ok-two: test\n"
     );
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(
@@ -103,7 +104,8 @@ fn two_filters_both_families_and_misspelt_knobs() {
         &["--list", "--format", "terse"],
         &[("PERF_ALL_FAMILIES", "1")],
     );
-    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 4);
+    // Both families of both configs, each with its ctx_only pair.
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 8);
 }
 
 #[test]

@@ -29,7 +29,7 @@ fn sim_only_configs_are_ignored_with_trtllm() {
     let ignored = run("trtllm", &["--list", "--format", "terse", "--ignored"]);
     assert_eq!(
         String::from_utf8_lossy(&ignored.stdout),
-        "disagg_upload-sim-one: test\ndisagg-sim-one: test\n",
+        "disagg_upload-sim-one: test\naggr_upload-ctx_only-sim-one: test\n",
         "{}",
         String::from_utf8_lossy(&ignored.stderr)
     );

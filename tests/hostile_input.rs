@@ -157,10 +157,10 @@ fn unusable_config_files_are_named_not_skipped() {
     let t = text(&o);
     assert!(t.contains("dangling.yaml: dangling symlink"), "{t}");
     assert!(t.contains("folder.yaml: is a folder"), "{t}");
-    assert!(t.contains("5 checked, 4 error(s)"), "{t}");
+    assert!(t.contains("10 checked, 8 error(s)"), "{t}");
     let o = perfsanity(d).arg("list").output().unwrap();
     // Each config once (the `disagg-` twins are listed with PERF_ALL_FAMILIES=1).
-    assert!(text(&o).contains("3 trials, 2 invalid"), "{}", text(&o));
+    assert!(text(&o).contains("6 trials, 4 invalid"), "{}", text(&o));
 }
 
 // ---- class 2: arithmetic --------------------------------------------------------------------
@@ -270,7 +270,7 @@ fn deep_nesting_and_huge_files_are_refused_per_config() {
         "{t}"
     );
     assert!(t.contains("the limit is 4194304 bytes"), "{t}");
-    assert!(t.contains("4 checked, 3 error(s)"), "{t}");
+    assert!(t.contains("8 checked, 6 error(s)"), "{t}");
 }
 
 #[test]
@@ -314,10 +314,11 @@ fn one_bad_config_fails_one_trial_and_junit_is_still_written() {
     let t = text(&o);
     assert_eq!(o.status.code(), Some(101), "{t}");
     assert!(t.contains("nested deeper than 128"), "{t}");
-    // Each config once: `disagg_upload-deep` (its `disagg-` twin runs only when named).
-    assert!(t.contains("1 failed"), "{t}");
+    // Each config once per runtime: `disagg_upload-deep` and `aggr_upload-ctx_only-deep`
+    // (the twins run only when named).
+    assert!(t.contains("2 failed"), "{t}");
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert_eq!(xml.matches("<failure").count(), 1, "{xml}");
+    assert_eq!(xml.matches("<failure").count(), 2, "{xml}");
 }
 
 // ---- checked before anything starts ---------------------------------------------------------

@@ -236,7 +236,7 @@ pub fn parse_aggregated_config(text: &str, path: &Path) -> Result<AggregatedConf
     let (client_env_var, client_env) = env_field(&environment, &mut p, "client_env_var");
     let sim = top.node("sim").filter(|n| !n.is_null()).cloned();
     if let Some(node) = &sim
-        && let Err(e) = crate::tools::sim::SimConfig::from_json_value(&node.to_json())
+        && let Err(e) = crate::config::sim_section::SimConfig::from_json_value(&node.to_json())
     {
         p.push(&e.path, node.line, e.message);
     }
