@@ -1,6 +1,7 @@
 //! The integration tests that need something of the machine at run time: a SLURM cluster
-//! (`tests/slurm_local.rs`) and an installed third-party benchmark client
-//! (`tests/sim_third_party.rs`). A `harness = false` binary (libtest-mimic, the same CLI as
+//! (`tests/slurm_local.rs`, `tests/slurm_aggr_local.rs`), an installed third-party benchmark
+//! client (`tests/sim_third_party.rs`), a headless browser (`tests/report_browser.rs`) and
+//! PyYAML (`tests/yaml_pyyaml.rs`). A `harness = false` binary (libtest-mimic, the same CLI as
 //! libtest, so `--list`, filters and nextest work) because only here can a test be marked
 //! *ignored at run time*: when a prerequisite is missing its tests are reported as ignored, with
 //! the reason on stderr, never as passed. With the prerequisite's `PERFSANITY_REQUIRE_*=1` (set
@@ -13,6 +14,7 @@ mod report_browser;
 mod sim_third_party;
 mod slurm_aggr_local;
 mod slurm_local;
+mod yaml_pyyaml;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 
@@ -27,7 +29,7 @@ struct Gate {
     tests: &'static [(&'static str, fn())],
 }
 
-const GATES: [Gate; 4] = [
+const GATES: [Gate; 5] = [
     Gate {
         module: "slurm_local",
         missing: slurm_local::missing,
@@ -51,6 +53,12 @@ const GATES: [Gate; 4] = [
         missing: report_browser::missing,
         require: "PERFSANITY_REQUIRE_CHROMIUM",
         tests: report_browser::TESTS,
+    },
+    Gate {
+        module: "yaml_pyyaml",
+        missing: yaml_pyyaml::missing,
+        require: "PERFSANITY_REQUIRE_PYYAML",
+        tests: yaml_pyyaml::TESTS,
     },
 ];
 

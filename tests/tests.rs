@@ -42,4 +42,3 @@ mod sim_worker;
 mod slurm_aggr;
 mod slurm_script;
 mod upstream_corpus;
-mod yaml_pyyaml;
