@@ -428,20 +428,10 @@ fn check_metrics(
     client: &AggrClientPlan,
     metrics: &ClientMetrics,
 ) -> Result<(), TrialFailure> {
-    let mut problems = Vec::new();
-    let missing = metrics.missing_base_metrics();
-    if !missing.is_empty() {
-        problems.push(format!(
-            "metrics missing from the client output: {}",
-            missing.join(", ")
-        ));
-    }
-    if server.spec_decoding && client.kind == ClientKind::Standard && !metrics.contains("al") {
-        problems.push(
-            "speculative decoding is configured but 'Mean Avg Decoded Tokens per Iter' is missing"
-                .to_string(),
-        );
-    }
+    let problems = super::steps::metric_problems(
+        metrics,
+        server.spec_decoding && client.kind == ClientKind::Standard,
+    );
     if problems.is_empty() {
         return Ok(());
     }

@@ -990,6 +990,26 @@ pub fn finish_metrics(
     Ok(clients)
 }
 
+/// The part of upstream's `check_test_failure` (§5.4) every runtime shares: all 16 base metrics,
+/// and `al` when `al_expected` (speculative decoding measured by the standard client).
+pub(crate) fn metric_problems(metrics: &ClientMetrics, al_expected: bool) -> Vec<String> {
+    let mut problems = Vec::new();
+    let missing = metrics.missing_base_metrics();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "metrics missing from the client output: {}",
+            missing.join(", ")
+        ));
+    }
+    if al_expected && !metrics.contains("al") {
+        problems.push(
+            "speculative decoding is configured but 'Mean Avg Decoded Tokens per Iter' is missing"
+                .to_string(),
+        );
+    }
+    problems
+}
+
 /// Upstream's `check_test_failure` (§5.4): all 16 metrics; `al` for spec decoding (standard
 /// client); the device step time for gen_only.
 fn check_metrics(
@@ -999,20 +1019,10 @@ fn check_metrics(
     metrics: &ClientMetrics,
     log: &Path,
 ) -> Result<(), TrialFailure> {
-    let mut problems = Vec::new();
-    let missing = metrics.missing_base_metrics();
-    if !missing.is_empty() {
-        problems.push(format!(
-            "metrics missing from the client output: {}",
-            missing.join(", ")
-        ));
-    }
-    if plan.spec_decoding && plan.client_kind == ClientKind::Standard && !metrics.contains("al") {
-        problems.push(
-            "speculative decoding is configured but 'Mean Avg Decoded Tokens per Iter' is missing"
-                .to_string(),
-        );
-    }
+    let mut problems = metric_problems(
+        metrics,
+        plan.spec_decoding && plan.client_kind == ClientKind::Standard,
+    );
     if plan.mode.is_gen_only() && !metrics.contains("mean_gen_worker_per_iter_device_step_time") {
         problems.push(
             "gen_only: no 'prev_device_step_time' iteration lines in gen_server_*.log (set \
