@@ -234,7 +234,15 @@ fn main() -> ExitCode {
             emit(perfsanity::app::report_cmd::run(&args))
         }
         Command::Slurm(cmd) => perfsanity::app::slurm_cmd::run(cmd),
-        Command::Watchdog { token } => perfsanity::run::launch::tree::watchdog_main(&token),
+        Command::Watchdog { token } => {
+            let killed = perfsanity::run::launch::tree::watch_run(&token);
+            if killed > 0 {
+                eprintln!(
+                    "perfsanity watchdog: the run {token} ended; killed {killed} process(es) it left"
+                );
+            }
+            ExitCode::SUCCESS
+        }
         Command::Descendant { depth } => perfsanity::tools::sim::faults::descendant_main(depth),
     }
 }

@@ -40,8 +40,7 @@ fn inputs<'a>(toolchain: Toolchain, exists: &'a dyn Fn(&Path) -> bool) -> PlanIn
         job_id: None,
         auth_key: String::new(),
         dataset_fallback_env: false,
-        disagg_ready_timeout_env: None,
-        ready_timeout_env: None,
+        ready_timeouts: Default::default(),
         exists,
     }
 }
@@ -75,7 +74,6 @@ fn llama_plan(exists: &dyn Fn(&Path) -> bool) -> Option<AggrPlan> {
                 AggrKind::Servers(Some(vec![LLAMA_SERVER.into()])),
             ),
             &inputs(Toolchain::Trtllm, exists),
-            None,
         )
         .expect("plan builds"),
     )
@@ -191,7 +189,6 @@ fn aggregated_model_path_rule() {
         AggrSource::Aggregated(&config),
         &request(LLAMA_STEM, AggrKind::Servers(None)),
         &inputs(Toolchain::Trtllm, &|_| false),
-        None,
     )
     .unwrap_err()
     .to_string();
@@ -218,7 +215,6 @@ fn every_upstream_aggregated_config_plans_as_upstream() {
             AggrSource::Aggregated(&config),
             &request(&stem, AggrKind::Servers(None)),
             &inputs(Toolchain::Trtllm, &|_| true),
-            None,
         )
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         assert_eq!(plan.servers.len(), config.servers.len());
@@ -318,7 +314,6 @@ fn every_ctx_only_and_gen_only_no_context_id_plans() {
             AggrSource::CtxOnly(&config),
             &request(&stem, AggrKind::CtxOnly),
             &inputs(Toolchain::Trtllm, &|_| true),
-            None,
         )
         .unwrap_or_else(|e| panic!("{stem}: {e}"));
         let s = &plan.servers[0];
@@ -541,7 +536,6 @@ fn seed_benchmark_defaults_and_unknown_server_selection() {
         AggrSource::Aggregated(&config),
         &request("own", AggrKind::Servers(None)),
         &inputs(Toolchain::Sim, &|_| true),
-        None,
     )
     .unwrap();
     let c = &plan.servers[0].clients;
@@ -561,7 +555,6 @@ fn seed_benchmark_defaults_and_unknown_server_selection() {
         AggrSource::Aggregated(&config),
         &request("own", AggrKind::Servers(Some(vec!["s-2".into()]))),
         &inputs(Toolchain::Sim, &|_| true),
-        None,
     )
     .unwrap_err()
     .to_string();

@@ -334,48 +334,25 @@ fn bad_env_knobs_are_rejected() {
             [("PERF_TESTLIST", "/no/such/list.txt")],
             "PERF_TESTLIST=/no/such/list.txt",
         ),
+        // Timeouts are parsed into durations here, before any trial is planned.
+        (
+            [("TRTLLM_TEST_DISAGG_SERVER_READY_TIMEOUT", "soon")],
+            "TRTLLM_TEST_DISAGG_SERVER_READY_TIMEOUT=\"soon\" is not a positive number",
+        ),
+        (
+            [("TRTLLM_TEST_AGG_SERVER_READY_TIMEOUT", "-5")],
+            "TRTLLM_TEST_AGG_SERVER_READY_TIMEOUT=\"-5\"",
+        ),
+        (
+            [("PERF_STALL_S", "2m")],
+            "PERF_STALL_S=\"2m\": expected a whole number of seconds",
+        ),
+        (
+            [("PERF_DB_LOCK_WAIT_S", "soon")],
+            "PERF_DB_LOCK_WAIT_S=\"soon\": expected a whole number",
+        ),
     ] {
         let err = Settings::from_env(&env, root, &root.join("target")).unwrap_err();
         assert!(err.to_string().contains(needle), "{err}");
     }
-}
-
-#[test]
-fn bad_ready_timeout_env_fails_the_plan() {
-    use perfsanity::plan::{PlanInputs, Scale, TrialRequest, build_plan};
-    let config = parse_perf_config(GOOD, Path::new("good.yaml")).unwrap();
-    let none = |_: &Path| false;
-    let err = build_plan(
-        &config,
-        &TrialRequest {
-            trial: "disagg-good".into(),
-            test_list_id: "disagg-good".into(),
-            stem: "good".into(),
-            upload: false,
-            mode_override: None,
-            time_limit_s: None,
-        },
-        &PlanInputs {
-            output_root: "/o".into(),
-            models_root: None,
-            repo_root: None,
-            cwd: "/".into(),
-            sim_dataset_root: "/d".into(),
-            toolchain: perfsanity::plan::toolchain::Toolchain::Sim,
-            scale: Scale::Full,
-            hostname: "h".into(),
-            job_id: None,
-            auth_key: "k".into(),
-            dataset_fallback_env: false,
-            disagg_ready_timeout_env: Some("soon".into()),
-            ready_timeout_env: None,
-            exists: &none,
-        },
-    )
-    .unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("TRTLLM_TEST_DISAGG_SERVER_READY_TIMEOUT=\"soon\""),
-        "{err}"
-    );
 }

@@ -41,8 +41,7 @@ fn plan_with(
             job_id: None,
             auth_key: "ab".repeat(32),
             dataset_fallback_env: false,
-            disagg_ready_timeout_env: None,
-            ready_timeout_env: None,
+            ready_timeouts: Default::default(),
             exists,
         },
     )
@@ -258,21 +257,17 @@ fn the_runner_removes_the_launchers_variables() {
         cwd: dir.path(),
         self_exe: Path::new("/nonexistent"),
         tee: false,
+        slurm_local_id: Some("3"),
     })
     .unwrap();
-    let status = loop {
-        if let Some(s) = child.try_status() {
-            break s;
-        }
-        std::thread::park_timeout(std::time::Duration::from_millis(20));
-    };
+    let status =
+        crate::support::wait_until(std::time::Duration::from_secs(30), || child.try_status())
+            .expect("env exits");
     assert!(status.success());
     let out = std::fs::read_to_string(&log).unwrap();
     assert!(!out.lines().any(|l| l.starts_with("HOME=")), "{out}");
-    let local_id = std::env::var("SLURM_LOCALID").unwrap_or_default();
     assert!(
-        out.lines()
-            .any(|l| l == format!("JIT=/tmp/flashinfer_jit_cache_{local_id}")),
+        out.lines().any(|l| l == "JIT=/tmp/flashinfer_jit_cache_3"),
         "{out}"
     );
 }

@@ -41,8 +41,7 @@ fn inputs<'a>(toolchain: Toolchain, exists: &'a dyn Fn(&Path) -> bool) -> PlanIn
         job_id: Some("777".into()),
         auth_key: KEY.into(),
         dataset_fallback_env: false,
-        disagg_ready_timeout_env: None,
-        ready_timeout_env: None,
+        ready_timeouts: Default::default(),
         exists,
     }
 }

@@ -11,8 +11,10 @@ use assert_cmd::Command;
 use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{Role, Scale};
 use perfsanity::report::{write_html_report, write_junit};
+use perfsanity::results::outcome::{
+    FailureClass, LogTail, TrialFailure, TrialOutcome, TrialStatus,
+};
 use perfsanity::results::{Store, record_trial_at};
-use perfsanity::run::outcome::{FailureClass, LogTail, TrialFailure, TrialOutcome, TrialStatus};
 
 fn outcomes() -> Vec<TrialOutcome> {
     vec![

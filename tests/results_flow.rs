@@ -9,12 +9,12 @@ use crate::support::*;
 use assert_cmd::Command;
 use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{Plan, Scale};
+use perfsanity::results::outcome::FailureClass;
 use perfsanity::results::store::STALE_AFTER_MS;
 use perfsanity::results::{
     ClientResult, HistorySource, ResultsContext, ResultsError, Store, TrialResults, UploadOutcome,
     UploadState, record_trial_at,
 };
-use perfsanity::run::outcome::FailureClass;
 
 fn plan_for(root: &Path, toolchain: Toolchain, scale: Scale, upload: bool) -> Plan {
     let config = own_config();

@@ -466,7 +466,7 @@ fn gateway_history_drives_a_failing_pre_merge_verdict() {
         .expect("token throughput halved");
     assert_eq!(
         failure.class,
-        perfsanity::run::outcome::FailureClass::Regression
+        perfsanity::results::outcome::FailureClass::Regression
     );
     assert!(
         failure

@@ -831,32 +831,30 @@ fn long_waits_print_progress_with_the_default_limit() {
     assert!(f.stdout.contains("[stalled] GEN_0:"), "{}", f.stdout);
 }
 
+/// The runner's knobs are parsed with the other settings: a bad one stops the run before any
+/// trial is planned or any process started (exit 2, the knob named), like `PERF_TRIAL_TIMEOUT_S`.
 #[test]
-fn bad_watch_knob_is_a_config_failure() {
-    let mut t = Trial::start(Entry::Harness, "runner-ok", &[("PERF_STALL_S", "2m")]);
-    let f = t.finish();
-    assert_eq!(f.status.code(), Some(101), "{}", f.stdout);
-    assert!(
-        f.stdout
-            .contains("[config] PERF_STALL_S=\"2m\": expected a whole number of seconds"),
-        "{}",
-        f.stdout
-    );
-    // Refused before any process started: no server log exists.
-    assert!(!t.trial_dir().join("trtllm-serve.GEN_0.0.log").exists());
-    assert_eq!(t.processes(), Vec::<String>::new());
-    let mut t = Trial::start(
-        Entry::Harness,
-        "runner-ok",
-        &[("PERF_DB_LOCK_WAIT_S", "soon")],
-    );
-    let f = t.finish();
-    assert!(
-        f.stdout
-            .contains("[config] PERF_DB_LOCK_WAIT_S=\"soon\": expected a whole number"),
-        "{}",
-        f.stdout
-    );
+fn bad_runner_knobs_are_rejected_before_any_trial() {
+    for (knob, value, needle) in [
+        (
+            "PERF_STALL_S",
+            "2m",
+            "PERF_STALL_S=\"2m\": expected a whole number of seconds",
+        ),
+        (
+            "PERF_DB_LOCK_WAIT_S",
+            "soon",
+            "PERF_DB_LOCK_WAIT_S=\"soon\": expected a whole number",
+        ),
+    ] {
+        let mut t = Trial::start(Entry::Harness, "runner-ok", &[(knob, value)]);
+        let f = t.finish();
+        assert_eq!(f.status.code(), Some(2), "{}", f.stdout);
+        assert!(f.stdout.contains(needle), "{}", f.stdout);
+        // Refused before any process started: no server log exists.
+        assert!(!t.trial_dir().join("trtllm-serve.GEN_0.0.log").exists());
+        assert_eq!(t.processes(), Vec::<String>::new());
+    }
     // `perfsanity check` reports it too.
     let out = Command::new(env!("CARGO_BIN_EXE_perfsanity"))
         .arg("check")
@@ -866,10 +864,10 @@ fn bad_watch_knob_is_a_config_failure() {
         .env("PERF_PROGRESS_S", "-1")
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{text}");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{text}");
     assert!(
-        text.contains("ERROR  runner knobs\n  PERF_PROGRESS_S=\"-1\""),
+        text.contains("PERF_PROGRESS_S=\"-1\": expected a whole number of seconds"),
         "{text}"
     );
 }

@@ -79,8 +79,7 @@ fn plan_of(config: &PerfConfig, mode: Option<BenchmarkMode>, output_root: &Path)
             job_id: None,
             auth_key: "ab".repeat(32),
             dataset_fallback_env: false,
-            disagg_ready_timeout_env: None,
-            ready_timeout_env: None,
+            ready_timeouts: Default::default(),
             exists: &no_files,
         },
     )
@@ -98,7 +97,6 @@ fn script_of(plan: &Plan, config: &PerfConfig, root: &Path, env: &[(&str, &str)]
         &settings,
         &source,
         root,
-        &root.join("target"),
         Path::new("/opt/perfsanity/bin/perfsanity"),
     )
     .unwrap();

@@ -89,8 +89,7 @@ fn every_upstream_yaml_parses() {
                         job_id: None,
                         auth_key: "ab".repeat(32),
                         dataset_fallback_env: false,
-                        disagg_ready_timeout_env: None,
-                        ready_timeout_env: None,
+                        ready_timeouts: Default::default(),
                         exists: &no_files,
                     },
                 )

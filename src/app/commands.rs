@@ -288,10 +288,6 @@ pub fn check(settings: &Settings) -> Outcome {
     let mut warnings = 0;
     let mut configs_seen: std::collections::HashSet<(PathBuf, String)> = Default::default();
     let mut checked = 0;
-    if let Err(e) = crate::run::launch::watch::check_env() {
-        errors += 1;
-        out.push_str(&format!("ERROR  runner knobs\n  {e}\n"));
-    }
     for spec in &trials {
         // Trials of a stem share a config: check each config once per runtime (and every
         // selection of servers), but every failing trial (unknown ids, bad lines) individually.
@@ -404,7 +400,8 @@ pub fn run(
         }
         Err(e) => return Outcome::failure(format!("perfsanity run: {e}")),
     }
-    crate::run::launch::signals::install();
+    crate::app::signal_handler::install();
+    crate::app::from_env::own_process_tree(&executor.self_exe);
     let mut out = String::new();
     let mut failed = 0;
     let mut outcomes = Vec::new();
@@ -412,7 +409,7 @@ pub fn run(
         let outcome = executor.execute(spec);
         let secs = outcome.duration.as_secs_f64();
         match &outcome.status {
-            crate::run::outcome::TrialStatus::Failed(f) => {
+            crate::results::outcome::TrialStatus::Failed(f) => {
                 failed += 1;
                 out.push_str(&format!("FAIL {} ({secs:.1} s)\n{f}\n", spec.name));
             }

@@ -8,10 +8,12 @@ use std::ffi::OsString;
 /// Knobs without the `PERF_` / `PERFSANITY_` prefix that perfsanity reads.
 pub const OTHER_KNOBS: &[&str] = &[
     "SLURM_JOB_ID",
+    "SLURM_LOCALID",
     "LLM_MODELS_ROOT",
     "LLM_ROOT",
     "DISAGG_SERVING_TYPE",
     "TRTLLM_TEST_DISAGG_SERVER_READY_TIMEOUT",
+    "TRTLLM_TEST_AGG_SERVER_READY_TIMEOUT",
     "TRTLLM_TEST_SERVER_READY_TIMEOUT",
     "CARGO_TARGET_DIR",
 ];

@@ -20,7 +20,8 @@ pub fn executor(settings: Settings, self_exe: PathBuf, tee: bool) -> Result<Exec
     crate::app::output_check::check_outputs(&results.db_path, &env)?;
     let gpus = (settings.toolchain == Toolchain::Trtllm)
         .then(|| GpuPool::new(visible_gpus(env.var("CUDA_VISIBLE_DEVICES").as_deref())));
-    let self_exe = std::env::var_os("PERFSANITY_BIN")
+    let self_exe = env
+        .var("PERFSANITY_BIN")
         .map(PathBuf::from)
         .unwrap_or(self_exe);
     Ok(Executor {
@@ -33,9 +34,10 @@ pub fn executor(settings: Settings, self_exe: PathBuf, tee: bool) -> Result<Exec
     })
 }
 
-/// `PERF_JUNIT`, when set: where the harness writes its JUnit report.
-pub fn junit_path_from_env(env: &dyn EnvSource) -> Option<PathBuf> {
-    env.var("PERF_JUNIT")
-        .filter(|p| !p.trim().is_empty())
-        .map(PathBuf::from)
+/// Before the first trial runs: make this process the owner of every process the run starts
+/// (child subreaper, watchdog), saying on stderr what could not be set up.
+pub fn own_process_tree(self_exe: &std::path::Path) {
+    for problem in crate::run::launch::tree::ensure_owner(self_exe) {
+        eprintln!("perfsanity: {problem}");
+    }
 }

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use libtest_mimic::{Arguments, Failed, Trial};
 
 use crate::app::commands::selected_trials;
-use crate::app::from_env::junit_path_from_env;
+use crate::app::output_check::junit_path_from_env;
 use crate::app::selection_guard::{
     NameFilter, SelectionProblem, check_filter, check_not_empty, once_per_config, split_filters,
 };
@@ -22,9 +22,9 @@ use crate::catalog::selection::TrialSpec;
 use crate::config::{BenchmarkMode, load_perf_config};
 use crate::plan::Topology;
 use crate::report::junit::{case_names, write_junit_named};
+use crate::results::outcome::{TrialOutcome, TrialStatus};
 use crate::run::execute::Executor;
 use crate::run::launch::signals;
-use crate::run::outcome::{TrialOutcome, TrialStatus};
 use crate::util::terminal::{escape_controls, escape_lines};
 
 /// Everything a trial body needs, shared by all trials.
@@ -127,7 +127,8 @@ pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
         outcomes: Mutex::new(Vec::new()),
     });
     if !args.list {
-        signals::install();
+        crate::app::signal_handler::install();
+        crate::app::from_env::own_process_tree(&ctx.executor.self_exe);
     }
     let trials = build_trials(&ctx, specs, &args, &filter);
     let conclusion = libtest_mimic::run(&args, trials);

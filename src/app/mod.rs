@@ -13,5 +13,6 @@ pub mod report_cmd;
 pub mod results_cmd;
 pub mod selection_guard;
 pub mod settings;
+pub mod signal_handler;
 pub mod slurm_cmd;
 pub mod unknown_knobs;

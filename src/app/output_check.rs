@@ -5,7 +5,7 @@
 //! The checks create nothing: an existing database is opened read-only, a file that does not
 //! exist yet needs its nearest existing ancestor to be a writable folder.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
@@ -82,13 +82,20 @@ pub fn check_junit(path: &Path) -> Result<(), String> {
     check_creatable("PERF_JUNIT", path)
 }
 
+/// `PERF_JUNIT`, when set: where the harness writes its JUnit report.
+pub fn junit_path_from_env(env: &dyn crate::app::settings::EnvSource) -> Option<PathBuf> {
+    env.var("PERF_JUNIT")
+        .filter(|p| !p.trim().is_empty())
+        .map(PathBuf::from)
+}
+
 /// Both checks: the results database at `db_path` and `PERF_JUNIT` when `env` sets it.
 pub fn check_outputs(
     db_path: &Path,
     env: &dyn crate::app::settings::EnvSource,
 ) -> Result<(), String> {
     check_db(db_path)?;
-    match crate::app::from_env::junit_path_from_env(env) {
+    match junit_path_from_env(env) {
         Some(junit) => check_junit(&junit),
         None => Ok(()),
     }

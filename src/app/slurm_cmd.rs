@@ -98,7 +98,7 @@ fn poll_interval(flag: Option<f64>) -> Result<Duration, String> {
 }
 
 fn prepare(settings: &Settings, spec: &TrialSpec, cwd: &Path, exe: &Path) -> Prepared {
-    let script = trial_script(settings, spec, &ProcessEnv, cwd, exe).map_err(|e| e.to_string());
+    let script = trial_script(settings, spec, &ProcessEnv, cwd, exe);
     Prepared {
         trial: spec.name.clone(),
         trial_dir: settings.output_root.join(&spec.name),

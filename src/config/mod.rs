@@ -6,6 +6,7 @@
 
 mod aggregated;
 pub mod bounds;
+mod concurrency;
 mod ctx_only;
 pub mod env_string;
 mod error;
@@ -20,7 +21,8 @@ pub use aggregated::{
     AGGR_DEFAULT_BENCHMARK_RATIO, AGGR_DEFAULT_USE_NV_SA, AggrBenchmark, AggrClient, AggrServer,
     AggregatedConfig, derived_server_name, load_aggregated_config, parse_aggregated_config,
 };
+pub use concurrency::parse_concurrency_list;
 pub use ctx_only::ctx_only_server;
 pub use error::{ConfigError, Problem, Problems, load_yaml as load_yaml_file_text};
 pub use model::*;
-pub use parse::{load_perf_config, parse_concurrency_list, parse_perf_config};
+pub use parse::{load_perf_config, parse_perf_config};

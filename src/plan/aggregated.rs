@@ -22,6 +22,7 @@ use crate::config::{
     ctx_only_server,
 };
 use crate::plan::scale::Scale;
+use crate::plan::settings::{AGG_READY_TIMEOUT_KNOB, READY_TIMEOUT_KNOB};
 use crate::plan::toolchain::{ClientKind, Toolchain, worker_prefix};
 use crate::util::yaml::Node;
 
@@ -294,12 +295,11 @@ pub fn ctx_only_ratio(kind: ClientKind, configured: f64) -> Option<f64> {
     (configured != fixed).then_some(fixed)
 }
 
-/// Builds the plan of `request`. `agg_ready_timeout_env` is `TRTLLM_TEST_AGG_SERVER_READY_TIMEOUT`.
+/// Builds the plan of `request`.
 pub fn build_aggr_plan(
     source: AggrSource<'_>,
     request: &AggrRequest,
     inputs: &PlanInputs<'_>,
-    agg_ready_timeout_env: Option<String>,
 ) -> Result<AggrPlan, PlanError> {
     let Selected {
         config_path,
@@ -356,15 +356,9 @@ pub fn build_aggr_plan(
     let mut files = Vec::new();
     let sim_config = sim_config_file(sim, inputs, &output_dir, &mut files);
     let (ready_env_s, ready_source) = ready_timeout_from(&[
-        (
-            "TRTLLM_TEST_AGG_SERVER_READY_TIMEOUT",
-            &agg_ready_timeout_env,
-        ),
-        (
-            "TRTLLM_TEST_SERVER_READY_TIMEOUT",
-            &inputs.ready_timeout_env,
-        ),
-    ])?;
+        (AGG_READY_TIMEOUT_KNOB, inputs.ready_timeouts.agg),
+        (READY_TIMEOUT_KNOB, inputs.ready_timeouts.any),
+    ]);
     let mut planned = Vec::new();
     let mut cmd_idx = 0u32;
     for (s, (yaml_index, server)) in servers.into_iter().enumerate() {

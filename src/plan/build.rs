@@ -2,11 +2,13 @@
 //! (upstream-perf-sanity.md §4) and file names.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::dataset::{self, DatasetContext, DatasetGenSpec, DatasetPlan, join_paths};
 use super::engine_config::{engine_config, engine_config_text};
 use super::router_config::RouterConfigTemplate;
 use super::scale::Scale;
+use super::settings::{DISAGG_READY_TIMEOUT_KNOB, READY_TIMEOUT_KNOB, ReadyTimeouts};
 use super::topology::Topology;
 use super::{ClientSpec, GeneratedFile, Plan, ProcessSpec, Role, RouterSpec, Timeouts};
 use crate::config::env_string::{EnvList, merge, set};
@@ -55,10 +57,8 @@ pub struct PlanInputs<'a> {
     pub auth_key: String,
     /// `PERF_DATASET_FALLBACK=random`.
     pub dataset_fallback_env: bool,
-    /// `TRTLLM_TEST_DISAGG_SERVER_READY_TIMEOUT`.
-    pub disagg_ready_timeout_env: Option<String>,
-    /// `TRTLLM_TEST_SERVER_READY_TIMEOUT`.
-    pub ready_timeout_env: Option<String>,
+    /// Upstream's server-ready timeout knobs, parsed.
+    pub ready_timeouts: ReadyTimeouts,
     /// Existence check for model dirs and datasets.
     pub exists: &'a dyn Fn(&Path) -> bool,
 }
@@ -91,9 +91,6 @@ pub enum PlanError {
         /// What and why.
         message: String,
     },
-    /// An environment knob has a bad value.
-    #[error("{0}")]
-    BadEnv(String),
     /// TensorRT-LLM toolchain and the model directory is nowhere.
     #[error(
         "{}: `metadata.model_name`: model {model_name:?} not found; tried {tried}. Set \
@@ -114,34 +111,20 @@ pub enum PlanError {
 
 const READY_TIMEOUT_DEFAULT_S: u64 = 3600;
 
-pub(super) fn ready_timeout(inputs: &PlanInputs<'_>) -> Result<(u64, String), PlanError> {
+pub(super) fn ready_timeout(inputs: &PlanInputs<'_>) -> (u64, String) {
     ready_timeout_from(&[
-        (
-            "TRTLLM_TEST_DISAGG_SERVER_READY_TIMEOUT",
-            &inputs.disagg_ready_timeout_env,
-        ),
-        (
-            "TRTLLM_TEST_SERVER_READY_TIMEOUT",
-            &inputs.ready_timeout_env,
-        ),
+        (DISAGG_READY_TIMEOUT_KNOB, inputs.ready_timeouts.disagg),
+        (READY_TIMEOUT_KNOB, inputs.ready_timeouts.any),
     ])
 }
 
-/// The first set knob of `knobs` (in precedence order), else the default.
-pub(super) fn ready_timeout_from(
-    knobs: &[(&str, &Option<String>)],
-) -> Result<(u64, String), PlanError> {
-    for &(name, value) in knobs {
-        if let Some(v) = value.as_deref().map(str::trim).filter(|v| !v.is_empty()) {
-            return match v.parse::<u64>() {
-                Ok(s) if s > 0 => Ok((s, name.to_string())),
-                _ => Err(PlanError::BadEnv(format!(
-                    "{name}={v:?} is not a positive number of seconds"
-                ))),
-            };
-        }
-    }
-    Ok((READY_TIMEOUT_DEFAULT_S, "default".to_string()))
+/// The first set knob of `knobs` (in precedence order) in whole seconds and its name, else the
+/// default.
+pub(super) fn ready_timeout_from(knobs: &[(&str, Option<Duration>)]) -> (u64, String) {
+    knobs
+        .iter()
+        .find_map(|(name, value)| value.map(|v| (v.as_secs(), name.to_string())))
+        .unwrap_or_else(|| (READY_TIMEOUT_DEFAULT_S, "default".to_string()))
 }
 
 /// Builds the plan of `request` for `config`.
@@ -247,7 +230,7 @@ pub fn build_plan(
     );
 
     let wait_s = config.slurm.timeout_s;
-    let (ready_env_s, ready_source) = ready_timeout(inputs)?;
+    let (ready_env_s, ready_source) = ready_timeout(inputs);
     let router = router_spec(
         config,
         &topology,

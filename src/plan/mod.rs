@@ -20,6 +20,7 @@ mod render_aggr;
 mod role;
 mod router_config;
 mod scale;
+pub mod settings;
 pub mod sim_only;
 pub mod toolchain;
 mod topology;

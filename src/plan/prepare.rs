@@ -3,18 +3,18 @@
 
 use std::path::Path;
 
-use crate::app::settings::Settings;
 use crate::catalog::selection::TrialSpec;
 use crate::catalog::trial_id::AggrKind;
 use crate::config::{ConfigError, PerfConfig, load_aggregated_config, load_perf_config};
 use crate::plan::auth_key;
+use crate::plan::settings::Settings;
 use crate::plan::{
     AggrPlan, AggrRequest, AggrSource, Plan, PlanError, PlanInputs, TrialRequest, build_aggr_plan,
     build_plan,
 };
 
 /// Why a trial could not be planned.
-#[derive(Debug, Clone, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TrialError {
     /// Failed before reading a config (duplicate stem, unknown id, bad test-list line).
     #[error("{0}")]
@@ -104,8 +104,7 @@ pub fn prepare_trial(
         job_id: settings.job_id.clone(),
         auth_key,
         dataset_fallback_env: settings.dataset_fallback_env,
-        disagg_ready_timeout_env: settings.disagg_ready_timeout_env.clone(),
-        ready_timeout_env: settings.ready_timeout_env.clone(),
+        ready_timeouts: settings.ready_timeouts,
         exists: &exists,
     };
     let request = TrialRequest {
@@ -119,8 +118,8 @@ pub fn prepare_trial(
     let mut plan = build_plan(&config, &request, &inputs)?;
     super::dataset_check::check_dataset(&plan.dataset).map_err(TrialError::Preflight)?;
     // PERF_TRIAL_TIMEOUT_S replaces the test list's TIMEOUT (minutes) for every trial.
-    if let Some(limit_s) = settings.trial_timeout_s {
-        plan.timeouts.trial_s = Some(limit_s);
+    if let Some(limit) = settings.trial_timeout {
+        plan.timeouts.trial_s = Some(limit.as_secs());
         plan.timeouts.trial_source = "PERF_TRIAL_TIMEOUT_S".to_string();
     }
     Ok((config, plan))
@@ -151,8 +150,7 @@ pub fn prepare_aggr_trial(settings: &Settings, spec: &TrialSpec) -> Result<AggrP
         job_id: settings.job_id.clone(),
         auth_key: String::new(),
         dataset_fallback_env: settings.dataset_fallback_env,
-        disagg_ready_timeout_env: settings.disagg_ready_timeout_env.clone(),
-        ready_timeout_env: settings.ready_timeout_env.clone(),
+        ready_timeouts: settings.ready_timeouts,
         exists: &exists,
     };
     let request = AggrRequest {
@@ -163,20 +161,19 @@ pub fn prepare_aggr_trial(settings: &Settings, spec: &TrialSpec) -> Result<AggrP
         kind: kind.clone(),
         time_limit_s: spec.time_limit_s,
     };
-    let agg_env = settings.agg_ready_timeout_env.clone();
     let mut plan = match kind {
         AggrKind::Servers(_) => {
             let mut config = load_aggregated_config(path)?;
             merge_extra_configs(&mut config, settings)?;
-            build_aggr_plan(AggrSource::Aggregated(&config), &request, &inputs, agg_env)?
+            build_aggr_plan(AggrSource::Aggregated(&config), &request, &inputs)?
         }
         AggrKind::CtxOnly => {
             let config = load_perf_config(path)?;
-            build_aggr_plan(AggrSource::CtxOnly(&config), &request, &inputs, agg_env)?
+            build_aggr_plan(AggrSource::CtxOnly(&config), &request, &inputs)?
         }
     };
-    if let Some(limit_s) = settings.trial_timeout_s {
-        plan.timeouts.trial_s = Some(limit_s);
+    if let Some(limit) = settings.trial_timeout {
+        plan.timeouts.trial_s = Some(limit.as_secs());
         plan.timeouts.trial_source = "PERF_TRIAL_TIMEOUT_S".to_string();
     }
     Ok(plan)

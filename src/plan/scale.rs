@@ -23,15 +23,18 @@ pub enum Scale {
     Smoke,
 }
 
+/// A `PERF_SCALE` value that names no scale.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("PERF_SCALE={0:?} is not a scale; expected full or smoke")]
+pub struct UnknownScale(pub String);
+
 impl Scale {
     /// Parses `PERF_SCALE` (unset or empty = full).
-    pub fn parse(value: Option<&str>) -> Result<Self, String> {
+    pub fn parse(value: Option<&str>) -> Result<Self, UnknownScale> {
         match value.map(str::trim).unwrap_or("") {
             "" | "full" => Ok(Scale::Full),
             "smoke" => Ok(Scale::Smoke),
-            other => Err(format!(
-                "PERF_SCALE={other:?} is not a scale; expected full or smoke"
-            )),
+            other => Err(UnknownScale(other.to_string())),
         }
     }
 

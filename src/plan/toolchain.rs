@@ -10,41 +10,6 @@ use serde::Serialize;
 
 use crate::plan::Role;
 
-/// `PERF_TOOLCHAIN` as set by the user.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ToolchainChoice {
-    /// `trtllm` when `trtllm-serve` is on `PATH`, else `sim`.
-    Auto,
-    /// Real TensorRT-LLM.
-    Trtllm,
-    /// Embedded simulator and native client.
-    Sim,
-}
-
-impl ToolchainChoice {
-    /// Parses `PERF_TOOLCHAIN` (unset or empty = auto).
-    pub fn parse(value: Option<&str>) -> Result<Self, String> {
-        match value.map(str::trim).unwrap_or("") {
-            "" | "auto" => Ok(ToolchainChoice::Auto),
-            "trtllm" => Ok(ToolchainChoice::Trtllm),
-            "sim" => Ok(ToolchainChoice::Sim),
-            other => Err(format!(
-                "PERF_TOOLCHAIN={other:?} is not a toolchain; expected auto, trtllm or sim"
-            )),
-        }
-    }
-
-    /// The toolchain to use, given whether `trtllm-serve` is on `PATH`.
-    pub fn resolve(self, trtllm_serve_on_path: bool) -> Toolchain {
-        match self {
-            ToolchainChoice::Trtllm => Toolchain::Trtllm,
-            ToolchainChoice::Sim => Toolchain::Sim,
-            ToolchainChoice::Auto if trtllm_serve_on_path => Toolchain::Trtllm,
-            ToolchainChoice::Auto => Toolchain::Sim,
-        }
-    }
-}
-
 /// The resolved toolchain.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -135,30 +100,12 @@ pub fn client_prefix(toolchain: Toolchain, kind: ClientKind) -> Vec<String> {
     }
 }
 
-/// True when `program` is found on `path_var` (a `PATH`-style list).
-pub fn on_path(program: &str, path_var: Option<&str>) -> bool {
-    path_var
-        .map(|p| std::env::split_paths(p).any(|dir| is_executable(&dir.join(program))))
-        .unwrap_or(false)
-}
-
-fn is_executable(path: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn choice_and_prefixes() {
-        assert_eq!(ToolchainChoice::parse(None), Ok(ToolchainChoice::Auto));
-        assert!(ToolchainChoice::parse(Some("gpu")).is_err());
-        assert_eq!(ToolchainChoice::Auto.resolve(true), Toolchain::Trtllm);
-        assert_eq!(ToolchainChoice::Auto.resolve(false), Toolchain::Sim);
+    fn prefixes() {
         assert_eq!(
             worker_prefix(
                 Toolchain::Sim,
@@ -179,7 +126,5 @@ mod tests {
             router_prefix(Toolchain::Trtllm, None),
             ["trtllm-serve", "disaggregated"]
         );
-        assert!(!on_path("definitely-not-a-program", Some("/usr/bin:/bin")));
-        assert!(on_path("sh", Some("/usr/bin:/bin")));
     }
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use quick_junit::{NonSuccessKind, Report, TestCase, TestCaseStatus, TestSuite};
 
-use crate::run::outcome::{TrialOutcome, TrialStatus};
+use crate::results::outcome::{TrialOutcome, TrialStatus};
 
 /// Name of the report and of its one suite.
 pub const SUITE_NAME: &str = "perfsanity";

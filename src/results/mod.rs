@@ -18,6 +18,8 @@ pub mod gateway;
 pub mod gpu;
 pub mod history;
 pub mod job_info;
+pub mod log_explain;
+pub mod outcome;
 pub mod partial;
 pub mod pyjson;
 pub mod record;
@@ -44,7 +46,7 @@ pub use trial::{
 pub use value::{FieldValue, Record};
 pub use verdict::{HistorySource, RegressionVerdict, evaluate_verdict};
 
-use crate::run::outcome::FailureClass;
+use crate::results::outcome::FailureClass;
 
 /// Why the results stage failed.
 #[derive(Debug, thiserror::Error)]

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use crate::config::PerfConfig;
 use crate::plan::Plan;
-use crate::run::outcome::TrialFailure;
+use crate::results::outcome::TrialFailure;
 
 use super::ResultsError;
 use super::context::ResultsContext;

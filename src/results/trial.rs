@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use crate::config::PerfConfig;
 use crate::plan::toolchain::Toolchain;
 use crate::plan::{Plan, Role, Scale};
-use crate::run::outcome::{FailureClass, TrialFailure};
+use crate::results::outcome::{FailureClass, TrialFailure};
 
 use super::ResultsError;
 use super::context::{GatewaySettings, ResultsContext};

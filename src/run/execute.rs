@@ -6,16 +6,16 @@ use std::time::Instant;
 
 use indexmap::IndexMap;
 
-use crate::app::settings::Settings;
 use crate::catalog::selection::TrialSpec;
 use crate::config::PerfConfig;
 use crate::plan::Plan;
 use crate::plan::prepare::{KeyMode, TrialError, prepare_trial};
+use crate::plan::settings::Settings;
+use crate::results::outcome::{FailureClass, TrialFailure, TrialOutcome, TrialStatus};
 use crate::results::{ClientResult, ResultsContext, record_trial};
 use crate::run::launch::gpus::GpuPool;
 use crate::run::launch::signals::interrupted;
 use crate::run::launch::{ClientRun, RunContext, RunReport, run_plan, run_role};
-use crate::run::outcome::{FailureClass, TrialFailure, TrialOutcome, TrialStatus};
 
 /// Everything needed to execute trials (built from the environment by
 /// `crate::app::from_env::executor`; nothing here reads it).
@@ -70,7 +70,6 @@ impl Executor {
                 log_tail: None,
             });
         }
-        crate::run::launch::watch::check_env().map_err(TrialFailure::config)?;
         if spec.aggr.is_some() {
             return super::execute_aggr::execute_aggr(self, spec, started, summary, output_dir);
         }
@@ -107,6 +106,8 @@ impl Executor {
             progress: self.progress.as_ref(),
             finished: std::sync::Mutex::new(Vec::new()),
             on_client_finished: Some(&write_unfinished),
+            watch: self.settings.watch,
+            slurm_local_id: self.settings.slurm_local_id.as_deref(),
         };
         let ran = match self.settings.role {
             None => run_plan(&plan, &run).map(Some),

@@ -10,10 +10,10 @@ use indexmap::IndexMap;
 
 use super::execute::Executor;
 use super::launch::{AggrRunReport, RunContext, run_aggr_plan};
-use super::outcome::TrialFailure;
 use crate::catalog::selection::TrialSpec;
 use crate::plan::AggrPlan;
 use crate::plan::prepare::prepare_aggr_trial;
+use crate::results::outcome::TrialFailure;
 use crate::results::{AggrClientResult, ClientResult, record_aggr_trial};
 
 /// Plans, runs and records an aggregated trial (`spec.aggr` is set).
@@ -39,7 +39,7 @@ pub fn execute_aggr(
     let _folder =
         crate::run::launch::folder_lock::lock_folder(&plan.output_dir, None).map_err(|e| {
             TrialFailure {
-                class: crate::run::outcome::FailureClass::Busy,
+                class: crate::results::outcome::FailureClass::Busy,
                 role: None,
                 message: e.to_string(),
                 log_tail: None,
@@ -53,6 +53,8 @@ pub fn execute_aggr(
         progress: executor.progress.as_ref(),
         finished: std::sync::Mutex::new(Vec::new()),
         on_client_finished: None,
+        watch: executor.settings.watch,
+        slurm_local_id: executor.settings.slurm_local_id.as_deref(),
     };
     let report = run_aggr_plan(&plan, &run)?;
     summary.push(format!(

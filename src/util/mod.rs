@@ -5,6 +5,7 @@ pub mod bounded_read;
 pub mod deadline;
 pub mod env;
 pub mod fs;
+pub mod log_file;
 pub mod path_component;
 pub mod rlimit;
 pub mod stats;

@@ -168,8 +168,7 @@ pub fn plan(config: &PerfConfig, o: PlanOpts<'_>) -> Plan {
         job_id: None,
         auth_key: KEY.into(),
         dataset_fallback_env: false,
-        disagg_ready_timeout_env: None,
-        ready_timeout_env: None,
+        ready_timeouts: Default::default(),
         exists: &exists,
     };
     let request = TrialRequest {

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::gpus::GpuLease;
-use super::logs::log_tail;
+
 use super::process::{GRACE, Launch, ManagedChild, describe_status, spawn};
 use super::signals::interrupted;
 use super::steps::{ClientSpan, POLL, RunContext, Timeline, read_address, remove_files};
@@ -21,7 +21,7 @@ use crate::measure::{ClientMetrics, check_client_output, parse_client_output};
 use crate::plan::prepare::write_aggr_plan_files;
 use crate::plan::toolchain::{ClientKind, Toolchain};
 use crate::plan::{AggrClientPlan, AggrPlan, AggrServerPlan, DatasetPlan, Role};
-use crate::run::outcome::{FailureClass, TrialFailure};
+use crate::results::outcome::{FailureClass, LogTail, TrialFailure};
 
 /// Timeout of one `/health` request.
 const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -94,7 +94,8 @@ impl Watch<'_> {
             ));
         }
         if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            let last = super::logs::tail(&self.server.process.log_file, 1).unwrap_or_default();
+            let last =
+                crate::util::log_file::tail(&self.server.process.log_file, 1).unwrap_or_default();
             return Err(TrialFailure::new(
                 FailureClass::Timeout,
                 None,
@@ -273,6 +274,7 @@ fn spawn_server(
         cwd: &plan.output_dir,
         self_exe: ctx.self_exe,
         tee: false,
+        slurm_local_id: ctx.slurm_local_id,
     })
     .map_err(|e| TrialFailure::new(FailureClass::Launch, Some(p.role), e.to_string(), None))
 }
@@ -369,6 +371,7 @@ fn run_client(
         cwd: &watch.plan.output_dir,
         self_exe: ctx.self_exe,
         tee: ctx.tee,
+        slurm_local_id: ctx.slurm_local_id,
     })
     .map_err(|e| {
         TrialFailure::new(
@@ -390,7 +393,7 @@ fn run_client(
             child.stop(GRACE);
             if f.class == FailureClass::Timeout {
                 f.role = Some(Role::Benchmark);
-                f.log_tail = Some(log_tail(&c.log_file));
+                f.log_tail = Some(LogTail::read(&c.log_file));
             }
             return Err(f);
         }

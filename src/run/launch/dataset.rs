@@ -8,8 +8,33 @@ use std::path::Path;
 use nix::fcntl::{Flock, FlockArg};
 
 use crate::plan::DatasetGenSpec;
+use crate::tools::bench::BenchError;
 use crate::tools::bench::dataset::RandomSpec;
 use crate::tools::bench::dataset_gen::{dataset_lines, load_tokenizer};
+
+/// Why a stand-in dataset could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum DatasetGenError {
+    /// The file, its folder or its lock could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The dataset file.
+        path: std::path::PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// The tokenizer could not be loaded.
+    #[error(transparent)]
+    Tokenizer(BenchError),
+    /// The requests could not be drawn.
+    #[error("cannot generate {}: {source}", path.display())]
+    Generate {
+        /// The dataset file.
+        path: std::path::PathBuf,
+        /// What the generator said.
+        source: BenchError,
+    },
+}
 
 /// Writes `path` unless a file with enough lines is already there. Concurrent trials that
 /// need the same file serialise on an exclusive `flock` of `<path>.lock`.
@@ -17,8 +42,11 @@ pub fn ensure_generated(
     path: &Path,
     spec: &DatasetGenSpec,
     model_path: &str,
-) -> Result<(), String> {
-    let io = |e: std::io::Error| format!("cannot write {}: {e}", path.display());
+) -> Result<(), DatasetGenError> {
+    let io = |source: std::io::Error| DatasetGenError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
     let dir = path.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(io)?;
     let lock = std::fs::OpenOptions::new()
@@ -48,9 +76,11 @@ pub fn ensure_generated(
         prefix_len: 0,
         seed: spec.seed,
     };
-    let tok = load_tokenizer(&tokenizer).map_err(|e| e.to_string())?;
-    let body = dataset_lines(&random, &tok)
-        .map_err(|e| format!("cannot generate {}: {e}", path.display()))?;
+    let tok = load_tokenizer(&tokenizer).map_err(DatasetGenError::Tokenizer)?;
+    let body = dataset_lines(&random, &tok).map_err(|source| DatasetGenError::Generate {
+        path: path.to_path_buf(),
+        source,
+    })?;
     let tmp = path.with_extension("generating");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&tmp).map_err(io)?);
     for line in body {

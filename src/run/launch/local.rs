@@ -14,7 +14,7 @@ use super::steps::{
 use crate::plan::Plan;
 use crate::plan::prepare::write_plan_files;
 use crate::plan::toolchain::Toolchain;
-use crate::run::outcome::TrialFailure;
+use crate::results::outcome::TrialFailure;
 use crate::run::progress::ProgressEvent;
 
 /// Removes what a previous run of the same trial left behind (address files, status file, logs),
@@ -35,7 +35,7 @@ fn clean_stale(plan: &Plan) -> std::io::Result<()> {
 
 /// Runs the plan. `Err` is the classified failure.
 pub fn run_plan(plan: &Plan, ctx: &RunContext<'_>) -> Result<RunReport, TrialFailure> {
-    let mut graph = Graph::new(plan, ctx.started);
+    let mut graph = Graph::new(plan, ctx);
     write_plan_files(plan).map_err(|e| TrialFailure::config(e.to_string()))?;
     clean_stale(plan).map_err(|e| {
         TrialFailure::config(format!("cannot prepare {}: {e}", plan.output_dir.display()))

@@ -1,54 +1,22 @@
 //! Child processes we own: each in its own process group, output redirected to a log file,
-//! registered in a process-wide table so a signal handler can tear every group down, and stopped
-//! with SIGTERM → grace → SIGKILL by a guard that also runs on panic.
+//! registered in the process-wide table of [`super::groups`] so a signal handler can tear every
+//! group down, and stopped with SIGTERM → grace → SIGKILL by a guard that also runs on panic.
 
-use std::collections::HashSet;
 use std::fs::File;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
 
+use super::groups::{live_groups, register, unregister};
 use crate::config::env_string::EnvList;
 use crate::plan::Role;
 
 /// Time between SIGTERM and SIGKILL.
 pub const GRACE: Duration = Duration::from_secs(3);
-
-/// Process groups currently alive, for the signal handler.
-static LIVE_GROUPS: Mutex<Option<HashSet<i32>>> = Mutex::new(None);
-
-fn register(pgid: i32) {
-    let mut guard = LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner());
-    guard.get_or_insert_with(HashSet::new).insert(pgid);
-}
-
-fn unregister(pgid: i32) {
-    let mut guard = LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner());
-    if let Some(set) = guard.as_mut() {
-        set.remove(&pgid);
-    }
-}
-
-/// Every live group (snapshot).
-pub fn live_groups() -> Vec<i32> {
-    let guard = LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner());
-    guard
-        .as_ref()
-        .map(|s| s.iter().copied().collect())
-        .unwrap_or_default()
-}
-
-/// Sends `signal` to every live group (used by the signal handler).
-pub fn signal_all(signal: Signal) {
-    for pgid in live_groups() {
-        let _ = killpg(Pid::from_raw(pgid), signal);
-    }
-}
 
 /// How a child is started.
 pub struct Launch<'a> {
@@ -74,6 +42,8 @@ pub struct Launch<'a> {
     pub self_exe: &'a Path,
     /// Copy output to the terminal too (`--nocapture`).
     pub tee: bool,
+    /// `SLURM_LOCALID` of this task (expanded into the env values that name it).
+    pub slurm_local_id: Option<&'a str>,
 }
 
 /// Why a child could not be started.
@@ -119,7 +89,8 @@ pub fn spawn(launch: Launch<'_>) -> Result<ManagedChild, SpawnError> {
         source,
     };
     let log = File::create(launch.log).map_err(err)?;
-    super::tree::ensure_owner(launch.self_exe);
+    // The edge showed any problem already (it calls this first); here it is only a fallback.
+    let _ = super::tree::ensure_owner(launch.self_exe);
     let mark = super::tree::next_mark();
     let mut cmd = Command::new(&program);
     cmd.args(launch.argv.iter().skip(1))
@@ -130,9 +101,8 @@ pub fn spawn(launch: Launch<'_>) -> Result<ManagedChild, SpawnError> {
     for k in launch.env_remove {
         cmd.env_remove(k);
     }
-    let local_id = std::env::var("SLURM_LOCALID").ok();
     for (k, v) in launch.env.iter().chain(launch.extra_env.iter()) {
-        cmd.env(k, crate::plan::launch_env::expand(v, local_id.as_deref()));
+        cmd.env(k, crate::plan::launch_env::expand(v, launch.slurm_local_id));
     }
     cmd.env(super::tree::TREE_ENV, &mark);
     if launch.tee {

@@ -14,7 +14,7 @@ use super::steps::{
     write_status_done, written_since,
 };
 use crate::plan::{GeneratedFile, Plan, Role};
-use crate::run::outcome::{FailureClass, TrialFailure};
+use crate::results::outcome::{FailureClass, TrialFailure};
 
 /// How long a non-primary worker waits for its engine config (upstream: 600 s).
 const CONFIG_WAIT: Duration = Duration::from_secs(600);
@@ -119,7 +119,7 @@ fn run_worker(
                 plan.topology.ctx.count, plan.topology.gen_workers.count
             ))
         })?;
-    let mut graph = Graph::new(plan, ctx.started);
+    let mut graph = Graph::new(plan, ctx);
     // Non-primary workers wait for the engine config their primary writes.
     let config_path = engine_config_of(w.argv.as_slice());
     if let Some(path) = config_path.filter(|_| !matches!(role, Role::Ctx(0) | Role::Gen(0))) {
@@ -166,7 +166,7 @@ fn engine_config_of(argv: &[String]) -> Option<PathBuf> {
 }
 
 fn run_router(plan: &Plan, ctx: &RunContext<'_>, started: SystemTime) -> Result<(), TrialFailure> {
-    let mut graph = Graph::new(plan, ctx.started);
+    let mut graph = Graph::new(plan, ctx);
     // Address files of an earlier run in the same rendezvous dir would be taken for live
     // workers: only files newer than that run's status file count.
     let stale_before = std::fs::metadata(&plan.status_file)
@@ -222,7 +222,7 @@ fn run_router(plan: &Plan, ctx: &RunContext<'_>, started: SystemTime) -> Result<
 }
 
 fn run_benchmark(plan: &Plan, ctx: &RunContext<'_>) -> Result<RunReport, TrialFailure> {
-    let mut graph = Graph::new(plan, ctx.started);
+    let mut graph = Graph::new(plan, ctx);
     remove_files(std::slice::from_ref(&plan.status_file)).map_err(|e| {
         TrialFailure::config(format!("cannot remove {}: {e}", plan.status_file.display()))
     })?;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use super::gpus::GpuLease;
-use super::logs::log_tail;
+
 use super::process::{GRACE, Launch, ManagedChild, describe_status, spawn};
 use super::signals::interrupted;
 use super::watch::{DEFAULT_TRIAL_LIMIT_S, Target, Watch, WatchSettings};
@@ -21,7 +21,7 @@ use crate::measure::gen_log::device_step_stats;
 use crate::measure::{ClientMetrics, check_client_output, parse_client_output};
 use crate::plan::toolchain::ClientKind;
 use crate::plan::{ClientSpec, DatasetPlan, Plan, ProcessSpec, Role};
-use crate::run::outcome::{FailureClass, TrialFailure};
+use crate::results::outcome::{FailureClass, LogTail, TrialFailure};
 use crate::run::progress::ProgressEvent;
 
 /// Poll interval of every wait.
@@ -51,6 +51,10 @@ pub struct RunContext<'a> {
     pub finished: std::sync::Mutex<Vec<ClientRun>>,
     /// Called with every finished client so far, each time one finishes (writes them out).
     pub on_client_finished: Option<&'a OnClientFinished<'a>>,
+    /// The liveness watch and progress-line knobs.
+    pub watch: WatchSettings,
+    /// `SLURM_LOCALID` of this task (expanded into launch env values).
+    pub slurm_local_id: Option<&'a str>,
 }
 
 /// One client run's result.
@@ -133,15 +137,16 @@ pub struct Graph<'a> {
     pub deadline: Option<Instant>,
     /// The trial limit in seconds and where it came from.
     limit: (u64, String),
-    /// `PERF_STALL_S` / `PERF_PROGRESS_S`, or why they are unusable (the first check fails).
-    knobs: Result<WatchSettings, String>,
+    /// `PERF_STALL_S` / `PERF_PROGRESS_S`.
+    knobs: WatchSettings,
     /// The liveness watch while clients run.
     watch: Option<Watch>,
 }
 
 impl<'a> Graph<'a> {
-    /// A graph for `plan` whose clock (and trial deadline) started at `started`.
-    pub fn new(plan: &'a Plan, started: Instant) -> Self {
+    /// A graph for `plan` whose clock (and trial deadline) started at `ctx.started`.
+    pub fn new(plan: &'a Plan, ctx: &RunContext<'_>) -> Self {
+        let started = ctx.started;
         let limit = match plan.timeouts.trial_s {
             Some(s) => (s, plan.timeouts.trial_source.clone()),
             None => (
@@ -156,16 +161,14 @@ impl<'a> Graph<'a> {
             // An unrepresentable instant (a limit of centuries) is no limit.
             deadline: deadline_after(started, Duration::from_secs(limit.0)),
             limit,
-            knobs: WatchSettings::from_env(),
+            knobs: ctx.watch,
             watch: None,
         }
     }
 
     /// Starts the liveness watch over `targets` (while the clients run).
     pub fn watch(&mut self, targets: Vec<Target>) {
-        if let Ok(knobs) = &self.knobs {
-            self.watch = Watch::start(targets, knobs.stall);
-        }
+        self.watch = Watch::start(targets, self.knobs.stall);
     }
 
     /// Ends the liveness watch.
@@ -196,9 +199,6 @@ impl<'a> Graph<'a> {
                 None,
             ));
         }
-        if let Err(e) = &self.knobs {
-            return Err(TrialFailure::config(e.clone()));
-        }
         let plan = self.plan;
         for child in &mut self.servers {
             if let Some(status) = child.try_status() {
@@ -211,7 +211,7 @@ impl<'a> Graph<'a> {
                 } else {
                     (FailureClass::Launch, " before reporting its address")
                 };
-                let panicked = super::logs::panic_message(&child.log)
+                let panicked = crate::util::log_file::panic_message(&child.log)
                     .map(|m| format!(" after a panic: {m},"))
                     .unwrap_or_default();
                 return Err(TrialFailure::new(
@@ -256,7 +256,7 @@ impl<'a> Graph<'a> {
     fn server_log_ends(&self) -> String {
         let mut out = String::new();
         for child in &self.servers {
-            let last = super::logs::tail(&child.log, 1).unwrap_or_default();
+            let last = crate::util::log_file::tail(&child.log, 1).unwrap_or_default();
             let last = last.trim();
             out.push_str(&format!(
                 "\n  {}: {}",
@@ -281,7 +281,7 @@ impl<'a> Graph<'a> {
     ) -> Result<T, TrialFailure> {
         let began = Instant::now();
         let until = limit.and_then(|l| deadline_after(began, l));
-        let every = self.knobs.as_ref().map_or(Duration::ZERO, |k| k.progress);
+        let every = self.knobs.progress;
         let mut next_line = deadline_after(began, every).filter(|_| !every.is_zero());
         loop {
             if let Some(v) = probe() {
@@ -417,6 +417,7 @@ pub fn spawn_worker(
         cwd: &plan.output_dir,
         self_exe: ctx.self_exe,
         tee: matches!(w.role, Role::Gen(_)) && gen_log == GenLog::Stdout,
+        slurm_local_id: ctx.slurm_local_id,
     })
     .map_err(|e| TrialFailure::new(FailureClass::Launch, Some(w.role), e.to_string(), None))?;
     graph.servers.push(child);
@@ -522,6 +523,7 @@ pub fn spawn_router(graph: &mut Graph<'_>, ctx: &RunContext<'_>) -> Result<(), T
         cwd: &plan.output_dir,
         self_exe: ctx.self_exe,
         tee: false,
+        slurm_local_id: ctx.slurm_local_id,
     })
     .map_err(|e| {
         TrialFailure::new(
@@ -685,7 +687,7 @@ pub fn verify_worker_ports(
 /// address (`(role, line)`). The router knows which worker failed a request; the client only
 /// sees the failure.
 pub fn router_blames(router_log: &Path, workers: &[(Role, String)]) -> Option<(Role, String)> {
-    let tail = super::logs::tail(router_log, super::logs::TAIL_LINES)?;
+    let tail = crate::util::log_file::tail(router_log, crate::util::log_file::TAIL_LINES)?;
     tail.lines()
         .rev()
         .filter(|l| is_problem_line(l))
@@ -829,6 +831,7 @@ fn run_each_client<'p>(
             cwd: &plan.output_dir,
             self_exe: ctx.self_exe,
             tee: ctx.tee,
+            slurm_local_id: ctx.slurm_local_id,
         })
         .map_err(|e| {
             TrialFailure::new(
@@ -850,7 +853,7 @@ fn run_each_client<'p>(
                 client.stop(GRACE);
                 if f.class == FailureClass::Timeout {
                     f.role = Some(Role::Benchmark);
-                    f.log_tail = Some(log_tail(&c.log_file));
+                    f.log_tail = Some(LogTail::read(&c.log_file));
                 }
                 return Err(f);
             }

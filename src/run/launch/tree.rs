@@ -7,7 +7,7 @@
 //!   tree by that mark (after its group), whatever session or group they moved to;
 //! * this process is a child subreaper, so orphaned descendants are re-parented to us (not to
 //!   PID 1) while we live and [`kill_tree`] reaps them;
-//! * a watchdog process (`perfsanity __watchdog <token>`, [`watchdog_main`]) holds the read end
+//! * a watchdog process (`perfsanity __watchdog <token>`, [`watch_run`]) holds the read end
 //!   of a pipe only we write to; when we die in any way — `kill -9` included — the pipe closes
 //!   and the watchdog kills every process carrying our run token.
 //!
@@ -58,25 +58,28 @@ pub fn next_mark() -> String {
     )
 }
 
-/// Once per process: become a child subreaper and start the watchdog (`self_exe`). Failures are
-/// reported on stderr; the run goes on with the group and parent-death-signal protection only.
-pub fn ensure_owner(self_exe: &Path) {
+/// Once per process: become a child subreaper and start the watchdog (`self_exe`). Returns what
+/// failed, the first time only (the edge shows it: `crate::app::from_env::own_process_tree` calls
+/// this before any trial); the run goes on with the group and parent-death-signal protection only.
+pub fn ensure_owner(self_exe: &Path) -> Vec<String> {
     static DONE: OnceLock<()> = OnceLock::new();
+    let mut problems = Vec::new();
     DONE.get_or_init(|| {
         if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
-            eprintln!("perfsanity: cannot become a child subreaper: {e}");
+            problems.push(format!("cannot become a child subreaper: {e}"));
         }
         match spawn_watchdog(self_exe) {
             Ok(stdin) => {
                 *WATCHDOG.lock().unwrap_or_else(|e| e.into_inner()) = Some(stdin);
             }
-            Err(e) => eprintln!(
-                "perfsanity: cannot start the watchdog ({} {WATCHDOG_VERB}): {e}; processes \
-                 left by a server may survive a kill -9 of this run",
+            Err(e) => problems.push(format!(
+                "cannot start the watchdog ({} {WATCHDOG_VERB}): {e}; processes left by a \
+                 server may survive a kill -9 of this run",
                 self_exe.display()
-            ),
+            )),
         }
     });
+    problems
 }
 
 fn spawn_watchdog(self_exe: &Path) -> std::io::Result<ChildStdin> {
@@ -96,10 +99,11 @@ fn spawn_watchdog(self_exe: &Path) -> std::io::Result<ChildStdin> {
         .ok_or_else(|| std::io::Error::other("no stdin pipe"))
 }
 
-/// `perfsanity __watchdog <token>`: waits until its stdin closes (the run that started it
-/// ended, however), then kills every process marked with `token`. SIGINT, SIGTERM and SIGHUP
-/// are ignored so that what stops the run does not stop its watchdog first.
-pub fn watchdog_main(token: &str) -> std::process::ExitCode {
+/// The body of `perfsanity __watchdog <token>`: waits until its stdin closes (the run that
+/// started it ended, however), then kills every process marked with `token`; returns how many.
+/// SIGINT, SIGTERM and SIGHUP are ignored so that what stops the run does not stop its watchdog
+/// first.
+pub fn watch_run(token: &str) -> usize {
     for sig in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
         // SAFETY: setting a signal's disposition to SIG_IGN installs no handler code.
         let _ = unsafe { nix::sys::signal::signal(sig, nix::sys::signal::SigHandler::SigIgn) };
@@ -107,13 +111,7 @@ pub fn watchdog_main(token: &str) -> std::process::ExitCode {
     let mut buf = [0u8; 64];
     let mut stdin = std::io::stdin();
     while matches!(stdin.read(&mut buf), Ok(n) if n > 0) {}
-    let killed = kill_marked(&format!("{token}/"), true);
-    if killed > 0 {
-        eprintln!(
-            "perfsanity watchdog: the run {token} ended; killed {killed} process(es) it left"
-        );
-    }
-    std::process::ExitCode::SUCCESS
+    kill_marked(&format!("{token}/"), true)
 }
 
 /// Kills every process of the tree marked `mark` (exact) and reaps those re-parented to us.
@@ -143,7 +141,7 @@ fn kill_marked(mark: &str, prefix: bool) -> usize {
         total += found.len();
         // Only our own children (re-parented orphans) can be reaped; others are a no-op. The
         // children the runner manages are left to their `ManagedChild`, which reaps them itself.
-        let managed = super::process::live_groups();
+        let managed = super::groups::live_groups();
         let orphans: Vec<i32> = found.into_iter().filter(|p| !managed.contains(p)).collect();
         reap(&orphans);
         if Instant::now() >= until {

@@ -2,7 +2,8 @@
 //! answering `/health`, or — a worker — stops making progress while it holds requests, fails
 //! the trial naming that role, instead of hanging until the trial limit (or the router's own
 //! 10800 s request timeout) and being blamed on the client. Also the progress line every long
-//! wait prints, and the knobs of both (`PERF_STALL_S`, `PERF_PROGRESS_S`).
+//! wait prints. Their knobs (`PERF_STALL_S`, `PERF_PROGRESS_S`) come parsed in
+//! [`WatchSettings`].
 //!
 //! The probes run on a thread of their own, so an unresponsive server never slows the runner's
 //! 10 ms poll; [`Watch::verdict`] reads what they found.
@@ -13,78 +14,15 @@ use std::time::{Duration, Instant};
 
 use crate::plan::Role;
 
-/// Default of `PERF_STALL_S`: how long a role may be stopped, unanswering or (a worker holding
-/// requests) without a new iteration before the trial fails. Long enough for a real engine's
-/// slowest iteration (a long prefill) on a busy node.
-pub const DEFAULT_STALL_S: u64 = 300;
-/// Default of `PERF_PROGRESS_S`: how often a long wait prints a progress line.
-pub const DEFAULT_PROGRESS_S: u64 = 60;
+pub use crate::plan::settings::{DEFAULT_PROGRESS_S, DEFAULT_STALL_S, WatchSettings};
+
 /// Default trial time limit when neither the test list's `TIMEOUT (N)` nor
 /// `PERF_TRIAL_TIMEOUT_S` sets one: upstream's pytest `--timeout=3600`.
 pub const DEFAULT_TRIAL_LIMIT_S: u64 = 3600;
-/// Upper bound of the `PERF_STALL_S` / `PERF_PROGRESS_S` knobs (a week).
-const MAX_KNOB_S: u64 = 7 * 24 * 3600;
 /// Time between two rounds of probes.
 const TICK: Duration = Duration::from_millis(500);
 /// Timeout of one probe request.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The watch knobs, from the environment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WatchSettings {
-    /// `PERF_STALL_S` (0: no liveness watch).
-    pub stall: Duration,
-    /// `PERF_PROGRESS_S` (0: no progress lines).
-    pub progress: Duration,
-}
-
-impl WatchSettings {
-    /// Reads `PERF_STALL_S` and `PERF_PROGRESS_S` (unset or empty: the defaults).
-    pub fn from_env() -> Result<Self, String> {
-        Self::from_lookup(|k| std::env::var_os(k))
-    }
-
-    /// Same, from any lookup (tests).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<Self, String> {
-        let knob = |name: &str, default: u64| -> Result<Duration, String> {
-            let Some(raw) = get(name) else {
-                return Ok(Duration::from_secs(default));
-            };
-            let text = raw
-                .to_str()
-                .ok_or_else(|| format!("{name}: not valid UTF-8"))?;
-            if text.trim().is_empty() {
-                return Ok(Duration::from_secs(default));
-            }
-            match text.trim().parse::<u64>() {
-                Ok(s) if s <= MAX_KNOB_S => Ok(Duration::from_secs(s)),
-                _ => Err(format!(
-                    "{name}={text:?}: expected a whole number of seconds in 0..={MAX_KNOB_S} \
-                     (0 turns it off)"
-                )),
-            }
-        };
-        Ok(WatchSettings {
-            stall: knob("PERF_STALL_S", DEFAULT_STALL_S)?,
-            progress: knob("PERF_PROGRESS_S", DEFAULT_PROGRESS_S)?,
-        })
-    }
-}
-
-/// Validates every knob of issue 15's runner hardening (`PERF_STALL_S`, `PERF_PROGRESS_S`,
-/// `PERF_DB_LOCK_WAIT_S`), for `perfsanity check` and before a trial starts any process.
-pub fn check_env() -> Result<(), String> {
-    WatchSettings::from_env()?;
-    let lock = std::env::var_os("PERF_DB_LOCK_WAIT_S");
-    let lock = match &lock {
-        None => None,
-        Some(v) => Some(
-            v.to_str()
-                .ok_or_else(|| "PERF_DB_LOCK_WAIT_S: not valid UTF-8".to_string())?,
-        ),
-    };
-    crate::results::store::parse_lock_wait(lock).map(drop)
-}
 
 /// One role to watch.
 #[derive(Debug, Clone)]
@@ -296,24 +234,6 @@ pub fn stat_state(stat: &str) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn knobs_default_parse_and_reject() {
-        let none = WatchSettings::from_lookup(|_| None).unwrap();
-        assert_eq!(none.stall, Duration::from_secs(DEFAULT_STALL_S));
-        assert_eq!(none.progress, Duration::from_secs(DEFAULT_PROGRESS_S));
-        let set = WatchSettings::from_lookup(|k| {
-            Some(if k == "PERF_STALL_S" { "2" } else { "0" }.into())
-        })
-        .unwrap();
-        assert_eq!(set.stall, Duration::from_secs(2));
-        assert!(set.progress.is_zero());
-        for bad in ["-1", "2s", "99999999999999999999", "604801"] {
-            let e = WatchSettings::from_lookup(|k| (k == "PERF_STALL_S").then(|| bad.into()))
-                .unwrap_err();
-            assert!(e.starts_with("PERF_STALL_S="), "{e}");
-        }
-    }
 
     #[test]
     fn stat_state_survives_odd_names() {

@@ -1,5 +1,6 @@
 //! Errors of the SLURM launcher: a value that cannot be written into a batch script, a bad
-//! `PERF_SLURM_*` knob, or a trial that cannot be planned.
+//! `PERF_SLURM_*` knob, or a trial that cannot be planned (with the planner's error as its
+//! source).
 
 /// Why a batch script cannot be generated.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -13,11 +14,21 @@ pub enum SlurmError {
         message: String,
     },
     /// The trial cannot be planned (bad config, missing dataset, …).
-    #[error("{0}")]
-    Plan(String),
-    /// Anything else (I/O while preparing files).
-    #[error("{0}")]
-    Io(String),
+    #[error("{trial}: {source}")]
+    Plan {
+        /// The trial.
+        trial: String,
+        /// Why.
+        source: crate::plan::prepare::TrialError,
+    },
+    /// The disaggregated config of a ctx_only trial is invalid.
+    #[error("{trial}: {source}")]
+    Config {
+        /// The trial.
+        trial: String,
+        /// Why.
+        source: crate::config::ConfigError,
+    },
 }
 
 impl SlurmError {

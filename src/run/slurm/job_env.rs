@@ -7,7 +7,8 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::app::settings::{EnvSource, Settings};
+use crate::plan::settings::Settings;
+use crate::util::env::EnvSource;
 
 use super::error::SlurmError;
 
@@ -47,13 +48,11 @@ fn text(name: &str, p: &Path) -> Result<String, SlurmError> {
 
 impl JobEnv {
     /// The job environment for `settings`. `cwd` resolves relative `PERFSANITY_BIN` / `PERF_DB`;
-    /// The project root gives the default `PERF_DB` (`_target_dir` is kept for callers);
-    /// `self_exe` is the default program.
+    /// the project root gives the default `PERF_DB`; `self_exe` is the default program.
     pub fn from_settings(
         settings: &Settings,
         env: &dyn EnvSource,
         cwd: &Path,
-        _target_dir: &Path,
         self_exe: &Path,
     ) -> Result<Self, SlurmError> {
         let non_empty = |name: &str| env.var(name).filter(|v| !v.trim().is_empty());

@@ -33,12 +33,13 @@ pub use layout::{JobLayout, WorkerStep};
 pub use script::{ScriptInputs, render_script};
 pub use site::SiteOptions;
 
-use crate::app::settings::{EnvSource, Settings, target_dir};
 use crate::catalog::selection::TrialSpec;
 use crate::catalog::trial_id::AggrKind;
 use crate::config::load_perf_config;
 use crate::plan::prepare::{KeyMode, prepare_aggr_trial, prepare_trial};
+use crate::plan::settings::Settings;
 use crate::plan::{AggrPlan, Plan};
+use crate::util::env::EnvSource;
 
 /// The batch script of `spec`: [`build_aggr_script`] for aggregated-runtime trials, else
 /// [`build_script`].
@@ -66,15 +67,20 @@ pub fn build_aggr_script(
     cwd: &Path,
     self_exe: &Path,
 ) -> Result<(AggrPlan, String), SlurmError> {
-    let plan = prepare_aggr_trial(settings, spec)
-        .map_err(|e| SlurmError::Plan(format!("{}: {e}", spec.name)))?;
-    let disagg = match spec.aggr {
-        Some(AggrKind::CtxOnly) => Some(
-            load_perf_config(&plan.config_path)
-                .map_err(|e| SlurmError::Plan(format!("{}: {e}", spec.name)))?,
-        ),
-        _ => None,
-    };
+    let plan = prepare_aggr_trial(settings, spec).map_err(|source| SlurmError::Plan {
+        trial: spec.name.clone(),
+        source,
+    })?;
+    let disagg =
+        match spec.aggr {
+            Some(AggrKind::CtxOnly) => Some(load_perf_config(&plan.config_path).map_err(
+                |source| SlurmError::Config {
+                    trial: spec.name.clone(),
+                    source,
+                },
+            )?),
+            _ => None,
+        };
     let no_environment = crate::config::Environment::default();
     let site = SiteOptions::resolve_sections(
         &plan.config_path,
@@ -84,8 +90,7 @@ pub fn build_aggr_script(
         plan.timeouts.trial_s,
         env,
     )?;
-    let target = target_dir(env, &settings.project_root);
-    let job_env = JobEnv::from_settings(settings, env, cwd, &target, self_exe)?;
+    let job_env = JobEnv::from_settings(settings, env, cwd, self_exe)?;
     let job = AggrJob::of(&plan);
     let script = render_aggr_script(&AggrScriptInputs {
         job: &job,
@@ -105,11 +110,13 @@ pub fn build_script(
     cwd: &Path,
     self_exe: &Path,
 ) -> Result<(Plan, String), SlurmError> {
-    let (config, plan) = prepare_trial(settings, spec, KeyMode::ReadOnly)
-        .map_err(|e| SlurmError::Plan(format!("{}: {e}", spec.name)))?;
+    let (config, plan) =
+        prepare_trial(settings, spec, KeyMode::ReadOnly).map_err(|source| SlurmError::Plan {
+            trial: spec.name.clone(),
+            source,
+        })?;
     let site = SiteOptions::resolve(&config, &plan.trial, plan.timeouts.trial_s, env)?;
-    let target = target_dir(env, &settings.project_root);
-    let job_env = JobEnv::from_settings(settings, env, cwd, &target, self_exe)?;
+    let job_env = JobEnv::from_settings(settings, env, cwd, self_exe)?;
     let script = render_script(&ScriptInputs {
         plan: &plan,
         site: &site,

@@ -9,12 +9,36 @@ use super::state::{
     JobStatus, StepRecord, parse_sacct_jobs, parse_sacct_steps, parse_scontrol_job, parse_squeue,
 };
 
+/// A Slurm command that could not be run or said no.
+#[derive(Debug, thiserror::Error)]
+pub enum SlurmCommandError {
+    /// The program could not be started (not installed, not on `PATH`).
+    #[error("cannot run {program}: {source}")]
+    NotRun {
+        /// `scancel`, `sacct`, …
+        program: String,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// It ran and failed.
+    #[error("{command}: {output}")]
+    Failed {
+        /// The command line.
+        command: String,
+        /// What it printed.
+        output: String,
+    },
+}
+
 /// Runs `program args…`; returns (exit ok, stdout, stderr). A missing program is `Err`.
-fn run(program: &str, args: &[&str]) -> Result<(bool, String, String), String> {
+fn run(program: &str, args: &[&str]) -> Result<(bool, String, String), SlurmCommandError> {
     let out = Command::new(program)
         .args(args)
         .output()
-        .map_err(|e| format!("cannot run {program}: {e}"))?;
+        .map_err(|source| SlurmCommandError::NotRun {
+            program: program.to_string(),
+            source,
+        })?;
     Ok((
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -166,18 +190,16 @@ fn is_disabled(out: &str, err: &str) -> bool {
 }
 
 /// `scancel ID…`; returns the problem, if any.
-pub fn scancel(job_ids: &[String]) -> Result<(), String> {
+pub fn scancel(job_ids: &[String]) -> Result<(), SlurmCommandError> {
     if job_ids.is_empty() {
         return Ok(());
     }
     let args: Vec<&str> = job_ids.iter().map(String::as_str).collect();
     match run("scancel", &args)? {
         (true, _, _) => Ok(()),
-        (false, out, err) => Err(format!(
-            "scancel {}: {}{}",
-            args.join(" "),
-            out.trim(),
-            err.trim()
-        )),
+        (false, out, err) => Err(SlurmCommandError::Failed {
+            command: format!("scancel {}", args.join(" ")),
+            output: format!("{}{}", out.trim(), err.trim()),
+        }),
     }
 }

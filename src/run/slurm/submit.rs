@@ -13,6 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 use signal_hook::consts::{SIGINT, SIGTERM};
 
 use super::aggr::{AGGR_LOG, AGGR_STEP};
+use super::error::SlurmError;
 use super::poll::{Poller, scancel};
 use super::script::{BENCHMARK_LOG, ROUTER_LOG, SCRIPT_FILE, result_file};
 use super::state::{
@@ -39,7 +40,45 @@ pub struct Prepared {
     /// Directory sbatch runs in.
     pub workdir: PathBuf,
     /// The script, or the error that stops this trial.
-    pub script: Result<String, String>,
+    pub script: Result<String, SlurmError>,
+}
+
+/// Why a trial was not submitted.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// Its script could not be generated.
+    #[error(transparent)]
+    Script(#[from] SlurmError),
+    /// Its folder or script file could not be written.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The folder or file.
+        path: PathBuf,
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// `sbatch` could not be started.
+    #[error("cannot run sbatch: {source} (is Slurm installed and on PATH?)")]
+    SbatchNotRun {
+        /// What the OS said.
+        source: std::io::Error,
+    },
+    /// `sbatch` refused the script.
+    #[error("sbatch {} failed ({status}): {output}", path.display())]
+    SbatchFailed {
+        /// The script.
+        path: PathBuf,
+        /// Its exit status.
+        status: std::process::ExitStatus,
+        /// What it printed.
+        output: String,
+    },
+    /// `sbatch` printed no job id.
+    #[error("sbatch printed no job id: {output:?}")]
+    NoJobId {
+        /// What it printed.
+        output: String,
+    },
 }
 
 struct Job {
@@ -75,34 +114,32 @@ fn say(line: &str) {
 }
 
 /// Writes the script and submits it; returns the job id.
-fn sbatch(p: &Prepared, script: &str) -> Result<(String, PathBuf), String> {
-    std::fs::create_dir_all(&p.trial_dir)
-        .map_err(|e| format!("cannot create {}: {e}", p.trial_dir.display()))?;
+fn sbatch(p: &Prepared, script: &str) -> Result<(String, PathBuf), SubmitError> {
+    let write = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| SubmitError::Write { path, source }
+    };
+    std::fs::create_dir_all(&p.trial_dir).map_err(write(&p.trial_dir))?;
     let path = p.trial_dir.join(SCRIPT_FILE);
-    crate::util::fs::write_atomic(&path, script.as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    crate::util::fs::write_atomic(&path, script.as_bytes()).map_err(write(&path))?;
     let out = Command::new("sbatch")
         .arg("--parsable")
         .arg(&path)
         .current_dir(&p.workdir)
         .output()
-        .map_err(|e| format!("cannot run sbatch: {e} (is Slurm installed and on PATH?)"))?;
+        .map_err(|source| SubmitError::SbatchNotRun { source })?;
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    let output = || format!("{stdout}{stderr}").trim().to_string();
     if !out.status.success() {
-        return Err(format!(
-            "sbatch {} failed ({}): {}",
-            path.display(),
-            out.status,
-            format!("{stdout}{stderr}").trim()
-        ));
+        return Err(SubmitError::SbatchFailed {
+            path,
+            status: out.status,
+            output: output(),
+        });
     }
-    let id = parse_sbatch_parsable(&stdout).ok_or_else(|| {
-        format!(
-            "sbatch printed no job id: {:?}",
-            format!("{stdout}{stderr}").trim()
-        )
-    })?;
+    let id =
+        parse_sbatch_parsable(&stdout).ok_or_else(|| SubmitError::NoJobId { output: output() })?;
     Ok((id, path))
 }
 
@@ -290,7 +327,12 @@ fn submit_all(trials: &[Prepared], signal: &AtomicUsize) -> (Vec<Job>, usize) {
     let mut failures = 0usize;
     for p in trials {
         let submitted = SystemTime::now();
-        match p.script.clone().and_then(|s| sbatch(p, &s)) {
+        match p
+            .script
+            .clone()
+            .map_err(SubmitError::from)
+            .and_then(|s| sbatch(p, &s))
+        {
             Ok((id, path)) => {
                 say(&format!(
                     "submitted {} as job {id} (script {}, output {}/slurm-{id}.out)",

@@ -52,7 +52,7 @@ mod tests {
 
     #[test]
     fn a_crash_shows_the_explaining_lines_before_the_tail() {
-        use crate::run::outcome::{FailureClass, LogTail, TrialFailure};
+        use crate::results::outcome::{FailureClass, LogTail, TrialFailure};
         let f = TrialFailure {
             class: FailureClass::Crash,
             role: None,

@@ -1,9 +1,8 @@
-//! Log tails for failure messages: the last lines of a (possibly huge) log, read from its end.
+//! The end of a (possibly huge) log file, read from its end: its last lines and its last Rust
+//! panic. Failure messages attach them (`crate::results::outcome::LogTail`).
 
 use std::io::{Read, Seek, SeekFrom};
 use std::path::Path;
-
-use crate::run::outcome::LogTail;
 
 /// Lines of log tail attached to a failure.
 pub const TAIL_LINES: usize = 40;
@@ -20,19 +19,6 @@ pub fn tail(path: &Path, n: usize) -> Option<String> {
     let lines: Vec<&str> = text.lines().collect();
     let start = lines.len().saturating_sub(n);
     Some(lines[start..].join("\n"))
-}
-
-/// A [`LogTail`] of `path` (`(empty)` for an empty file, a note when unreadable).
-pub fn log_tail(path: &Path) -> LogTail {
-    let text = match tail(path, TAIL_LINES) {
-        Some(t) if t.trim().is_empty() => "(empty)".to_string(),
-        Some(t) => t,
-        None => format!("(cannot read {})", path.display()),
-    };
-    LogTail {
-        path: path.to_path_buf(),
-        text,
-    }
 }
 
 /// How far back from a log's end a panic is looked for.
@@ -84,12 +70,6 @@ mod tests {
         let text: String = (0..100).map(|i| format!("line {i}\n")).collect();
         std::fs::write(&p, text).unwrap();
         assert_eq!(tail(&p, 2).unwrap(), "line 98\nline 99");
-        std::fs::write(&p, "").unwrap();
-        assert_eq!(log_tail(&p).text, "(empty)");
-        assert!(
-            log_tail(&dir.path().join("none"))
-                .text
-                .contains("cannot read")
-        );
+        assert_eq!(tail(&dir.path().join("none"), 2), None);
     }
 }

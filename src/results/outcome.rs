@@ -9,6 +9,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::plan::Role;
+use crate::util::log_file::{TAIL_LINES, tail};
 
 /// Why a trial failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, PartialOrd, Ord)]
@@ -95,13 +96,14 @@ impl TrialFailure {
             class,
             role,
             message,
-            log_tail: log.map(crate::run::launch::logs::log_tail),
+            log_tail: log.map(LogTail::read),
         }
     }
 
-    /// A config-class failure (nothing started yet, or our own file system trouble).
-    pub fn config(message: String) -> Self {
-        TrialFailure::new(FailureClass::Config, None, message, None)
+    /// A config-class failure (nothing started yet, or our own file system trouble), with the
+    /// message of `error`.
+    pub fn config(error: impl fmt::Display) -> Self {
+        TrialFailure::new(FailureClass::Config, None, error.to_string(), None)
     }
 }
 
@@ -114,6 +116,22 @@ pub struct LogTail {
     pub text: String,
 }
 
+impl LogTail {
+    /// The last [`TAIL_LINES`] lines of `path` (`(empty)` for an empty file, a note when
+    /// unreadable).
+    pub fn read(path: &std::path::Path) -> LogTail {
+        let text = match tail(path, TAIL_LINES) {
+            Some(t) if t.trim().is_empty() => "(empty)".to_string(),
+            Some(t) => t,
+            None => format!("(cannot read {})", path.display()),
+        };
+        LogTail {
+            path: path.to_path_buf(),
+            text,
+        }
+    }
+}
+
 impl fmt::Display for TrialFailure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "[{}]", self.class)?;
@@ -123,7 +141,7 @@ impl fmt::Display for TrialFailure {
         write!(f, " {}", self.message)?;
         if let Some(tail) = &self.log_tail {
             // The lines that explain it first, then the tail they came from.
-            let explaining = crate::run::log_explain::explaining_lines(&tail.text);
+            let explaining = super::log_explain::explaining_lines(&tail.text);
             if !explaining.is_empty() {
                 write!(f, "\n--- what explains it ---\n{}", explaining.join("\n"))?;
             }
@@ -166,4 +184,24 @@ pub struct TrialOutcome {
     pub output_dir: Option<PathBuf>,
     /// Lines worth showing after the run (headline metrics, results and verdict).
     pub summary: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_log_tail_says_empty_or_unreadable() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("l.log");
+        std::fs::write(&p, "").unwrap();
+        assert_eq!(LogTail::read(&p).text, "(empty)");
+        std::fs::write(&p, "a\nb\n").unwrap();
+        assert_eq!(LogTail::read(&p).text, "a\nb");
+        assert!(
+            LogTail::read(&dir.path().join("none"))
+                .text
+                .contains("cannot read")
+        );
+    }
 }
