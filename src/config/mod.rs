@@ -23,4 +23,6 @@ pub use aggregated::{
 pub use ctx_only::ctx_only_server;
 pub use error::{ConfigError, Problem, Problems, load_yaml as load_yaml_file_text};
 pub use model::*;
-pub use parse::{load_perf_config, parse_concurrency_list, parse_perf_config};
+pub use parse::{
+    ConcurrencyListError, load_perf_config, parse_concurrency_list, parse_perf_config,
+};

@@ -108,7 +108,7 @@ pub fn load_perf_config(path: &Path) -> Result<PerfConfig, ConfigError> {
         path,
         crate::util::bounded_read::MAX_CONFIG_BYTES,
     )
-    .map_err(|e| ConfigError::single(path, "", 0, e))?;
+    .map_err(|e| ConfigError::single(path, "", 0, e.to_string()))?;
     parse_perf_config(&text, path)
 }
 
@@ -363,9 +363,9 @@ fn env_field(s: &Section<'_>, p: &mut Problems, key: &str) -> (String, EnvList) 
     let text = s.string(p, key).unwrap_or_default();
     match parse_env_string(&text) {
         Ok(env) => (text, env),
-        Err(message) => {
+        Err(e) => {
             let line = s.node(key).map_or(0, |n| n.line);
-            p.push(&s.key_path(key), line, message);
+            p.push(&s.key_path(key), line, e.to_string());
             (text, EnvList::new())
         }
     }
@@ -407,18 +407,48 @@ fn read_environment(s: &Section<'_>, p: &mut Problems) -> Environment {
     }
 }
 
+/// Why `concurrency_list` was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConcurrencyListError {
+    /// A word of the string form is not a positive integer.
+    #[error(
+        "{token:?} is not a positive integer; expected space-separated positive integers like \
+         \"1 2 4 8\""
+    )]
+    BadWord {
+        /// The word.
+        token: String,
+    },
+    /// An item of the list form is not a positive integer.
+    #[error("list item {found} is not a positive integer")]
+    BadItem {
+        /// The item, described (`the string "x"`).
+        found: String,
+    },
+    /// Neither an integer, a string nor a list.
+    #[error(
+        "expected a positive integer, a space-separated string of them or a list, found {found}"
+    )]
+    WrongType {
+        /// The value, described.
+        found: String,
+    },
+    /// No values.
+    #[error("the list is empty; expected at least one concurrency value")]
+    Empty,
+}
+
 /// `concurrency_list`: a space-separated string, a list of integers, or one integer.
-pub fn parse_concurrency_list(node: &Node) -> Result<Vec<u64>, String> {
+pub fn parse_concurrency_list(node: &Node) -> Result<Vec<u64>, ConcurrencyListError> {
     let values: Vec<u64> = match &node.value {
         Value::Int(i) if *i > 0 => vec![*i as u64],
         Value::Str(s) => s
             .split_whitespace()
             .map(|tok| {
                 tok.parse::<u64>().ok().filter(|v| *v > 0).ok_or_else(|| {
-                    format!(
-                        "{tok:?} is not a positive integer; expected space-separated positive \
-                         integers like \"1 2 4 8\""
-                    )
+                    ConcurrencyListError::BadWord {
+                        token: tok.to_string(),
+                    }
                 })
             })
             .collect::<Result<_, _>>()?,
@@ -426,21 +456,19 @@ pub fn parse_concurrency_list(node: &Node) -> Result<Vec<u64>, String> {
             .iter()
             .map(|item| match item.value {
                 Value::Int(i) if i > 0 => Ok(i as u64),
-                _ => Err(format!(
-                    "list item {} is not a positive integer",
-                    describe(&item.value)
-                )),
+                _ => Err(ConcurrencyListError::BadItem {
+                    found: describe(&item.value),
+                }),
             })
             .collect::<Result<_, _>>()?,
         other => {
-            return Err(format!(
-                "expected a positive integer, a space-separated string of them or a list, found {}",
-                describe(other)
-            ));
+            return Err(ConcurrencyListError::WrongType {
+                found: describe(other),
+            });
         }
     };
     if values.is_empty() {
-        return Err("the list is empty; expected at least one concurrency value".to_string());
+        return Err(ConcurrencyListError::Empty);
     }
     Ok(values)
 }
@@ -466,7 +494,7 @@ fn read_benchmark(
     let concurrency_list = match s.node("concurrency_list") {
         None => Some(vec![1]),
         Some(n) => parse_concurrency_list(n)
-            .map_err(|m| p.push("benchmark.concurrency_list", n.line, m))
+            .map_err(|e| p.push("benchmark.concurrency_list", n.line, e.to_string()))
             .ok(),
     };
     let multi_round = s.u64(p, "multi_round").unwrap_or(1);
