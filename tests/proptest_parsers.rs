@@ -12,9 +12,9 @@ use proptest::prelude::*;
 
 use perfsanity::catalog::testlist::{parse_test_db, parse_txt};
 use perfsanity::config::parse_perf_config;
-use perfsanity::tools::bench::dataset::parse_custom;
 use perfsanity::tools::bench::record::RawRequest;
 use perfsanity::tools::bench::sse::SseParser;
+use perfsanity::util::custom_dataset::parse_custom;
 use perfsanity::util::yaml::{KeyOrder, Mapping, Node, Value, load_str, to_yaml_string};
 
 /// Cases per property: `PROPTEST_CASES`, else 64; failures are not persisted to files.

@@ -97,9 +97,7 @@ pub fn list(settings: &Settings, json: bool, use_cache: bool) -> Outcome {
     paths.dedup();
     let cache = settings.target_dir.join("perfsanity-cache/list.json");
     let parsed = summaries(&paths, use_cache.then_some(cache.as_path()), |ps| {
-        parse_all(ps, |r| {
-            r.map(|c| ConfigSummary::of(&c)).map_err(|e| e.to_string())
-        })
+        parse_all(ps, |r| r.map(|c| ConfigSummary::of(&c)))
     });
     let rows: Vec<ListRow> = trials
         .iter()
@@ -147,7 +145,7 @@ pub fn list(settings: &Settings, json: bool, use_cache: bool) -> Outcome {
                     row.gpus = Some(topo.gpus_used);
                     row.nodes = Some(topo.total_nodes);
                 }
-                Some(Err(e)) if row.error.is_none() => row.error = Some(e.clone()),
+                Some(Err(e)) if row.error.is_none() => row.error = Some(e.to_string()),
                 _ => {}
             }
             row

@@ -217,7 +217,7 @@ impl Settings {
         let job_id = non_empty(env.var("SLURM_JOB_ID"));
         if let Some(id) = &job_id {
             crate::util::path_component::check_job_id("SLURM_JOB_ID", id.trim())
-                .map_err(SettingsError)?;
+                .map_err(|e| SettingsError(e.to_string()))?;
         }
         let flag = |name: &str| {
             crate::app::env_check::flag(name, env.var(name).as_deref()).map_err(SettingsError)

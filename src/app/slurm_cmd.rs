@@ -127,9 +127,9 @@ pub fn run(cmd: SlurmCommand) -> ExitCode {
                 Ok(s) => s,
                 Err(e) => return fail(e),
             };
-            let spec = match selected_trials(&settings)
-                .and_then(|(catalog, trials)| find_trial(&catalog, &trials, &trial))
-            {
+            let spec = match selected_trials(&settings).and_then(|(catalog, trials)| {
+                find_trial(&catalog, &trials, &trial).map_err(|e| e.to_string())
+            }) {
                 Ok(s) => s,
                 Err(e) => return fail(e),
             };
@@ -175,7 +175,7 @@ pub fn run(cmd: SlurmCommand) -> ExitCode {
                     .collect::<Result<Vec<_>, _>>()
                 {
                     Ok(s) => s,
-                    Err(e) => return fail(e),
+                    Err(e) => return fail(e.to_string()),
                 }
             };
             toolchain_note(&settings);

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::config::shape::Shape;
-use crate::config::{BenchmarkMode, PerfConfig};
+use crate::config::{BenchmarkMode, ConfigError, PerfConfig};
 
 /// A config as `list` shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -40,8 +40,10 @@ impl ConfigSummary {
     }
 }
 
-/// A summary, or the config's error message.
-pub type Summary = Result<ConfigSummary, String>;
+/// A summary, or why the config is invalid. The error is cached as it is (file and problems);
+/// a cache written by another executable, whatever its format, is never read back (see
+/// [`summaries`]), so this type may change without a format version.
+pub type Summary = Result<ConfigSummary, ConfigError>;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Stamp {
@@ -148,7 +150,14 @@ mod tests {
         let parse = |ps: &[PathBuf]| {
             parsed.set(parsed.get() + ps.len());
             ps.iter()
-                .map(|p| Err(std::fs::read_to_string(p).unwrap()))
+                .map(|p| {
+                    Err(ConfigError::single(
+                        p,
+                        "",
+                        0,
+                        std::fs::read_to_string(p).unwrap(),
+                    ))
+                })
                 .collect()
         };
         let paths = vec![a.clone(), b.clone()];
@@ -159,7 +168,11 @@ mod tests {
         std::fs::write(&b, "22").unwrap();
         let third = summaries(&paths, Some(&cache), parse);
         assert_eq!(parsed.get(), 3, "only the changed file is parsed again");
-        assert_eq!(third[1], Err("22".to_string()));
+        assert_eq!(third[1], Err(ConfigError::single(&b, "", 0, "22")));
+        assert_eq!(
+            third[1].as_ref().unwrap_err().to_string(),
+            format!("{}: 22", b.display())
+        );
         assert_eq!(summaries(&paths, None, parse).len(), 2);
         assert_eq!(parsed.get(), 5, "no cache: everything is parsed");
     }

@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use crate::catalog::scan::{Catalog, ConfigFile};
 use crate::catalog::testlist::Testlist;
 use crate::catalog::trial_id::{
-    AggrKind, KnownStems, ResolvedId, aggr_trial_name, id_from_node_id, labelled_trial_name,
-    resolve_id, trial_name,
+    AggrKind, IdError, KnownStems, NodeIdError, ResolvedId, aggr_trial_name, id_from_node_id,
+    labelled_trial_name, resolve_id, trial_name,
 };
 use crate::config::{BenchmarkMode, load_aggregated_config, load_perf_config};
 
@@ -148,12 +148,29 @@ pub fn spec_of_id(
     }
 }
 
+/// Why a trial named on the command line was not found.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum FindTrialError {
+    /// Not a trial name, an upstream id or a pytest node id.
+    #[error(transparent)]
+    NodeId(#[from] NodeIdError),
+    /// An id that does not resolve against the catalog's stems.
+    #[error(transparent)]
+    Id(#[from] IdError),
+    /// The id resolved to a stem the catalog holds no config for.
+    #[error("no config for {wanted:?}")]
+    NoConfig {
+        /// The name as given.
+        wanted: String,
+    },
+}
+
 /// The trial `wanted` names: a trial name of `trials`, an upstream id or a pytest node id.
 pub fn find_trial(
     catalog: &Catalog,
     trials: &[TrialSpec],
     wanted: &str,
-) -> Result<TrialSpec, String> {
+) -> Result<TrialSpec, FindTrialError> {
     if let Some(t) = trials.iter().find(|t| t.name == wanted) {
         return Ok(t.clone());
     }
@@ -163,10 +180,12 @@ pub fn find_trial(
         disagg: &disagg,
         aggr: &aggr,
     };
-    let resolved = resolve_id(id, stems).map_err(|e| e.to_string())?;
+    let resolved = resolve_id(id, stems)?;
     let config = catalog
         .get(&resolved.stem)
-        .ok_or_else(|| format!("no config for {wanted:?}"))?;
+        .ok_or_else(|| FindTrialError::NoConfig {
+            wanted: wanted.to_string(),
+        })?;
     Ok(spec_of_id(&resolved, config, id, || {
         load_perf_config(&config.path)
             .ok()

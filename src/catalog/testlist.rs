@@ -135,7 +135,7 @@ fn parse_line(raw: &str) -> Result<(String, String, Option<u64>), String> {
             extra.trim()
         ));
     }
-    let id = id_from_node_id(&id_part)?;
+    let id = id_from_node_id(&id_part).map_err(|e| e.to_string())?;
     Ok((id.to_string(), id_part.clone(), timeout))
 }
 

@@ -268,34 +268,60 @@ fn no_such(stem: &str, known_stems: &[&str]) -> IdError {
     }
 }
 
+/// Why a test-list word or CLI argument is not a perf-sanity test id or pytest node id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NodeIdError {
+    /// A node id of another pytest module.
+    #[error(
+        "{text:?} is not a perf-sanity test; expected perf/test_perf_sanity.py::test_e2e[<id>] or \
+         a bare id"
+    )]
+    OtherModule {
+        /// The text as given.
+        text: String,
+    },
+    /// The part after `::` is not `test_e2e[<id>]`.
+    #[error("{text:?}: expected test_e2e[<id>] after `::` (a closing `]` is required)")]
+    NotTestE2e {
+        /// The text as given.
+        text: String,
+    },
+    /// `test_e2e[]`.
+    #[error("{text:?}: the id inside test_e2e[] is empty")]
+    EmptyId {
+        /// The text as given.
+        text: String,
+    },
+    /// Neither form: a path, whitespace or brackets without `::`.
+    #[error(
+        "{text:?} is neither a bare test id nor a perf/test_perf_sanity.py::test_e2e[<id>] node id"
+    )]
+    Neither {
+        /// The text as given.
+        text: String,
+    },
+}
+
 /// Extracts the id from a pytest node id `…test_perf_sanity.py::test_e2e[<id>]`, or returns a
 /// bare id unchanged. `Err` explains what was expected.
-pub fn id_from_node_id(text: &str) -> Result<&str, String> {
+pub fn id_from_node_id(text: &str) -> Result<&str, NodeIdError> {
     if let Some(open) = text.find("::") {
         let (module, rest) = text.split_at(open);
         let rest = &rest[2..];
         if !(module == "test_perf_sanity.py" || module.ends_with("/test_perf_sanity.py")) {
-            return Err(format!(
-                "{text:?} is not a perf-sanity test; expected \
-                 perf/test_perf_sanity.py::test_e2e[<id>] or a bare id"
-            ));
+            return Err(NodeIdError::OtherModule { text: text.into() });
         }
         let inner = rest
             .strip_prefix("test_e2e[")
             .and_then(|r| r.strip_suffix(']'))
-            .ok_or_else(|| {
-                format!("{text:?}: expected test_e2e[<id>] after `::` (a closing `]` is required)")
-            })?;
+            .ok_or_else(|| NodeIdError::NotTestE2e { text: text.into() })?;
         if inner.is_empty() {
-            return Err(format!("{text:?}: the id inside test_e2e[] is empty"));
+            return Err(NodeIdError::EmptyId { text: text.into() });
         }
         return Ok(inner);
     }
     if text.contains('/') || text.contains(char::is_whitespace) || text.contains(['[', ']']) {
-        return Err(format!(
-            "{text:?} is neither a bare test id nor a perf/test_perf_sanity.py::test_e2e[<id>] \
-             node id"
-        ));
+        return Err(NodeIdError::Neither { text: text.into() });
     }
     Ok(text)
 }
@@ -424,8 +450,25 @@ mod tests {
             Ok("disagg-a")
         );
         assert_eq!(id_from_node_id("disagg-a"), Ok("disagg-a"));
-        assert!(id_from_node_id("perf/test_perf.py::test_perf[x]").is_err());
-        assert!(id_from_node_id("perf/test_perf_sanity.py::test_e2e[disagg-a").is_err());
-        assert!(id_from_node_id("a b").is_err());
+        let err = |text| id_from_node_id(text).unwrap_err().to_string();
+        assert_eq!(
+            err("perf/test_perf.py::test_perf[x]"),
+            "\"perf/test_perf.py::test_perf[x]\" is not a perf-sanity test; expected \
+             perf/test_perf_sanity.py::test_e2e[<id>] or a bare id"
+        );
+        assert_eq!(
+            err("perf/test_perf_sanity.py::test_e2e[disagg-a"),
+            "\"perf/test_perf_sanity.py::test_e2e[disagg-a\": expected test_e2e[<id>] after \
+             `::` (a closing `]` is required)"
+        );
+        assert_eq!(
+            err("test_perf_sanity.py::test_e2e[]"),
+            "\"test_perf_sanity.py::test_e2e[]\": the id inside test_e2e[] is empty"
+        );
+        assert_eq!(
+            err("a b"),
+            "\"a b\" is neither a bare test id nor a perf/test_perf_sanity.py::test_e2e[<id>] \
+             node id"
+        );
     }
 }

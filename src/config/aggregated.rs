@@ -337,8 +337,12 @@ fn env_field(s: &Section<'_>, p: &mut Problems, key: &str) -> (String, EnvList) 
     let text = s.string(p, key).unwrap_or_default();
     match parse_env_string(&text) {
         Ok(env) => (text, env),
-        Err(m) => {
-            p.push(&s.key_path(key), s.node(key).map_or(0, |n| n.line), m);
+        Err(e) => {
+            p.push(
+                &s.key_path(key),
+                s.node(key).map_or(0, |n| n.line),
+                e.to_string(),
+            );
             (text, EnvList::new())
         }
     }

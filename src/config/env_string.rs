@@ -10,25 +10,59 @@
 /// An ordered list of environment additions; later entries override earlier ones with the same name.
 pub type EnvList = Vec<(String, String)>;
 
-/// Parses an env string. On error, returns the offending token and why.
-pub fn parse_env_string(text: &str) -> Result<EnvList, String> {
+/// Why an env string was rejected; each variant names the offending text.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EnvStringError {
+    /// A quote is never closed.
+    #[error("{text:?} has an unbalanced quote; expected shell-style NAME=value words")]
+    UnbalancedQuote {
+        /// The whole env string.
+        text: String,
+    },
+    /// A word without `=`.
+    #[error("token {token:?} has no `=`; expected space-separated NAME=value pairs")]
+    NoEquals {
+        /// The word.
+        token: String,
+    },
+    /// `=value`.
+    #[error("token {token:?} has an empty variable name")]
+    EmptyName {
+        /// The word.
+        token: String,
+    },
+    /// A name with characters outside `[A-Za-z0-9_]`.
+    #[error("token {token:?}: {name:?} is not a valid environment variable name")]
+    BadName {
+        /// The word.
+        token: String,
+        /// The name part of it.
+        name: String,
+    },
+}
+
+/// Parses an env string. On error, names the offending token and why.
+pub fn parse_env_string(text: &str) -> Result<EnvList, EnvStringError> {
     let mut out = EnvList::new();
-    let words = shlex::split(text).ok_or_else(|| {
-        format!("{text:?} has an unbalanced quote; expected shell-style NAME=value words")
+    let words = shlex::split(text).ok_or_else(|| EnvStringError::UnbalancedQuote {
+        text: text.to_string(),
     })?;
     for token in &words {
         let Some((name, value)) = token.split_once('=') else {
-            return Err(format!(
-                "token {token:?} has no `=`; expected space-separated NAME=value pairs"
-            ));
+            return Err(EnvStringError::NoEquals {
+                token: token.clone(),
+            });
         };
         if name.is_empty() {
-            return Err(format!("token {token:?} has an empty variable name"));
+            return Err(EnvStringError::EmptyName {
+                token: token.clone(),
+            });
         }
         if !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-            return Err(format!(
-                "token {token:?}: {name:?} is not a valid environment variable name"
-            ));
+            return Err(EnvStringError::BadName {
+                token: token.clone(),
+                name: name.to_string(),
+            });
         }
         set(&mut out, name, value);
     }
@@ -86,17 +120,19 @@ mod tests {
                 ("B".into(), "x y".into())
             ]
         );
-        assert!(
-            parse_env_string("A=1 oops")
-                .unwrap_err()
-                .contains("\"oops\"")
+        let err = |text| parse_env_string(text).unwrap_err().to_string();
+        assert_eq!(
+            err("A=1 oops"),
+            "token \"oops\" has no `=`; expected space-separated NAME=value pairs"
         );
-        assert!(
-            parse_env_string("A=\"1")
-                .unwrap_err()
-                .contains("unbalanced")
+        assert_eq!(
+            err("A=\"1"),
+            "\"A=\\\"1\" has an unbalanced quote; expected shell-style NAME=value words"
         );
-        assert!(parse_env_string("=1").is_err());
-        assert!(parse_env_string("A-B=1").is_err());
+        assert_eq!(err("=1"), "token \"=1\" has an empty variable name");
+        assert_eq!(
+            err("A-B=1"),
+            "token \"A-B=1\": \"A-B\" is not a valid environment variable name"
+        );
     }
 }

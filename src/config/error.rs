@@ -4,7 +4,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 
 /// One problem found in a config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Problem {
     /// Dotted key path, e.g. `benchmark.concurrency_list` (empty for the whole document).
     pub key_path: String,
@@ -14,8 +14,8 @@ pub struct Problem {
     pub message: String,
 }
 
-/// All problems of one config file.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// All problems of one config file (serializable: `perfsanity list` caches it).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ConfigError {
     /// The file.
     pub file: PathBuf,

@@ -21,7 +21,7 @@ pub use aggregated::{
     AGGR_DEFAULT_BENCHMARK_RATIO, AGGR_DEFAULT_USE_NV_SA, AggrBenchmark, AggrClient, AggrServer,
     AggregatedConfig, derived_server_name, load_aggregated_config, parse_aggregated_config,
 };
-pub use concurrency::parse_concurrency_list;
+pub use concurrency::{ConcurrencyListError, parse_concurrency_list};
 pub use ctx_only::ctx_only_server;
 pub use error::{ConfigError, Problem, Problems, load_yaml as load_yaml_file_text};
 pub use model::*;

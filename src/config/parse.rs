@@ -109,7 +109,7 @@ pub fn load_perf_config(path: &Path) -> Result<PerfConfig, ConfigError> {
         path,
         crate::util::bounded_read::MAX_CONFIG_BYTES,
     )
-    .map_err(|e| ConfigError::single(path, "", 0, e))?;
+    .map_err(|e| ConfigError::single(path, "", 0, e.to_string()))?;
     parse_perf_config(&text, path)
 }
 
@@ -364,9 +364,9 @@ fn env_field(s: &Section<'_>, p: &mut Problems, key: &str) -> (String, EnvList) 
     let text = s.string(p, key).unwrap_or_default();
     match parse_env_string(&text) {
         Ok(env) => (text, env),
-        Err(message) => {
+        Err(e) => {
             let line = s.node(key).map_or(0, |n| n.line);
-            p.push(&s.key_path(key), line, message);
+            p.push(&s.key_path(key), line, e.to_string());
             (text, EnvList::new())
         }
     }
@@ -429,7 +429,7 @@ fn read_benchmark(
     let concurrency_list = match s.node("concurrency_list") {
         None => Some(vec![1]),
         Some(n) => parse_concurrency_list(n)
-            .map_err(|m| p.push("benchmark.concurrency_list", n.line, m))
+            .map_err(|e| p.push("benchmark.concurrency_list", n.line, e.to_string()))
             .ok(),
     };
     let multi_round = s.u64(p, "multi_round").unwrap_or(1);

@@ -6,7 +6,7 @@ use std::io::Read;
 use std::path::Path;
 
 use super::DatasetPlan;
-use crate::tools::bench::dataset::parse_custom;
+use crate::util::custom_dataset::parse_custom;
 
 /// How much of a dataset file is read and parsed up front (whole lines within this many bytes;
 /// the client parses the rest when it loads the file).

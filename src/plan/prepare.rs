@@ -19,6 +19,9 @@ pub enum TrialError {
     /// Failed before reading a config (duplicate stem, unknown id, bad test-list line).
     #[error("{0}")]
     Preflight(String),
+    /// The trial name or config stem cannot be a file name.
+    #[error(transparent)]
+    Component(#[from] crate::util::path_component::ComponentError),
     /// The config is invalid.
     #[error("config error:\n{0}")]
     Config(#[from] ConfigError),
@@ -76,7 +79,7 @@ pub fn prepare_trial(
         ("trial name", spec.name.as_str()),
         ("config stem", stem.as_str()),
     ] {
-        crate::util::path_component::check_component(what, value).map_err(TrialError::Preflight)?;
+        crate::util::path_component::check_component(what, value)?;
     }
     let config = load_perf_config(path)?;
     let output_dir = settings.output_root.join(&spec.name);

@@ -11,38 +11,60 @@ pub const MAX_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 /// Largest test list accepted (upstream's biggest lists are a few hundred KiB).
 pub const MAX_TESTLIST_BYTES: u64 = 16 * 1024 * 1024;
 
-/// Reads `path` as UTF-8 text of at most `cap` bytes. The error is a message without the path
-/// (callers add it in their own format).
-pub fn read_text_capped(path: &Path, cap: u64) -> Result<String, String> {
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read file: {e}"))?;
-    let meta = file
-        .metadata()
-        .map_err(|e| format!("cannot read file: {e}"))?;
+/// Why a capped file could not be read. The message does not name the file (callers add it in
+/// their own format).
+#[derive(Debug, thiserror::Error)]
+pub enum ReadCappedError {
+    /// Opening, stat-ing or reading failed.
+    #[error("cannot read file: {0}")]
+    Io(#[source] std::io::Error),
+    /// The path is a directory.
+    #[error("is a directory, expected a file")]
+    Directory,
+    /// The file is larger than the cap.
+    #[error("file is {len} bytes or more; the limit is {cap} bytes (docs/LIMITS.md)")]
+    TooBig {
+        /// Bytes seen (at least this many).
+        len: u64,
+        /// The cap.
+        cap: u64,
+    },
+    /// The content is not UTF-8.
+    #[error("not UTF-8 text (invalid byte at offset {offset})")]
+    NotUtf8 {
+        /// Byte offset of the first invalid byte.
+        offset: usize,
+    },
+}
+
+/// Reads `path` as UTF-8 text of at most `cap` bytes.
+pub fn read_text_capped(path: &Path, cap: u64) -> Result<String, ReadCappedError> {
+    let file = std::fs::File::open(path).map_err(ReadCappedError::Io)?;
+    let meta = file.metadata().map_err(ReadCappedError::Io)?;
     if meta.is_dir() {
-        return Err("is a directory, expected a file".to_string());
+        return Err(ReadCappedError::Directory);
     }
     if meta.len() > cap {
-        return Err(too_big(meta.len(), cap));
+        return Err(ReadCappedError::TooBig {
+            len: meta.len(),
+            cap,
+        });
     }
     // The length can change between stat and read (or be unknown for special files): read at
     // most one byte past the cap to tell.
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     file.take(cap + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read file: {e}"))?;
+        .map_err(ReadCappedError::Io)?;
     if bytes.len() as u64 > cap {
-        return Err(too_big(bytes.len() as u64, cap));
+        return Err(ReadCappedError::TooBig {
+            len: bytes.len() as u64,
+            cap,
+        });
     }
-    String::from_utf8(bytes).map_err(|e| {
-        format!(
-            "not UTF-8 text (invalid byte at offset {})",
-            e.utf8_error().valid_up_to()
-        )
+    String::from_utf8(bytes).map_err(|e| ReadCappedError::NotUtf8 {
+        offset: e.utf8_error().valid_up_to(),
     })
-}
-
-fn too_big(len: u64, cap: u64) -> String {
-    format!("file is {len} bytes or more; the limit is {cap} bytes (docs/LIMITS.md)")
 }
 
 #[cfg(test)]
@@ -58,16 +80,23 @@ mod tests {
         assert!(
             read_text_capped(&f, 4)
                 .unwrap_err()
+                .to_string()
                 .contains("limit is 4 bytes")
         );
         assert!(
             read_text_capped(dir.path(), 100)
                 .unwrap_err()
+                .to_string()
                 .contains("directory")
         );
         std::fs::write(&f, b"ok\xff").unwrap();
-        assert!(read_text_capped(&f, 100).unwrap_err().contains("offset 2"));
-        let e = read_text_capped(&dir.path().join("missing"), 100).unwrap_err();
+        assert_eq!(
+            read_text_capped(&f, 100).unwrap_err().to_string(),
+            "not UTF-8 text (invalid byte at offset 2)"
+        );
+        let e = read_text_capped(&dir.path().join("missing"), 100)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("cannot read file"), "{e}");
     }
 }

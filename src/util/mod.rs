@@ -1,7 +1,9 @@
 //! Utilities shared by every stage and by the tools: atomic file writes, exact statistics,
-//! tokenizers, the open-file limit, environment snapshots, and the position-annotated YAML stack.
+//! tokenizers, the open-file limit, environment snapshots, the `trtllm_custom` dataset format, and
+//! the position-annotated YAML stack.
 
 pub mod bounded_read;
+pub mod custom_dataset;
 pub mod deadline;
 pub mod env;
 pub mod fs;

@@ -5,36 +5,88 @@
 /// Longest accepted component, in bytes (the usual file-name limit).
 pub const MAX_COMPONENT_BYTES: usize = 255;
 
+/// What makes a value unusable as a single path component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ComponentProblem {
+    /// The value is empty.
+    Empty,
+    /// `.` or `..`.
+    RelativeReference,
+    /// Contains `/`.
+    Slash,
+    /// Contains NUL or another control character.
+    ControlCharacter,
+    /// Longer than [`MAX_COMPONENT_BYTES`].
+    TooLong,
+}
+
+impl std::fmt::Display for ComponentProblem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ComponentProblem::Empty => f.write_str("is empty"),
+            ComponentProblem::RelativeReference => f.write_str("is a relative folder reference"),
+            ComponentProblem::Slash => f.write_str("contains `/`"),
+            ComponentProblem::ControlCharacter => f.write_str("contains a control character"),
+            ComponentProblem::TooLong => write!(f, "is longer than {MAX_COMPONENT_BYTES} bytes"),
+        }
+    }
+}
+
+/// A value that cannot be one path component.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{what} {shown:?} {problem}; it becomes part of a file name, so it must be a single plain \
+     path component"
+)]
+pub struct ComponentError {
+    /// What the value is (`config stem`, `trial name`, …).
+    pub what: String,
+    /// The value, control characters escaped.
+    pub shown: String,
+    /// What is wrong with it.
+    pub problem: ComponentProblem,
+}
+
+/// A value that is not a SLURM job id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{what}={shown:?} is not a job id; expected 1 to 64 characters from [A-Za-z0-9_.+-] (it \
+     becomes part of the trial's rendezvous folder name)"
+)]
+pub struct JobIdError {
+    /// Where the id came from (`SLURM_JOB_ID`).
+    pub what: String,
+    /// The value, control characters escaped.
+    pub shown: String,
+}
+
 /// Checks that `value` (described as `what` in the message) is usable as a single path
 /// component: not empty, not `.` or `..`, no `/`, no NUL or other control character, at most
 /// [`MAX_COMPONENT_BYTES`] bytes.
-pub fn check_component(what: &str, value: &str) -> Result<(), String> {
-    let shown = crate::util::terminal::escape_controls(value);
+pub fn check_component(what: &str, value: &str) -> Result<(), ComponentError> {
     let problem = if value.is_empty() {
-        Some("is empty".to_string())
+        ComponentProblem::Empty
     } else if value == "." || value == ".." {
-        Some("is a relative folder reference".to_string())
+        ComponentProblem::RelativeReference
     } else if value.contains('/') {
-        Some("contains `/`".to_string())
+        ComponentProblem::Slash
     } else if value.chars().any(crate::util::terminal::is_unsafe_char) {
-        Some("contains a control character".to_string())
+        ComponentProblem::ControlCharacter
     } else if value.len() > MAX_COMPONENT_BYTES {
-        Some(format!("is longer than {MAX_COMPONENT_BYTES} bytes"))
+        ComponentProblem::TooLong
     } else {
-        None
+        return Ok(());
     };
-    match problem {
-        Some(p) => Err(format!(
-            "{what} {shown:?} {p}; it becomes part of a file name, so it must be a single plain \
-             path component"
-        )),
-        None => Ok(()),
-    }
+    Err(ComponentError {
+        what: what.to_string(),
+        shown: crate::util::terminal::escape_controls(value).into_owned(),
+        problem,
+    })
 }
 
 /// Checks a SLURM job id: 1 to 64 characters from `[A-Za-z0-9_.+-]`, not starting with `.`
 /// (SLURM's ids are digits, with `_` for array tasks and `+` for heterogeneous components).
-pub fn check_job_id(what: &str, value: &str) -> Result<(), String> {
+pub fn check_job_id(what: &str, value: &str) -> Result<(), JobIdError> {
     let ok = !value.is_empty()
         && value.len() <= 64
         && !value.starts_with('.')
@@ -44,11 +96,10 @@ pub fn check_job_id(what: &str, value: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "{what}={:?} is not a job id; expected 1 to 64 characters from [A-Za-z0-9_.+-] \
-             (it becomes part of the trial's rendezvous folder name)",
-            crate::util::terminal::escape_controls(value)
-        ))
+        Err(JobIdError {
+            what: what.to_string(),
+            shown: crate::util::terminal::escape_controls(value).into_owned(),
+        })
     }
 }
 
@@ -71,10 +122,31 @@ mod tests {
             "a\u{1b}b",
             &"x".repeat(256),
         ] {
-            let e = check_component("stem", bad).unwrap_err();
+            let e = check_component("stem", bad).unwrap_err().to_string();
             assert!(e.starts_with("stem "), "{e}");
             assert!(!e.contains('\u{1b}'), "{e}");
         }
+    }
+
+    #[test]
+    fn messages() {
+        assert_eq!(
+            check_component("stem", "a/b").unwrap_err().to_string(),
+            "stem \"a/b\" contains `/`; it becomes part of a file name, so it must be a single \
+             plain path component"
+        );
+        assert_eq!(
+            check_component("stem", &"x".repeat(256))
+                .unwrap_err()
+                .problem
+                .to_string(),
+            "is longer than 255 bytes"
+        );
+        assert_eq!(
+            check_job_id("SLURM_JOB_ID", "a/b").unwrap_err().to_string(),
+            "SLURM_JOB_ID=\"a/b\" is not a job id; expected 1 to 64 characters from \
+             [A-Za-z0-9_.+-] (it becomes part of the trial's rendezvous folder name)"
+        );
     }
 
     #[test]
@@ -91,7 +163,7 @@ mod tests {
             "a/b",
             &"9".repeat(65),
         ] {
-            let e = check_job_id("SLURM_JOB_ID", bad).unwrap_err();
+            let e = check_job_id("SLURM_JOB_ID", bad).unwrap_err().to_string();
             assert!(e.contains("SLURM_JOB_ID="), "{e}");
         }
     }

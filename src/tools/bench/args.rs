@@ -8,7 +8,7 @@
 use std::path::PathBuf;
 
 use super::error::BenchError;
-use super::limits;
+use super::limits::{self, LimitError};
 
 /// Which upstream client `perfsanity bench` stands in for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -401,7 +401,7 @@ impl BenchFlags {
             return Err(bad("--endpoint", format!("'{path}' must start with '/'")));
         }
         let authority = match &self.base_url {
-            Some(url) => parse_base_url(url).map_err(|m| bad("--base-url", m))?,
+            Some(url) => parse_base_url(url)?,
             None => format_authority(&self.host, self.port),
         };
         let dataset_name = self.dataset_name.clone().ok_or_else(|| {
@@ -497,14 +497,14 @@ impl BenchFlags {
         }
         self.check_sizes(sa, dataset == DatasetChoice::Random, range_ratio)?;
         let threads = self.threads_choice()?;
-        let request_timeout =
-            limits::seconds(self.request_timeout_s).map_err(|m| bad("--request-timeout-s", m))?;
+        let request_timeout = limits::seconds(self.request_timeout_s)
+            .map_err(limit_error("--request-timeout-s", ""))?;
         let inject_stall = if self.inject_stall_ms == 0.0 {
             None
         } else {
             Some(
                 limits::seconds(self.inject_stall_ms / 1e3)
-                    .map_err(|m| bad("--inject-stall-ms", m))?,
+                    .map_err(limit_error("--inject-stall-ms", ""))?,
             )
         };
         let progress_every = if self.progress_interval_s == 0.0 {
@@ -512,14 +512,12 @@ impl BenchFlags {
         } else {
             Some(
                 limits::seconds(self.progress_interval_s)
-                    .map_err(|m| bad("--progress-interval-s", format!("{m} (or 0 = never)")))?,
+                    .map_err(limit_error("--progress-interval-s", " (or 0 = never)"))?,
             )
         };
-        let metrics =
-            parse_metrics(&self.percentile_metrics).map_err(|m| bad("--percentile-metrics", m))?;
-        let percentiles = parse_percentiles(&self.metric_percentiles)
-            .map_err(|m| bad("--metric-percentiles", m))?;
-        let goodput = parse_goodput(&self.goodput).map_err(|m| bad("--goodput", m))?;
+        let metrics = parse_metrics(&self.percentile_metrics)?;
+        let percentiles = parse_percentiles(&self.metric_percentiles)?;
+        let goodput = parse_goodput(&self.goodput)?;
         let metadata = self
             .metadata
             .iter()
@@ -577,10 +575,10 @@ impl BenchFlags {
             message: msg,
         };
         limits::at_most(self.num_prompts as u64, limits::MAX_NUM_PROMPTS as u64)
-            .map_err(|m| bad("--num-prompts", m))?;
+            .map_err(limit_error("--num-prompts", ""))?;
         if let Some(c) = self.max_concurrency {
             limits::at_most(c as u64, limits::MAX_CONCURRENCY as u64)
-                .map_err(|m| bad("--max-concurrency", m))?;
+                .map_err(limit_error("--max-concurrency", ""))?;
         }
         for (flag, v) in [
             ("--random-input-len", self.random_input_len),
@@ -588,7 +586,7 @@ impl BenchFlags {
             ("--random-prefix-len", self.random_prefix_len),
         ] {
             limits::at_most(u64::from(v), limits::MAX_TOKENS_PER_REQUEST)
-                .map_err(|m| bad(flag, format!("{m} tokens")))?;
+                .map_err(limit_error(flag, " tokens"))?;
         }
         if random {
             let longest = limits::longest_random_prompt(
@@ -623,12 +621,8 @@ impl BenchFlags {
                 });
             }
             Some(n) => {
-                limits::at_most(n as u64, limits::MAX_THREADS as u64).map_err(|m| {
-                    BenchError::Flag {
-                        flag: "--threads".into(),
-                        message: m,
-                    }
-                })?;
+                limits::at_most(n as u64, limits::MAX_THREADS as u64)
+                    .map_err(limit_error("--threads", ""))?;
                 n
             }
             None => {
@@ -644,6 +638,23 @@ impl BenchFlags {
     }
 }
 
+/// A flag error: the flag and what is wrong with its value.
+fn flag_error(flag: &str, message: String) -> BenchError {
+    BenchError::Flag {
+        flag: flag.to_string(),
+        message,
+    }
+}
+
+/// Maps a bound check of `flag` to its flag error; `note` follows the bound's message.
+fn limit_error<'a>(flag: &'a str, note: &'static str) -> impl Fn(LimitError) -> BenchError + 'a {
+    move |source| BenchError::FlagLimit {
+        flag: flag.to_string(),
+        source,
+        note,
+    }
+}
+
 fn format_authority(host: &str, port: u16) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]:{port}")
@@ -652,16 +663,19 @@ fn format_authority(host: &str, port: u16) -> String {
     }
 }
 
-/// `http://host[:port][/]` → `host:port`. Only plain HTTP is supported.
-fn parse_base_url(url: &str) -> Result<String, String> {
+/// `--base-url http://host[:port][/]` → `host:port`. Only plain HTTP is supported.
+fn parse_base_url(url: &str) -> Result<String, BenchError> {
+    let bad = |message| flag_error("--base-url", message);
     let rest = url.strip_prefix("http://").ok_or_else(|| {
-        format!("'{url}' must start with http:// (https is not supported by perfsanity bench)")
+        bad(format!(
+            "'{url}' must start with http:// (https is not supported by perfsanity bench)"
+        ))
     })?;
     let hostport = rest.trim_end_matches('/');
     if hostport.is_empty() || hostport.contains('/') {
-        return Err(format!(
+        return Err(bad(format!(
             "'{url}' must be http://host[:port] without a path (use --endpoint for the path)"
-        ));
+        )));
     }
     let has_port = if let Some(v6) = hostport.strip_prefix('[') {
         v6.contains("]:")
@@ -675,7 +689,8 @@ fn parse_base_url(url: &str) -> Result<String, String> {
     }
 }
 
-fn parse_metrics(list: &str) -> Result<Vec<MetricKind>, String> {
+/// `--percentile-metrics`.
+fn parse_metrics(list: &str) -> Result<Vec<MetricKind>, BenchError> {
     let mut chosen = Vec::new();
     for name in list.split(',') {
         let m = match name.trim() {
@@ -684,8 +699,11 @@ fn parse_metrics(list: &str) -> Result<Vec<MetricKind>, String> {
             "itl" => MetricKind::Itl,
             "e2el" => MetricKind::E2el,
             other => {
-                return Err(format!(
-                    "unknown metric '{other}' (expected a comma list of ttft, tpot, itl, e2el)"
+                return Err(flag_error(
+                    "--percentile-metrics",
+                    format!(
+                        "unknown metric '{other}' (expected a comma list of ttft, tpot, itl, e2el)"
+                    ),
                 ));
             }
         };
@@ -703,42 +721,46 @@ fn parse_metrics(list: &str) -> Result<Vec<MetricKind>, String> {
     .collect())
 }
 
-fn parse_percentiles(list: &str) -> Result<Vec<f64>, String> {
+/// `--metric-percentiles`.
+fn parse_percentiles(list: &str) -> Result<Vec<f64>, BenchError> {
+    let bad = |message| flag_error("--metric-percentiles", message);
     list.split(',')
         .map(|p| {
             let v: f64 = p
                 .trim()
                 .parse()
-                .map_err(|_| format!("'{p}' is not a number"))?;
+                .map_err(|_| bad(format!("'{p}' is not a number")))?;
             if (0.0..=100.0).contains(&v) {
                 Ok(v)
             } else {
-                Err(format!("{v} is outside [0, 100]"))
+                Err(bad(format!("{v} is outside [0, 100]")))
             }
         })
         .collect()
 }
 
-fn parse_goodput(pairs: &[String]) -> Result<Goodput, String> {
+/// `--goodput KEY:VALUE…`.
+fn parse_goodput(pairs: &[String]) -> Result<Goodput, BenchError> {
+    let bad = |message| flag_error("--goodput", message);
     let mut g = Goodput::default();
     for pair in pairs {
         let (k, v) = pair
             .split_once(':')
-            .ok_or_else(|| format!("'{pair}' is not KEY:VALUE (e.g. ttft:500)"))?;
+            .ok_or_else(|| bad(format!("'{pair}' is not KEY:VALUE (e.g. ttft:500)")))?;
         let v: f64 = v
             .parse()
-            .map_err(|_| format!("'{pair}': '{v}' is not a number of milliseconds"))?;
+            .map_err(|_| bad(format!("'{pair}': '{v}' is not a number of milliseconds")))?;
         if v < 0.0 {
-            return Err(format!("'{pair}': the SLO must be non-negative"));
+            return Err(bad(format!("'{pair}': the SLO must be non-negative")));
         }
         match k {
             "ttft" => g.ttft_ms = Some(v),
             "tpot" => g.tpot_ms = Some(v),
             "e2el" => g.e2el_ms = Some(v),
             other => {
-                return Err(format!(
+                return Err(bad(format!(
                     "unknown SLO '{other}' (expected ttft, tpot or e2el)"
-                ));
+                )));
             }
         }
     }

@@ -1,4 +1,5 @@
-//! Request datasets: upstream's `random` (both clients' semantics) and `trtllm_custom`.
+//! Request datasets: upstream's `random` (both clients' semantics) and `trtllm_custom` (the file
+//! format itself is [`crate::util::custom_dataset`]).
 //!
 //! Everything here is pure and seeded: the same flags give the same requests as the Python
 //! client each flavor stands in for — the SA client draws with numpy's legacy generator
@@ -9,10 +10,9 @@
 
 use std::path::Path;
 
-use serde::Deserialize;
-
 use super::error::BenchError;
 use super::py_random::{NumpyLegacy, PyRandom, TorchCpu};
+use crate::util::custom_dataset::parse_custom;
 use crate::util::tokenizer::Tokenizer;
 
 /// What is sent as the prompt.
@@ -85,7 +85,7 @@ fn draw_numpy(
     input: (u32, u32),
     output: (u32, u32),
 ) -> Result<Draws, BenchError> {
-    let mut g = NumpyLegacy::seed(spec.seed).map_err(BenchError::Dataset)?;
+    let mut g = NumpyLegacy::seed(spec.seed)?;
     let n = spec.num_prompts;
     let vocab = i64::from(vocab);
     let mut range =
@@ -196,65 +196,6 @@ pub fn random_sa(
         .collect())
 }
 
-#[derive(Deserialize)]
-struct CustomLine {
-    input: CustomInput,
-}
-
-#[derive(Deserialize)]
-struct CustomInput {
-    messages: Vec<CustomMessage>,
-    max_tokens: u32,
-}
-
-#[derive(Deserialize)]
-struct CustomMessage {
-    content: String,
-}
-
-/// One parsed `trtllm_custom` line: the second message's content and `max_tokens`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CustomEntry {
-    /// `input.messages[1].content`.
-    pub prompt: String,
-    /// `input.max_tokens`.
-    pub max_tokens: u32,
-}
-
-/// Parses a `trtllm_custom` JSON Lines text; `path` only names the file in errors.
-/// Blank lines are skipped; any other malformed line is an error naming file and line.
-pub fn parse_custom(path: &Path, text: &str) -> Result<Vec<CustomEntry>, BenchError> {
-    let mut out = Vec::new();
-    for (idx, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        let err = |message: String| BenchError::DatasetLine {
-            path: path.to_path_buf(),
-            line: idx + 1,
-            message,
-        };
-        let parsed: CustomLine = serde_json::from_str(line).map_err(|e| {
-            err(format!(
-                "expected {{\"input\": {{\"messages\": [{{…}}, {{\"role\": \"user\", \"content\": \
-                 \"…\"}}], \"max_tokens\": N}}}}: {e}"
-            ))
-        })?;
-        let mut messages = parsed.input.messages;
-        if messages.len() < 2 {
-            return Err(err(format!(
-                "input.messages has {} message(s); the prompt is the second message's content",
-                messages.len()
-            )));
-        }
-        out.push(CustomEntry {
-            prompt: std::mem::take(&mut messages[1].content),
-            max_tokens: parsed.input.max_tokens,
-        });
-    }
-    Ok(out)
-}
-
 /// Loads, shuffles (`random.seed(seed)` + `random.shuffle`, as TensorRT-LLM's `CustomDataset`)
 /// and samples a `trtllm_custom` file: the first `num_prompts` entries after the shuffle, never
 /// oversampling; `prompt_len` counts special tokens.
@@ -360,33 +301,6 @@ mod tests {
                 .iter()
                 .all(|r| r.prompt_len == 100 && r.output_len == 10)
         );
-    }
-
-    #[test]
-    fn custom_lines_are_parsed_and_errors_name_the_line() {
-        let p = Path::new("data.json");
-        let good = r#"{"input": {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "t1 t2 t3"}], "max_tokens": 7}, "extra": 1}"#;
-        let text = format!("{good}\n\n{good}\n");
-        let e = parse_custom(p, &text).unwrap();
-        assert_eq!(e.len(), 2);
-        assert_eq!(e[0].prompt, "t1 t2 t3");
-        assert_eq!(e[0].max_tokens, 7);
-
-        let one_msg =
-            r#"{"input": {"messages": [{"role": "user", "content": "x"}], "max_tokens": 7}}"#;
-        let err = parse_custom(p, &format!("{good}\n{one_msg}\n"))
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.starts_with("data.json:2:") && err.contains("second message"),
-            "{err}"
-        );
-        let err = parse_custom(p, "{not json").unwrap_err().to_string();
-        assert!(err.starts_with("data.json:1:"), "{err}");
-        let err = parse_custom(p, r#"{"input": {"messages": [], "max_tokens": -1}}"#)
-            .unwrap_err()
-            .to_string();
-        assert!(err.starts_with("data.json:1:"), "{err}");
     }
 
     #[test]

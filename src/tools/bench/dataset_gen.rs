@@ -116,7 +116,7 @@ pub fn generate(args: &DatasetGenArgs) -> Result<PathBuf, BenchError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tools::bench::dataset::parse_custom;
+    use crate::util::custom_dataset::parse_custom;
 
     #[test]
     fn names_follow_upstream() {

@@ -13,6 +13,16 @@ pub enum BenchError {
         /// What was wrong and what is expected.
         message: String,
     },
+    /// A size or duration flag is beyond its bound.
+    #[error("{flag}: {source}{note}")]
+    FlagLimit {
+        /// The flag, e.g. `--num-prompts`.
+        flag: String,
+        /// The bound that was exceeded.
+        source: super::limits::LimitError,
+        /// Said after the bound's message (a unit, or what 0 means).
+        note: &'static str,
+    },
     /// The tokenizer could not be loaded.
     #[error("tokenizer: {0}{hint}", hint = if matches!(.0, crate::util::tokenizer::TokenizerError::Missing { .. }) { " — pass --tokenizer-fallback builtin to use the built-in synthetic tokenizer" } else { "" })]
     Tokenizer(#[from] crate::util::tokenizer::TokenizerError),
@@ -25,18 +35,14 @@ pub enum BenchError {
         source: std::io::Error,
     },
     /// A dataset line is malformed.
-    #[error("{path}:{line}: {message}")]
-    DatasetLine {
-        /// The dataset file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What was expected.
-        message: String,
-    },
+    #[error(transparent)]
+    DatasetLine(#[from] crate::util::custom_dataset::CustomDatasetError),
     /// The dataset cannot be built from these settings.
     #[error("dataset: {0}")]
     Dataset(String),
+    /// The seed is outside numpy's range (the SA client's random dataset).
+    #[error("dataset: {0}")]
+    Seed(#[from] super::py_random::SeedError),
     /// The initial test request failed (upstream's message).
     #[error(
         "Initial test run failed - Please make sure benchmark arguments are correctly specified. Error: {0}"

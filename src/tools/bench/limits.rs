@@ -49,21 +49,38 @@ pub const DEFAULT_PROGRESS_INTERVAL_S: f64 = 60.0;
 /// `--allow-failed-requests`); other errors exit 1, flag errors 2.
 pub const EXIT_FAILED_REQUESTS: u8 = 3;
 
+/// A flag value beyond its bound.
+#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
+pub enum LimitError {
+    /// Not a positive, finite number of seconds up to [`MAX_TIMEOUT_S`].
+    #[error("{value} is not a number of seconds in (0, {max}]", max = MAX_TIMEOUT_S)]
+    Seconds {
+        /// The value given.
+        value: f64,
+    },
+    /// A count above its bound.
+    #[error("{value} is above the limit of {max}")]
+    AboveLimit {
+        /// The value given.
+        value: u64,
+        /// The bound.
+        max: u64,
+    },
+}
+
 /// A duration flag in seconds: positive, finite, at most [`MAX_TIMEOUT_S`].
-pub fn seconds(value: f64) -> Result<Duration, String> {
+pub fn seconds(value: f64) -> Result<Duration, LimitError> {
     if value.is_finite() && value > 0.0 && value <= MAX_TIMEOUT_S {
         Ok(Duration::from_secs_f64(value))
     } else {
-        Err(format!(
-            "{value} is not a number of seconds in (0, {MAX_TIMEOUT_S}]"
-        ))
+        Err(LimitError::Seconds { value })
     }
 }
 
 /// Checks a count against its bound.
-pub fn at_most(value: u64, max: u64) -> Result<(), String> {
+pub fn at_most(value: u64, max: u64) -> Result<(), LimitError> {
     if value > max {
-        Err(format!("{value} is above the limit of {max}"))
+        Err(LimitError::AboveLimit { value, max })
     } else {
         Ok(())
     }
@@ -90,6 +107,14 @@ mod tests {
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, 1e30] {
             assert!(seconds(bad).is_err(), "{bad}");
         }
+        assert_eq!(
+            seconds(-1.0).unwrap_err().to_string(),
+            "-1 is not a number of seconds in (0, 31536000]"
+        );
+        assert_eq!(
+            at_most(5, 4).unwrap_err().to_string(),
+            "5 is above the limit of 4"
+        );
     }
 
     #[test]

@@ -92,12 +92,20 @@ impl Mt19937 {
 /// numpy's legacy `RandomState` after `np.random.seed(seed)` (seed in `0..2^32`).
 pub struct NumpyLegacy(Mt19937);
 
+/// A seed numpy's legacy generator refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("seed {seed} must be between 0 and 2**32 - 1 (numpy's limit)")]
+pub struct SeedError {
+    /// The seed given.
+    pub seed: u64,
+}
+
 impl NumpyLegacy {
     /// `np.random.seed(seed)`; numpy refuses seeds ≥ 2^32, and so does this.
-    pub fn seed(seed: u64) -> Result<Self, String> {
+    pub fn seed(seed: u64) -> Result<Self, SeedError> {
         u32::try_from(seed)
             .map(|s| NumpyLegacy(Mt19937::init_genrand(s)))
-            .map_err(|_| format!("seed {seed} must be between 0 and 2**32 - 1 (numpy's limit)"))
+            .map_err(|_| SeedError { seed })
     }
 
     /// `np.random.randint(low, high, size=count)` (int64; `high` exclusive; `low < high`):
@@ -235,7 +243,10 @@ mod tests {
 
     #[test]
     fn numpy_seed_limit_is_an_error() {
-        assert!(NumpyLegacy::seed(1 << 32).is_err());
+        assert_eq!(
+            NumpyLegacy::seed(1 << 32).err().unwrap().to_string(),
+            "seed 4294967296 must be between 0 and 2**32 - 1 (numpy's limit)"
+        );
         assert!(NumpyLegacy::seed((1 << 32) - 1).is_ok());
     }
 }

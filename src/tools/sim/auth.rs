@@ -40,27 +40,37 @@ pub fn sign(key: &str, encoded_opaque_state: &Value, ctx_info_endpoint: &Value) 
     format!("sha256={hex}")
 }
 
-/// Checks a worker-side request; the error text matches upstream's.
+/// Why a worker refused a request's protected fields; the texts match upstream's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// Protected fields arrived, but this worker has no key to check them with.
+    #[error(
+        "Protected disaggregated request fields require authenticated disaggregated request \
+         forwarding"
+    )]
+    NoKey,
+    /// The signature header is missing or does not match.
+    #[error("Invalid internal disaggregated request authentication")]
+    BadSignature,
+}
+
+/// Checks a worker-side request.
 pub fn verify(
     key: Option<&str>,
     encoded_opaque_state: &Value,
     ctx_info_endpoint: &Value,
     header: Option<&str>,
-) -> Result<(), String> {
+) -> Result<(), AuthError> {
     if !requires_auth(encoded_opaque_state, ctx_info_endpoint) {
         return Ok(());
     }
     let Some(key) = key else {
-        return Err(
-            "Protected disaggregated request fields require authenticated \
-                    disaggregated request forwarding"
-                .into(),
-        );
+        return Err(AuthError::NoKey);
     };
     let expected = sign(key, encoded_opaque_state, ctx_info_endpoint);
     match header {
         Some(given) if constant_time_eq(given.as_bytes(), expected.as_bytes()) => Ok(()),
-        _ => Err("Invalid internal disaggregated request authentication".into()),
+        _ => Err(AuthError::BadSignature),
     }
 }
 
@@ -79,9 +89,18 @@ mod tests {
         let sig = sign("secret", &state, &Value::Null);
         assert!(sig.starts_with("sha256=") && sig.len() == 7 + 64);
         assert!(verify(Some("secret"), &state, &Value::Null, Some(&sig)).is_ok());
-        assert!(verify(Some("other"), &state, &Value::Null, Some(&sig)).is_err());
+        assert_eq!(
+            verify(Some("other"), &state, &Value::Null, Some(&sig)),
+            Err(AuthError::BadSignature)
+        );
         assert!(verify(Some("secret"), &state, &Value::Null, None).is_err());
-        assert!(verify(None, &state, &Value::Null, Some(&sig)).is_err());
+        assert_eq!(
+            verify(None, &state, &Value::Null, Some(&sig))
+                .unwrap_err()
+                .to_string(),
+            "Protected disaggregated request fields require authenticated disaggregated request \
+             forwarding"
+        );
         assert!(verify(None, &Value::Null, &Value::Null, None).is_ok());
         assert_eq!(
             sign("k", &state, &json!(["a", "b"])),

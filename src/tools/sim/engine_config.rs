@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::yaml_json::{Keys, load_file};
+use super::yaml_json::{KeyError, Keys, load_file};
 
 /// What the simulator takes from the engine config (CLI values first, the file overrides them, as
 /// in `trtllm-serve`).
@@ -53,10 +53,13 @@ pub struct SpeculativeConfig {
 }
 
 impl SpeculativeConfig {
-    fn from_value(v: &Value) -> Result<Self, String> {
+    fn from_value(v: &Value) -> Result<Self, KeyError> {
         let k = Keys::new(v, "speculative_config.");
         let decoding_type = k.string("decoding_type")?.ok_or_else(|| {
-            "speculative_config.decoding_type: field required (e.g. MTP, Eagle3, NGram)".to_string()
+            KeyError::invalid(
+                "speculative_config.decoding_type",
+                "field required (e.g. MTP, Eagle3, NGram)",
+            )
         })?;
         let is_mtp = decoding_type.eq_ignore_ascii_case("mtp");
         let draft_len = match (
@@ -108,12 +111,12 @@ pub enum EngineConfigError {
     #[error(transparent)]
     File(#[from] super::yaml_json::YamlFileError),
     /// A key has the wrong type or value.
-    #[error("{path}: {message}")]
+    #[error("{path}: {source}")]
     Key {
         /// The engine config file.
         path: String,
         /// Key and what was expected.
-        message: String,
+        source: KeyError,
     },
 }
 
@@ -125,16 +128,16 @@ impl EngineConfig {
                 .expect("an empty config is valid"));
         };
         let value = load_file(path)?;
-        Self::from_value(&value, cli).map_err(|message| EngineConfigError::Key {
+        Self::from_value(&value, cli).map_err(|source| EngineConfigError::Key {
             path: path.display().to_string(),
-            message,
+            source,
         })
     }
 
     /// Reads the keys from an already-parsed YAML tree.
-    pub fn from_value(v: &Value, cli: EngineCliDefaults) -> Result<Self, String> {
+    pub fn from_value(v: &Value, cli: EngineCliDefaults) -> Result<Self, KeyError> {
         if !v.is_object() {
-            return Err(format!("expected a mapping at the top level, got {v}"));
+            return Err(KeyError::not_a_mapping(v));
         }
         let k = Keys::new(v, "");
         let config = Self {
@@ -166,11 +169,14 @@ impl EngineConfig {
             ("stream_interval", config.stream_interval),
         ] {
             if value == 0 {
-                return Err(format!("{key}: expected an integer >= 1, got 0"));
+                return Err(KeyError::invalid(key, "expected an integer >= 1, got 0"));
             }
         }
         if config.tensor_parallel_size == 0 {
-            return Err("tensor_parallel_size: expected an integer >= 1, got 0".to_string());
+            return Err(KeyError::invalid(
+                "tensor_parallel_size",
+                "expected an integer >= 1, got 0",
+            ));
         }
         Ok(config)
     }
@@ -250,7 +256,9 @@ mod tests {
     fn bad_speculative_config_names_the_key() {
         let read = |yaml: &str| {
             let v = load_str(yaml).unwrap();
-            EngineConfig::from_value(&v, EngineCliDefaults::default()).unwrap_err()
+            EngineConfig::from_value(&v, EngineCliDefaults::default())
+                .unwrap_err()
+                .to_string()
         };
         assert!(
             read("speculative_config: MTP\n").starts_with("speculative_config: expected a mapping")
@@ -285,18 +293,34 @@ mod tests {
         assert_eq!(c.attention_dp_ranks(), 1);
         let c = read("enable_attention_dp: true\n").unwrap();
         assert_eq!(c.attention_dp_ranks(), 1, "tp defaults to 1");
-        let e = read("enable_attention_dp: yes please\n").unwrap_err();
+        let e = read("enable_attention_dp: yes please\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("enable_attention_dp: expected"), "{e}");
-        let e = read("tensor_parallel_size: 0\n").unwrap_err();
-        assert!(e.starts_with("tensor_parallel_size: expected"), "{e}");
+        let e = read("tensor_parallel_size: 0\n").unwrap_err().to_string();
+        assert_eq!(e, "tensor_parallel_size: expected an integer >= 1, got 0");
     }
 
     #[test]
     fn bad_values_name_the_key() {
         let v = load_str("max_batch_size: lots\n").unwrap();
-        let e = EngineConfig::from_value(&v, EngineCliDefaults::default()).unwrap_err();
+        let e = EngineConfig::from_value(&v, EngineCliDefaults::default())
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("max_batch_size: expected"), "{e}");
         let v = load_str("stream_interval: 0\n").unwrap();
-        assert!(EngineConfig::from_value(&v, EngineCliDefaults::default()).is_err());
+        assert_eq!(
+            EngineConfig::from_value(&v, EngineCliDefaults::default())
+                .unwrap_err()
+                .to_string(),
+            "stream_interval: expected an integer >= 1, got 0"
+        );
+        let v = load_str("[1]\n").unwrap();
+        assert_eq!(
+            EngineConfig::from_value(&v, EngineCliDefaults::default())
+                .unwrap_err()
+                .to_string(),
+            "expected a mapping at the top level, got [1]"
+        );
     }
 }

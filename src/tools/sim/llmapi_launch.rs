@@ -37,6 +37,26 @@ pub struct LaunchOptions {
     pub sim: SimConfig,
 }
 
+/// An environment variable that should hold a non-negative integer does not.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}={value:?}: expected a non-negative integer")]
+pub struct EnvIntError {
+    /// The variable.
+    pub name: String,
+    /// Its value.
+    pub value: String,
+}
+
+impl EnvIntError {
+    /// Parses `value` of variable `name` (trimmed) as a non-negative integer.
+    pub fn parse(name: &str, value: &str) -> Result<u64, Self> {
+        value.trim().parse().map_err(|_| EnvIntError {
+            name: name.to_string(),
+            value: value.to_string(),
+        })
+    }
+}
+
 /// Where this task sits in the MPI world.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RankInfo {
@@ -50,14 +70,11 @@ pub struct RankInfo {
 
 impl RankInfo {
     /// Reads the rank, world size and job/step ids from `get` (the environment).
-    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let number = |names: &[&str], default: u64| -> Result<u64, String> {
+    pub fn from_env(get: impl Fn(&str) -> Option<String>) -> Result<Self, EnvIntError> {
+        let number = |names: &[&str], default: u64| -> Result<u64, EnvIntError> {
             for name in names {
                 if let Some(v) = get(name).filter(|v| !v.trim().is_empty()) {
-                    return v
-                        .trim()
-                        .parse()
-                        .map_err(|_| format!("{name}={v:?}: expected a non-negative integer"));
+                    return EnvIntError::parse(name, &v);
                 }
             }
             Ok(default)
@@ -200,7 +217,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn info(vars: &[(&str, &str)]) -> Result<RankInfo, String> {
+    fn info(vars: &[(&str, &str)]) -> Result<RankInfo, EnvIntError> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -227,8 +244,8 @@ mod tests {
         assert_eq!((i.rank, i.world, i.tag.as_str()), (2, 4, "local"));
         let i = info(&[]).unwrap();
         assert_eq!((i.rank, i.world), (0, 1));
-        let e = info(&[("SLURM_PROCID", "one")]).unwrap_err();
-        assert!(e.starts_with("SLURM_PROCID=\"one\""), "{e}");
+        let e = info(&[("SLURM_PROCID", "one")]).unwrap_err().to_string();
+        assert_eq!(e, "SLURM_PROCID=\"one\": expected a non-negative integer");
         let i = info(&[("SLURM_JOB_ID", "4/../2"), ("SLURM_STEP_ID", "x y")]).unwrap();
         assert_eq!(i.tag, "42.xy", "ids are kept file-name safe");
     }

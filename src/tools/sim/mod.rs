@@ -169,14 +169,10 @@ pub fn run(args: SimArgs) -> ExitCode {
     ExitCode::from(code)
 }
 
-fn env_u64(name: &str) -> Result<Option<u64>, String> {
+fn env_u64(name: &str) -> Result<Option<u64>, llmapi_launch::EnvIntError> {
     match std::env::var(name) {
         Err(_) => Ok(None),
         Ok(v) if v.trim().is_empty() => Ok(None),
-        Ok(v) => v
-            .trim()
-            .parse::<u64>()
-            .map(Some)
-            .map_err(|_| format!("{name}={v:?}: expected a non-negative integer")),
+        Ok(v) => llmapi_launch::EnvIntError::parse(name, &v).map(Some),
     }
 }

@@ -331,7 +331,7 @@ async fn handle(st: Arc<RouterState>, endpoint: Endpoint, body: Bytes) -> Respon
     if endpoint == Endpoint::Completions
         && let Err(m) = normalize_prompt(&mut request)
     {
-        return bad(&m);
+        return bad(&m.to_string());
     }
     let path = match endpoint {
         Endpoint::Completions => "v1/completions",
@@ -361,8 +361,22 @@ async fn handle(st: Arc<RouterState>, endpoint: Endpoint, body: Bytes) -> Respon
     generation_phase(st, path, gen_request, stream).await
 }
 
+/// Why a completions request's prompt was refused; the texts match upstream's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum PromptError {
+    /// Several prompts, or a prompt of another type.
+    #[error(
+        "Disaggregated server currently only supports single string prompt or list of integers \
+         in request"
+    )]
+    Unsupported,
+    /// No `prompt` key.
+    #[error("prompt: field required")]
+    Missing,
+}
+
 /// Upstream's rule: one text prompt (a one-element list is unwrapped) or one token-id list.
-fn normalize_prompt(request: &mut Value) -> Result<(), String> {
+fn normalize_prompt(request: &mut Value) -> Result<(), PromptError> {
     let prompt = request.get_mut("prompt");
     match prompt {
         Some(Value::String(_)) => Ok(()),
@@ -372,12 +386,8 @@ fn normalize_prompt(request: &mut Value) -> Result<(), String> {
             Ok(())
         }
         Some(Value::Array(items)) if items.iter().all(Value::is_i64) => Ok(()),
-        Some(_) => Err(
-            "Disaggregated server currently only supports single string prompt or \
-                        list of integers in request"
-                .into(),
-        ),
-        None => Err("prompt: field required".into()),
+        Some(_) => Err(PromptError::Unsupported),
+        None => Err(PromptError::Missing),
     }
 }
 
@@ -629,8 +639,12 @@ mod tests {
         let mut r = json!({"prompt": [1, 2]});
         normalize_prompt(&mut r).unwrap();
         let mut r = json!({"prompt": ["a", "b"]});
-        assert!(normalize_prompt(&mut r).is_err());
+        assert_eq!(
+            normalize_prompt(&mut r).unwrap_err().to_string(),
+            "Disaggregated server currently only supports single string prompt or list of \
+             integers in request"
+        );
         let mut r = json!({});
-        assert!(normalize_prompt(&mut r).is_err());
+        assert_eq!(normalize_prompt(&mut r), Err(PromptError::Missing));
     }
 }

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use super::yaml_json::{Keys, load_file};
+use super::yaml_json::{KeyError, Keys, load_file};
 
 /// One pool of workers (context or generation).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,12 +42,12 @@ pub enum ServerConfigError {
     #[error(transparent)]
     File(#[from] super::yaml_json::YamlFileError),
     /// A key is missing, mistyped or unsupported.
-    #[error("{path}: {message}")]
+    #[error("{path}: {source}")]
     Key {
         /// The file.
         path: String,
         /// Key and what was expected.
-        message: String,
+        source: KeyError,
     },
 }
 
@@ -55,16 +55,16 @@ impl DisaggServerConfig {
     /// Reads and checks the file.
     pub fn load(path: &Path) -> Result<Self, ServerConfigError> {
         let value = load_file(path)?;
-        Self::from_value(&value).map_err(|message| ServerConfigError::Key {
+        Self::from_value(&value).map_err(|source| ServerConfigError::Key {
             path: path.display().to_string(),
-            message,
+            source,
         })
     }
 
     /// Reads the keys from an already-parsed YAML tree.
-    pub fn from_value(v: &Value) -> Result<Self, String> {
+    pub fn from_value(v: &Value) -> Result<Self, KeyError> {
         if !v.is_object() {
-            return Err(format!("expected a mapping at the top level, got {v}"));
+            return Err(KeyError::not_a_mapping(v));
         }
         let k = Keys::new(v, "");
         for unsupported in [
@@ -73,26 +73,31 @@ impl DisaggServerConfig {
             "disagg_coordinator_url",
         ] {
             if v.get(unsupported).is_some_and(|x| !x.is_null()) {
-                return Err(format!("{unsupported}: not supported by the simulator"));
+                return Err(KeyError::invalid(
+                    unsupported,
+                    "not supported by the simulator",
+                ));
             }
         }
         if let Some(workers) = k.uint("num_workers")?
             && workers > 1
         {
-            return Err(format!(
-                "num_workers: the simulator runs one router process, got {workers}"
+            return Err(KeyError::invalid(
+                "num_workers",
+                format!("the simulator runs one router process, got {workers}"),
             ));
         }
         if let Some(style) = k.string("schedule_style")?
             && style != "context_first"
         {
-            return Err(format!(
-                "schedule_style: the simulator supports only context_first, got {style:?}"
+            return Err(KeyError::invalid(
+                "schedule_style",
+                format!("the simulator supports only context_first, got {style:?}"),
             ));
         }
         let port = k.uint("port")?.unwrap_or(8000);
-        let port =
-            u16::try_from(port).map_err(|_| format!("port: expected 0..=65535, got {port}"))?;
+        let port = u16::try_from(port)
+            .map_err(|_| KeyError::invalid("port", format!("expected 0..=65535, got {port}")))?;
         Ok(Self {
             hostname: k.string("hostname")?.unwrap_or_else(|| "localhost".into()),
             port,
@@ -103,7 +108,7 @@ impl DisaggServerConfig {
     }
 }
 
-fn pool(top: &Keys<'_>, key: &str) -> Result<ServerPool, String> {
+fn pool(top: &Keys<'_>, key: &str) -> Result<ServerPool, KeyError> {
     let Some(section) = top.mapping(key)? else {
         return Ok(ServerPool {
             urls: Vec::new(),
@@ -114,9 +119,12 @@ fn pool(top: &Keys<'_>, key: &str) -> Result<ServerPool, String> {
     let urls = k.strings("urls")?.unwrap_or_default();
     let num_instances = k.uint("num_instances")?.unwrap_or(1);
     if urls.len() as u64 != num_instances {
-        return Err(format!(
-            "{key}: number of urls ({}) should be equal to num_instances ({num_instances})",
-            urls.len()
+        return Err(KeyError::invalid(
+            key,
+            format!(
+                "number of urls ({}) should be equal to num_instances ({num_instances})",
+                urls.len()
+            ),
         ));
     }
     for url in &urls {
@@ -124,7 +132,10 @@ fn pool(top: &Keys<'_>, key: &str) -> Result<ServerPool, String> {
             .rsplit_once(':')
             .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
         if !ok {
-            return Err(format!("{key}.urls: expected host:port, got {url:?}"));
+            return Err(KeyError::invalid(
+                format!("{key}.urls"),
+                format!("expected host:port, got {url:?}"),
+            ));
         }
     }
     let router_type = match k.mapping("router")? {
@@ -161,17 +172,29 @@ mod tests {
     #[test]
     fn mismatched_instances_and_unsupported_keys_fail() {
         let v = load_str("generation_servers:\n  num_instances: 2\n  urls: [a:1]\n").unwrap();
-        let e = DisaggServerConfig::from_value(&v).unwrap_err();
-        assert!(e.contains("num_instances (2)"), "{e}");
-        let v = load_str("disagg_cluster: {cluster_uri: x}\n").unwrap();
-        assert!(
-            DisaggServerConfig::from_value(&v)
-                .unwrap_err()
-                .starts_with("disagg_cluster")
+        let err = |v: &Value| DisaggServerConfig::from_value(v).unwrap_err().to_string();
+        assert_eq!(
+            err(&v),
+            "generation_servers: number of urls (1) should be equal to num_instances (2)"
         );
+        let v = load_str("disagg_cluster: {cluster_uri: x}\n").unwrap();
+        assert_eq!(err(&v), "disagg_cluster: not supported by the simulator");
         let v = load_str("generation_servers:\n  num_instances: 1\n  urls: [nohost]\n").unwrap();
-        assert!(DisaggServerConfig::from_value(&v).is_err());
+        assert_eq!(
+            err(&v),
+            "generation_servers.urls: expected host:port, got \"nohost\""
+        );
         let v = load_str("schedule_style: generation_first\n").unwrap();
-        assert!(DisaggServerConfig::from_value(&v).is_err());
+        assert_eq!(
+            err(&v),
+            "schedule_style: the simulator supports only context_first, got \"generation_first\""
+        );
+        let v = load_str("port: 70000\nnum_workers: 1\n").unwrap();
+        assert_eq!(err(&v), "port: expected 0..=65535, got 70000");
+        let v = load_str("num_workers: 2\n").unwrap();
+        assert_eq!(
+            err(&v),
+            "num_workers: the simulator runs one router process, got 2"
+        );
     }
 }

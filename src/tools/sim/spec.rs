@@ -77,24 +77,46 @@ impl AcceptanceRng {
     }
 }
 
+/// Why `TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS` was rejected; each message names the
+/// variable and its value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ForcedAcceptedError {
+    /// Not a number.
+    #[error("{env}={raw:?}: expected a non-negative number (e.g. 3 or 2.0)", env = FORCE_ACCEPTED_ENV)]
+    NotANumber {
+        /// The value as set.
+        raw: String,
+    },
+    /// Negative, infinite or NaN.
+    #[error("{env}={raw:?}: expected a finite number >= 0", env = FORCE_ACCEPTED_ENV)]
+    OutOfRange {
+        /// The value as set.
+        raw: String,
+    },
+    /// 10^9 or more.
+    #[error(
+        "{env}={raw:?}: implausibly large (draft lengths are small integers)",
+        env = FORCE_ACCEPTED_ENV
+    )]
+    TooLarge {
+        /// The value as set.
+        raw: String,
+    },
+}
+
 /// Parses `TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS`: a number (`3`, `3.0`, `2.7`), truncated to
-/// its integer part; 0 (or a value below 1) means "not forced", as upstream treats 0. Anything
-/// else is an error message naming the variable.
-pub fn parse_forced_accepted(raw: &str) -> Result<Option<u64>, String> {
+/// its integer part; 0 (or a value below 1) means "not forced", as upstream treats 0.
+pub fn parse_forced_accepted(raw: &str) -> Result<Option<u64>, ForcedAcceptedError> {
     let text = raw.trim();
-    let value: f64 = text.parse().map_err(|_| {
-        format!("{FORCE_ACCEPTED_ENV}={raw:?}: expected a non-negative number (e.g. 3 or 2.0)")
-    })?;
+    let value: f64 = text
+        .parse()
+        .map_err(|_| ForcedAcceptedError::NotANumber { raw: raw.into() })?;
     if !value.is_finite() || value < 0.0 {
-        return Err(format!(
-            "{FORCE_ACCEPTED_ENV}={raw:?}: expected a finite number >= 0"
-        ));
+        return Err(ForcedAcceptedError::OutOfRange { raw: raw.into() });
     }
     let truncated = value.trunc();
     if truncated >= 1.0e9 {
-        return Err(format!(
-            "{FORCE_ACCEPTED_ENV}={raw:?}: implausibly large (draft lengths are small integers)"
-        ));
+        return Err(ForcedAcceptedError::TooLarge { raw: raw.into() });
     }
     Ok(Some(truncated as u64).filter(|&n| n > 0))
 }
@@ -164,7 +186,7 @@ mod tests {
         assert_eq!(parse_forced_accepted("0"), Ok(None));
         assert_eq!(parse_forced_accepted("0.5"), Ok(None));
         for bad in ["", "three", "-1", "inf", "nan", "1e30"] {
-            let e = parse_forced_accepted(bad).unwrap_err();
+            let e = parse_forced_accepted(bad).unwrap_err().to_string();
             assert!(e.starts_with(FORCE_ACCEPTED_ENV), "{bad}: {e}");
         }
     }

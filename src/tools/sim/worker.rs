@@ -419,7 +419,7 @@ async fn handle(w: Arc<Worker>, endpoint: Endpoint, headers: HeaderMap, body: By
             &d.ctx_info_endpoint,
             given,
         ) {
-            return bad(&m);
+            return bad(&m.to_string());
         }
     }
     let prompt_ids = match &req.prompt {

@@ -20,13 +20,58 @@ pub enum YamlFileError {
         source: std::io::Error,
     },
     /// The file is not valid YAML.
-    #[error("{path} is not valid YAML: {message}")]
+    #[error("{path} is not valid YAML: {source}")]
     Parse {
         /// The file.
         path: String,
         /// What the parser said (with line and column).
+        source: saphyr::ScanError,
+    },
+}
+
+/// A key of a mapping the simulator reads is mistyped, out of range or unsupported; the message
+/// names the key (with its section prefix) and what was expected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeyError {
+    /// The document is not a mapping.
+    #[error("expected a mapping at the top level, got {got}")]
+    NotAMapping {
+        /// The value found, as JSON.
+        got: String,
+    },
+    /// A key holds a value of the wrong type.
+    #[error("{key}: expected {expected}, got {got}")]
+    WrongType {
+        /// The key, with its section prefix.
+        key: String,
+        /// The expected type (`a non-negative integer`).
+        expected: &'static str,
+        /// The value found, as JSON.
+        got: String,
+    },
+    /// A key is missing, out of range or names a feature the simulator does not have.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The key, with its section prefix.
+        key: String,
+        /// What is wrong and what was expected.
         message: String,
     },
+}
+
+impl KeyError {
+    /// The document (or a section) `v` is not a mapping.
+    pub fn not_a_mapping(v: &Value) -> Self {
+        KeyError::NotAMapping { got: v.to_string() }
+    }
+
+    /// `key` is invalid: `message` says why.
+    pub fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        KeyError::Invalid {
+            key: key.into(),
+            message: message.into(),
+        }
+    }
 }
 
 /// Loads the first document of a YAML file; an empty file is an empty mapping.
@@ -36,15 +81,15 @@ pub fn load_file(path: &Path) -> Result<Value, YamlFileError> {
         path: shown.clone(),
         source,
     })?;
-    load_str(&text).map_err(|message| YamlFileError::Parse {
+    load_str(&text).map_err(|source| YamlFileError::Parse {
         path: shown,
-        message,
+        source,
     })
 }
 
 /// Loads the first document of a YAML string; an empty string is an empty mapping.
-pub fn load_str(text: &str) -> Result<Value, String> {
-    let docs = Yaml::load_from_str(text).map_err(|e| e.to_string())?;
+pub fn load_str(text: &str) -> Result<Value, saphyr::ScanError> {
+    let docs = Yaml::load_from_str(text)?;
     Ok(docs
         .first()
         .map(to_json)
@@ -106,12 +151,16 @@ impl<'a> Keys<'a> {
         self.map.get(key).filter(|v| !v.is_null())
     }
 
-    fn expected(&self, key: &str, what: &str, got: &Value) -> String {
-        format!("{}{key}: expected {what}, got {got}", self.prefix)
+    fn expected(&self, key: &str, what: &'static str, got: &Value) -> KeyError {
+        KeyError::WrongType {
+            key: format!("{}{key}", self.prefix),
+            expected: what,
+            got: got.to_string(),
+        }
     }
 
     /// An optional non-negative integer.
-    pub fn uint(&self, key: &str) -> Result<Option<u64>, String> {
+    pub fn uint(&self, key: &str) -> Result<Option<u64>, KeyError> {
         match self.get(key) {
             None => Ok(None),
             Some(v) => v
@@ -122,7 +171,7 @@ impl<'a> Keys<'a> {
     }
 
     /// An optional boolean.
-    pub fn boolean(&self, key: &str) -> Result<Option<bool>, String> {
+    pub fn boolean(&self, key: &str) -> Result<Option<bool>, KeyError> {
         match self.get(key) {
             None => Ok(None),
             Some(v) => v
@@ -133,7 +182,7 @@ impl<'a> Keys<'a> {
     }
 
     /// An optional string (numbers are accepted and rendered, as PyYAML users expect).
-    pub fn string(&self, key: &str) -> Result<Option<String>, String> {
+    pub fn string(&self, key: &str) -> Result<Option<String>, KeyError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::String(s)) => Ok(Some(s.clone())),
@@ -143,7 +192,7 @@ impl<'a> Keys<'a> {
     }
 
     /// An optional mapping.
-    pub fn mapping(&self, key: &str) -> Result<Option<&'a Value>, String> {
+    pub fn mapping(&self, key: &str) -> Result<Option<&'a Value>, KeyError> {
         match self.get(key) {
             None => Ok(None),
             Some(v) if v.is_object() => Ok(Some(v)),
@@ -152,7 +201,7 @@ impl<'a> Keys<'a> {
     }
 
     /// An optional list of strings.
-    pub fn strings(&self, key: &str) -> Result<Option<Vec<String>>, String> {
+    pub fn strings(&self, key: &str) -> Result<Option<Vec<String>>, KeyError> {
         match self.get(key) {
             None => Ok(None),
             Some(Value::Array(items)) => items
@@ -192,7 +241,7 @@ mod tests {
         let k = Keys::new(&v, "ctx.");
         assert_eq!(k.uint("missing").unwrap(), None);
         assert_eq!(
-            k.uint("n").unwrap_err(),
+            k.uint("n").unwrap_err().to_string(),
             "ctx.n: expected a non-negative integer, got \"abc\""
         );
         assert!(k.boolean("b").is_err());
