@@ -17,6 +17,12 @@ pub fn executor(settings: Settings, self_exe: PathBuf, tee: bool) -> Result<Exec
     let mut results = ResultsContext::from_env(&env, &settings.project_root, settings.toolchain)
         .map_err(|e| e.to_string())?;
     results.session_started_ms = Some(crate::results::store::now_ms());
+    // TODO(lead): from Settings. A bad value never reaches the store: `watch::check_env`
+    // refuses it before any trial starts (a config failure that names the knob).
+    results.db_lock_wait = crate::results::store::parse_lock_wait(
+        std::env::var("PERF_DB_LOCK_WAIT_S").ok().as_deref(),
+    )
+    .unwrap_or(crate::results::store::DEFAULT_LOCK_WAIT);
     crate::app::output_check::check_outputs(&results.db_path, &env)?;
     let gpus = (settings.toolchain == Toolchain::Trtllm)
         .then(|| GpuPool::new(visible_gpus(env.var("CUDA_VISIBLE_DEVICES").as_deref())));

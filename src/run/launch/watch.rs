@@ -83,7 +83,9 @@ pub fn check_env() -> Result<(), String> {
                 .ok_or_else(|| "PERF_DB_LOCK_WAIT_S: not valid UTF-8".to_string())?,
         ),
     };
-    crate::results::store::parse_lock_wait(lock).map(drop)
+    crate::results::store::parse_lock_wait(lock)
+        .map(drop)
+        .map_err(|e| e.to_string())
 }
 
 /// One role to watch.
