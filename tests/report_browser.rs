@@ -11,6 +11,7 @@ use crate::support::*;
 use perfsanity::plan::Scale;
 use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::report::write_html_report;
+use perfsanity::results::store::DEFAULT_LOCK_WAIT;
 use perfsanity::results::{Store, record_trial_at};
 
 const BROWSER_LIMIT: Duration = Duration::from_secs(90);
@@ -122,7 +123,8 @@ fn the_report_renders_in_a_headless_browser() {
     let dir = tempfile::tempdir().unwrap();
     let db = history(dir.path());
     let out = artifacts().join("report");
-    let summary = write_html_report(&Store::open(&db).unwrap(), &out, None).unwrap();
+    let summary =
+        write_html_report(&Store::open(&db, DEFAULT_LOCK_WAIT).unwrap(), &out, None).unwrap();
     let url = format!("file://{}", summary.index.display());
 
     // The DOM after rendering: the overview first, every chart loaded (naturalWidth > 0 is

@@ -14,6 +14,7 @@ use perfsanity::report::{write_html_report, write_junit};
 use perfsanity::results::outcome::{
     FailureClass, LogTail, TrialFailure, TrialOutcome, TrialStatus,
 };
+use perfsanity::results::store::DEFAULT_LOCK_WAIT;
 use perfsanity::results::{Store, record_trial_at};
 
 fn outcomes() -> Vec<TrialOutcome> {
@@ -181,7 +182,7 @@ fn check_report(out: &Path) -> (Element, Vec<Element>) {
 fn html_report_is_well_formed_with_parseable_svgs() {
     let dir = tempfile::tempdir().unwrap();
     let (db, trial) = history(dir.path());
-    let store = Store::open(&db).unwrap();
+    let store = Store::open(&db, DEFAULT_LOCK_WAIT).unwrap();
     let out = dir.path().join("report");
     let summary = write_html_report(&store, &out, None).unwrap();
     assert_eq!(
@@ -251,7 +252,7 @@ fn the_report_gate_follows_a_threshold_override() {
     use perfsanity::results::regression::RegressionSettings;
     let dir = tempfile::tempdir().unwrap();
     let (db, _) = history(dir.path());
-    let store = Store::open(&db).unwrap();
+    let store = Store::open(&db, DEFAULT_LOCK_WAIT).unwrap();
     let captions = |regression: RegressionSettings| {
         let out = dir.path().join("r");
         let options = ReportOptions {

@@ -10,7 +10,7 @@ use assert_cmd::Command;
 use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{Plan, Scale};
 use perfsanity::results::outcome::FailureClass;
-use perfsanity::results::store::STALE_AFTER_MS;
+use perfsanity::results::store::{DEFAULT_LOCK_WAIT, STALE_AFTER_MS};
 use perfsanity::results::{
     ClientResult, HistorySource, ResultsContext, ResultsError, Store, TrialResults, UploadOutcome,
     UploadState, record_trial_at,
@@ -71,7 +71,7 @@ fn local_history_gives_real_runs_a_verdict() {
         failure.message
     );
     // The stored record carries the verdict.
-    let store = Store::open(&db).unwrap();
+    let store = Store::open(&db, DEFAULT_LOCK_WAIT).unwrap();
     let rows = store.batch_rows(&bad.batch).unwrap();
     assert_eq!(rows.len(), 2);
     assert!(
@@ -177,7 +177,14 @@ fn non_upload_trials_and_missing_metrics() {
     // Regression is still checked for non-upload ids when the gateway is configured (gotcha 21).
     assert!(matches!(r.verdict.source, HistorySource::Gateway { .. }));
     assert!(gw.seen().iter().all(|s| s.method == "GET"));
-    assert_eq!(Store::open(&db).unwrap().all(None).unwrap().len(), 2);
+    assert_eq!(
+        Store::open(&db, DEFAULT_LOCK_WAIT)
+            .unwrap()
+            .all(None)
+            .unwrap()
+            .len(),
+        2
+    );
 
     // Missing metrics: upstream's message, class MissingMetric, nothing stored.
     let mut results: Vec<ClientResult> = own_results(&plain, 1.0);
@@ -190,7 +197,14 @@ fn non_upload_trials_and_missing_metrics() {
             .contains("Client 1 are missing: ['mean_ttft']"),
         "{err}"
     );
-    assert_eq!(Store::open(&db).unwrap().all(None).unwrap().len(), 2);
+    assert_eq!(
+        Store::open(&db, DEFAULT_LOCK_WAIT)
+            .unwrap()
+            .all(None)
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 #[test]
@@ -202,7 +216,7 @@ fn a_broken_database_still_keeps_the_records() {
     let ctx = context(&db, None, pr_ci(), "gb200");
     let plan = plan_for(dir.path(), Toolchain::Trtllm, Scale::Full, true);
     let err = record_trial_at(&ctx, &plan, &own_config(), &own_results(&plan, 1.0), 0).unwrap_err();
-    assert!(matches!(err, ResultsError::Store(_)));
+    assert!(matches!(err, ResultsError::NotStored { .. }));
     assert_eq!(err.class(), FailureClass::Results);
     let artifact = plan.output_dir.join("perf_records.json");
     assert!(
@@ -219,7 +233,7 @@ fn a_broken_database_still_keeps_the_records() {
 fn schema_version_is_checked() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("perf.sqlite");
-    drop(Store::open(&db).unwrap());
+    drop(Store::open(&db, DEFAULT_LOCK_WAIT).unwrap());
     let conn = rusqlite::Connection::open(&db).unwrap();
     let v: i64 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
@@ -227,7 +241,10 @@ fn schema_version_is_checked() {
     assert_eq!(v, perfsanity::results::store::SCHEMA_VERSION);
     conn.execute_batch("PRAGMA user_version = 99").unwrap();
     drop(conn);
-    let err = Store::open(&db).err().unwrap().to_string();
+    let err = Store::open(&db, DEFAULT_LOCK_WAIT)
+        .err()
+        .unwrap()
+        .to_string();
     assert!(
         err.contains("schema version 99") && err.contains("perf.sqlite"),
         "{err}"
@@ -398,7 +415,7 @@ fn abandoned_holds_and_claims_are_pushed_later() {
             startup: &[],
         },
     );
-    let mut store = Store::open(&db).unwrap();
+    let mut store = Store::open(&db, DEFAULT_LOCK_WAIT).unwrap();
     let long_ago = perfsanity::results::store::now_ms() - 2 * STALE_AFTER_MS;
     let rows: Vec<_> = built
         .records

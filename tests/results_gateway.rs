@@ -15,7 +15,8 @@ use crate::support::*;
 use perfsanity::config::PerfConfig;
 use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{Plan, Scale};
-use perfsanity::results::context::{POC_PROJECT, gateway_from_env};
+use perfsanity::results::gateway::{POC_PROJECT, gateway_from_env};
+use perfsanity::results::store::DEFAULT_LOCK_WAIT;
 use perfsanity::results::{
     GatewaySettings, ResultsContext, Store, TrialResults, UploadOutcome, UploadState, push_pending,
     record_trial,
@@ -92,7 +93,10 @@ impl Fixture {
     }
 
     fn rows(&self) -> Vec<perfsanity::results::store::Row> {
-        Store::open(&self.db()).unwrap().all(None).unwrap()
+        Store::open(&self.db(), DEFAULT_LOCK_WAIT)
+            .unwrap()
+            .all(None)
+            .unwrap()
     }
 }
 
@@ -154,7 +158,7 @@ fn successful_post_delivers_each_record_once() {
         results.upload,
         UploadOutcome::Uploaded {
             records: 2,
-            project: perfsanity::results::context::PROD_PROJECT.into()
+            project: perfsanity::results::gateway::PROD_PROJECT.into()
         }
     );
     assert_eq!(sorted(gw.accepted_ids()), sorted(ids(&results)));
@@ -197,7 +201,7 @@ fn successful_post_delivers_each_record_once() {
         assert_eq!(doc["s_regression_info"], "");
     }
     // Nothing is pending: a push sends nothing.
-    let mut store = Store::open(&f.db()).unwrap();
+    let mut store = Store::open(&f.db(), DEFAULT_LOCK_WAIT).unwrap();
     let report = push_pending(
         &mut store,
         &fast_gateway(&gw.base_url, &gw.user, &gw.password),
@@ -244,7 +248,7 @@ fn fails_then_push_delivers_once(
 
     let healthy = StandIn::start();
     let settings = fast_gateway(&healthy.base_url, &healthy.user, &healthy.password);
-    let mut store = Store::open(&f.db()).unwrap();
+    let mut store = Store::open(&f.db(), DEFAULT_LOCK_WAIT).unwrap();
     let report = push_pending(&mut store, &settings).unwrap();
     assert_eq!(report.uploaded, 2, "{report:?}");
     assert!(report.failed.is_empty());
@@ -384,7 +388,7 @@ fn simulator_and_smoke_records_never_reach_the_gateway() {
             );
         }
         // A push never sends them.
-        let mut store = Store::open(&f.db()).unwrap();
+        let mut store = Store::open(&f.db(), DEFAULT_LOCK_WAIT).unwrap();
         assert_eq!(push_pending(&mut store, &settings).unwrap().uploaded, 0);
         assert!(gw.seen().is_empty());
     }
@@ -421,7 +425,7 @@ fn type_check_refusal_keeps_records_and_sends_nothing() {
         results.notes
     );
     assert!(gw.seen().iter().all(|s| s.method != "POST"));
-    let store = Store::open(&ctx.db_path).unwrap();
+    let store = Store::open(&ctx.db_path, DEFAULT_LOCK_WAIT).unwrap();
     let rows = store.all(None).unwrap();
     assert_eq!(rows.len(), 2);
     assert!(rows.iter().all(|r| r.state == UploadState::Refused));

@@ -498,7 +498,9 @@ fn failure_check_messages_follow_upstream() {
         client_index: 0,
         metrics: m,
     }];
-    let err = check_metrics(&plan, &config, &results).unwrap_err();
+    let err = check_metrics(&plan, &config, &results)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("Server 0's perf results number: 1 is not equal to client number: 2."),
         "{err}"
@@ -518,7 +520,8 @@ fn failure_check_messages_follow_upstream() {
             metrics: base_metrics(1.0),
         }],
     )
-    .unwrap_err();
+    .unwrap_err()
+    .to_string();
     assert!(
         err.contains("Client 7 is not a client of this plan"),
         "{err}"

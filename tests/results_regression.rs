@@ -4,12 +4,12 @@
 //! history query.
 
 use crate::support::day_ms;
-use perfsanity::results::context::{ThresholdOverrides, parse_threshold_overrides};
 use perfsanity::results::history::Doc;
 use perfsanity::results::regression::{
     BaselineSource, RegressionSettings, ThresholdSource, computed_baseline, daily_means,
     evaluate_case, failing_policy, gated_metrics, rolling_mean,
 };
+use perfsanity::results::regression::{ThresholdOverrides, parse_threshold_overrides};
 use perfsanity::results::{FieldValue, HistorySource, Record, evaluate_verdict};
 use serde_json::{Value, json};
 

@@ -17,6 +17,7 @@ pub fn executor(settings: Settings, self_exe: PathBuf, tee: bool) -> Result<Exec
     let mut results = ResultsContext::from_env(&env, &settings.project_root, settings.toolchain)
         .map_err(|e| e.to_string())?;
     results.session_started_ms = Some(crate::results::store::now_ms());
+    results.db_lock_wait = settings.db_lock_wait;
     crate::app::output_check::check_outputs(&results.db_path, &env)?;
     let gpus = (settings.toolchain == Toolchain::Trtllm)
         .then(|| GpuPool::new(visible_gpus(env.var("CUDA_VISIBLE_DEVICES").as_deref())));

@@ -125,7 +125,11 @@ mod tests {
         std::fs::write(d.join("garbage.db"), vec![b'x'; 4096]).unwrap();
         let e = check_db(&d.join("garbage.db")).unwrap_err();
         assert!(e.contains("not a usable results database"), "{e}");
-        let store = crate::results::store::Store::open(&d.join("real.db")).unwrap();
+        let store = crate::results::store::Store::open(
+            &d.join("real.db"),
+            crate::results::store::DEFAULT_LOCK_WAIT,
+        )
+        .unwrap();
         drop(store);
         assert!(check_db(&d.join("real.db")).is_ok());
     }

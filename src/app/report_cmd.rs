@@ -7,12 +7,10 @@ use std::path::PathBuf;
 use clap::Args;
 
 use crate::app::commands::Outcome;
-use crate::app::results_cmd::db_path;
+use crate::app::results_cmd::{db_path, open_store};
 use crate::app::settings::{EnvSource, ProcessEnv, target_dir};
 use crate::report::html::{ReportOptions, write_html_report_with};
-use crate::results::context::parse_threshold_overrides;
-use crate::results::regression::RegressionSettings;
-use crate::results::store::Store;
+use crate::results::regression::{RegressionSettings, parse_threshold_overrides};
 
 /// `perfsanity report` options.
 #[derive(Debug, Args)]
@@ -69,9 +67,9 @@ pub fn run_with_env(args: &ReportArgs, env: &dyn EnvSource) -> Outcome {
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         target_dir(env, &crate::app::history_location::project_root(env, &cwd)).join("perf-report")
     });
-    let store = match Store::open(&db) {
+    let store = match open_store(&db) {
         Ok(s) => s,
-        Err(e) => return fail(e.to_string()),
+        Err(e) => return fail(e),
     };
     let options = ReportOptions {
         trial: args.trial.clone(),

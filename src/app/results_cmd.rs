@@ -8,10 +8,11 @@ use clap::{Args, Subcommand};
 use crate::app::commands::Outcome;
 use crate::app::settings::{EnvSource, ProcessEnv};
 
-use crate::results::context::{default_db_path, gateway_from_env};
+use crate::results::context::default_db_path;
 use crate::results::field;
+use crate::results::gateway::gateway_from_env;
 use crate::results::push_pending;
-use crate::results::store::{Row, Store, UploadState};
+use crate::results::store::{Row, Store, UploadState, parse_lock_wait};
 
 /// `perfsanity results …`.
 #[derive(Debug, Subcommand)]
@@ -54,6 +55,17 @@ pub fn db_path(env: &dyn EnvSource) -> PathBuf {
     default_db_path(&root)
 }
 
+/// Opens the history database at `path`, waiting for another process's lock as long as
+/// `PERF_DB_LOCK_WAIT_S` says. A bad value is reported as the store names its problems
+/// (`results database <path>: PERF_DB_LOCK_WAIT_S=…`).
+pub(crate) fn open_store(path: &Path) -> Result<Store, String> {
+    // The history commands do not build a whole `Settings` (they need no config folders or
+    // toolchain): this knob is read here, at the edge, the same way.
+    let lock_wait = parse_lock_wait(std::env::var("PERF_DB_LOCK_WAIT_S").ok().as_deref())
+        .map_err(|e| format!("results database {}: {e}", path.display()))?;
+    Store::open(path, lock_wait).map_err(|e| e.to_string())
+}
+
 fn fail(message: String) -> Outcome {
     Outcome {
         stdout: String::new(),
@@ -78,9 +90,9 @@ pub fn run_with_env(cmd: &ResultsCommand, env: &dyn EnvSource) -> Outcome {
                     path.display()
                 ));
             }
-            match Store::open(&path) {
+            match open_store(&path) {
                 Ok(store) => show(&store, args),
-                Err(e) => fail(e.to_string()),
+                Err(e) => fail(e),
             }
         }
         ResultsCommand::Push => push(env, &path),
@@ -89,9 +101,9 @@ pub fn run_with_env(cmd: &ResultsCommand, env: &dyn EnvSource) -> Outcome {
 }
 
 fn import(db: &Path, file: &Path) -> Outcome {
-    let report = Store::open(db)
-        .map_err(|e| e.to_string())
-        .and_then(|mut store| crate::results::partial::import_records(&mut store, file));
+    let report = open_store(db).and_then(|mut store| {
+        crate::results::partial::import_records(&mut store, file).map_err(|e| e.to_string())
+    });
     match report {
         Ok(r) => Outcome {
             stdout: format!(
@@ -292,9 +304,9 @@ fn push(env: &dyn EnvSource, path: &std::path::Path) -> Outcome {
             ok: true,
         };
     }
-    let mut store = match Store::open(path) {
+    let mut store = match open_store(path) {
         Ok(s) => s,
-        Err(e) => return fail(e.to_string()),
+        Err(e) => return fail(e),
     };
     let report = match push_pending(&mut store, &gateway) {
         Ok(r) => r,

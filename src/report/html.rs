@@ -22,9 +22,9 @@ use askama::Template;
 
 use crate::results::history::{Doc, latest_baseline_threshold};
 use crate::results::regression::{BaselineSource, RegressionSettings, gate, is_maximize};
-use crate::results::store::{Row, Store};
+use crate::results::store::{Row, Store, StoreError};
 
-use super::plots::{HistoryPoint, LoadPoint, metric_history, throughput_vs_latency};
+use super::plots::{HistoryPoint, LoadPoint, PlotError, metric_history, throughput_vs_latency};
 
 /// Metrics charted over time (those a record has).
 pub const HISTORY_METRICS: [(&str, &str); 9] = [
@@ -47,8 +47,40 @@ pub const HISTORY_METRICS: [(&str, &str); 9] = [
 
 /// Why the report could not be written.
 #[derive(Debug, thiserror::Error)]
-#[error("report: {0}")]
-pub struct ReportError(pub String);
+pub enum ReportError {
+    /// The history database could not be read.
+    #[error("report: {0}")]
+    Store(#[from] StoreError),
+    /// The history has no records of the trial asked for.
+    #[error(
+        "report: no records of trial {trial:?} in {}{}; `perfsanity results show` lists what \
+         is stored",
+        db.display(),
+        closest.as_ref().map(|n| format!(" (did you mean {n:?}?)")).unwrap_or_default()
+    )]
+    NoSuchTrial {
+        /// The trial asked for.
+        trial: String,
+        /// The history database.
+        db: PathBuf,
+        /// The closest stored trial name, if any is close.
+        closest: Option<String>,
+    },
+    /// A chart could not be drawn.
+    #[error("report: {0}")]
+    Plot(#[from] PlotError),
+    /// The page template failed.
+    #[error("report: cannot render the page: {0}")]
+    Render(#[source] askama::Error),
+    /// A file or folder could not be written.
+    #[error("report: cannot write {}: {source}", path.display())]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
 
 /// What was written.
 #[derive(Debug, Clone)]
@@ -256,22 +288,19 @@ impl Page {
 /// Step 1: the rows to report. Asking for a trial the history does not have is an error that
 /// names the closest trial it does have.
 pub fn read_store(store: &Store, trial: Option<&str>) -> Result<Vec<Row>, ReportError> {
-    let rows = store.all(trial).map_err(|e| ReportError(e.to_string()))?;
+    let rows = store.all(trial)?;
     if let Some(wanted) = trial
         && rows.is_empty()
     {
-        let all = store.all(None).map_err(|e| ReportError(e.to_string()))?;
+        let all = store.all(None)?;
         let mut names: Vec<&str> = all.iter().map(|r| r.trial.as_str()).collect();
         names.sort_unstable();
         names.dedup();
-        let hint = crate::config::reader::closest(wanted, &names)
-            .map(|n| format!(" (did you mean {n:?}?)"))
-            .unwrap_or_default();
-        return Err(ReportError(format!(
-            "no records of trial {wanted:?} in {}{hint}; `perfsanity results show` lists what \
-             is stored",
-            store.path().display()
-        )));
+        return Err(ReportError::NoSuchTrial {
+            trial: wanted.to_string(),
+            db: store.path().to_path_buf(),
+            closest: crate::config::reader::closest(wanted, &names).map(|n| n.to_string()),
+        });
     }
     Ok(rows)
 }
@@ -408,8 +437,7 @@ fn load_figure(config: &str, latest: &[&Row]) -> Result<Option<Figure>, ReportEr
         "mean end-to-end latency (ms)",
         "output token throughput (tok/s)",
         &load,
-    )
-    .map_err(ReportError)?;
+    )?;
     Ok(Some(figure(
         &format!("{config}-load"),
         svg,
@@ -462,8 +490,7 @@ pub fn case_figures(
             &points,
             g.as_ref().map(|g| g.baseline),
             g.as_ref().map(|g| g.limit(metric)),
-        )
-        .map_err(ReportError)?;
+        )?;
         let gate_text = match &g {
             Some(g) => {
                 let source = match g.baseline_source {
@@ -620,16 +647,16 @@ fn number_figures(page: &mut Page) {
 
 /// Step 3: the HTML text of `page`.
 pub fn render(page: &Page) -> Result<String, ReportError> {
-    page.render()
-        .map_err(|e| ReportError(format!("cannot render the page: {e}")))
+    page.render().map_err(ReportError::Render)
 }
 
 /// Step 4: writes `index.html` and `plots/*.svg` into a fresh folder beside `out_dir`, then
 /// swaps it in (an atomic exchange where the system has one). The previous report is removed
 /// only after the new one is complete.
 pub fn publish(out_dir: &Path, html: &str, page: &Page) -> Result<Vec<PathBuf>, ReportError> {
-    let io = |what: &Path, e: std::io::Error| {
-        ReportError(format!("cannot write {}: {e}", what.display()))
+    let io = |what: &Path, source: std::io::Error| ReportError::Write {
+        path: what.to_path_buf(),
+        source,
     };
     let parent = match out_dir.parent().filter(|p| !p.as_os_str().is_empty()) {
         Some(p) => p.to_path_buf(),

@@ -41,8 +41,13 @@ fn padded(min: f64, max: f64) -> (f64, f64) {
     (min - pad, max + pad)
 }
 
-fn err(e: impl std::fmt::Display) -> String {
-    format!("plot: {e}")
+/// A chart could not be drawn (plotters' message).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("plot: {0}")]
+pub struct PlotError(pub String);
+
+fn err(e: impl std::fmt::Display) -> PlotError {
+    PlotError(e.to_string())
 }
 
 /// Throughput (y) against latency (x), one labelled point per concurrency, joined in order.
@@ -51,7 +56,7 @@ pub fn throughput_vs_latency(
     x_desc: &str,
     y_desc: &str,
     points: &[LoadPoint],
-) -> Result<String, String> {
+) -> Result<String, PlotError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
@@ -132,7 +137,7 @@ pub fn metric_history(
     points: &[HistoryPoint],
     baseline: Option<f64>,
     gate: Option<f64>,
-) -> Result<String, String> {
+) -> Result<String, PlotError> {
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();

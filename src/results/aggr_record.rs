@@ -15,7 +15,8 @@ use super::context::ResultsContext;
 use super::job_info::job_info;
 use super::pyjson::assign_id;
 use super::record::{
-    BASE_METRICS, BuiltRecords, ClientResult, RecordInputs, SPEC_DECODING_METRIC, metric_of,
+    BASE_METRICS, BuiltRecords, ClientResult, MetricsError, RecordInputs, SPEC_DECODING_METRIC,
+    metric_of,
 };
 use super::server_fields::{WorkerDefaults, server_fields};
 use super::startup::{read_observations, startup_fields};
@@ -45,23 +46,28 @@ fn find<'p>(
 }
 
 /// Upstream's pre-upload failure check (§5.4) over every server, in upstream's wording.
-pub fn check_aggr_metrics(plan: &AggrPlan, results: &[AggrClientResult]) -> Result<(), String> {
-    let mut msg = String::new();
+pub fn check_aggr_metrics(
+    plan: &AggrPlan,
+    results: &[AggrClientResult],
+) -> Result<(), MetricsError> {
+    let mut problems = Vec::new();
     for server in &plan.servers {
         let s = server.index;
         let mine: Vec<&AggrClientResult> = results.iter().filter(|r| r.server == s).collect();
         if mine.len() != server.clients.len() {
-            msg += &format!(
-                "Server {s}'s perf results number: {} is not equal to client number: {}. ",
+            problems.push(format!(
+                "Server {s}'s perf results number: {} is not equal to client number: {}.",
                 mine.len(),
                 server.clients.len()
-            );
+            ));
         }
     }
     for r in results {
         let (s, c) = (r.server, r.result.client_index);
         let Some((server, client)) = find(plan, r) else {
-            msg += &format!("Server {s} Client {c} is not a client of this plan. ");
+            problems.push(format!(
+                "Server {s} Client {c} is not a client of this plan."
+            ));
             continue;
         };
         let sa = client.kind == ClientKind::NvSa;
@@ -71,28 +77,28 @@ pub fn check_aggr_metrics(plan: &AggrPlan, results: &[AggrClientResult]) -> Resu
             .filter(|m| metric_of(&r.result, m, sa).is_none())
             .collect();
         if !missing.is_empty() {
-            msg += &format!(
-                "Some metrics in Server {s} Client {c} are missing: [{}]. ",
+            problems.push(format!(
+                "Some metrics in Server {s} Client {c} are missing: [{}].",
                 missing
                     .iter()
                     .map(|m| format!("'{m}'"))
                     .collect::<Vec<_>>()
                     .join(", ")
-            );
+            ));
         }
         if server.spec_decoding
             && !sa
             && !matches!(r.result.metrics.get(SPEC_DECODING_METRIC), Some(Some(_)))
         {
-            msg += &format!(
-                "Speculative decoding test Server {s} Client {c} is missing 'Mean Avg Decoded Tokens per Iter' in benchmark output. "
-            );
+            problems.push(format!(
+                "Speculative decoding test Server {s} Client {c} is missing 'Mean Avg Decoded Tokens per Iter' in benchmark output."
+            ));
         }
     }
-    if msg.is_empty() {
+    if problems.is_empty() {
         Ok(())
     } else {
-        Err(msg.trim_end().to_string())
+        Err(MetricsError { problems })
     }
 }
 
@@ -209,7 +215,7 @@ pub fn record_aggr_trial(
     plan: &AggrPlan,
     results: &[AggrClientResult],
 ) -> Result<TrialResults, ResultsError> {
-    check_aggr_metrics(plan, results).map_err(ResultsError::Metrics)?;
+    check_aggr_metrics(plan, results)?;
     let built = build_aggr_records(
         plan,
         results,

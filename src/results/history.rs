@@ -201,17 +201,28 @@ pub fn latest_baseline_threshold(docs: &[Doc]) -> Doc {
     }
 }
 
+/// Why a gateway search response is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchResponseError {
+    /// The body is not JSON.
+    #[error("search response is not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// `hits.hits` is there but not a list.
+    #[error("search response: hits.hits is not a list")]
+    HitsNotList,
+    /// A hit has no `_id`.
+    #[error("search response has a hit without _id")]
+    HitWithoutId,
+}
+
 /// Parses a gateway search response: `hits.hits[*]._source` with `_id` attached. Any hit
 /// without an `_id` makes the whole answer unusable (upstream rule).
-pub fn parse_search_response(body: &str) -> Result<Vec<Doc>, String> {
-    let v: Value =
-        serde_json::from_str(body).map_err(|e| format!("search response is not JSON: {e}"))?;
+pub fn parse_search_response(body: &str) -> Result<Vec<Doc>, SearchResponseError> {
+    let v: Value = serde_json::from_str(body).map_err(SearchResponseError::NotJson)?;
     let Some(hits) = v.get("hits").and_then(|h| h.get("hits")) else {
         return Ok(Vec::new());
     };
-    let hits = hits
-        .as_array()
-        .ok_or_else(|| "search response: hits.hits is not a list".to_string())?;
+    let hits = hits.as_array().ok_or(SearchResponseError::HitsNotList)?;
     let mut out = Vec::new();
     for hit in hits {
         let mut source = hit
@@ -221,7 +232,7 @@ pub fn parse_search_response(body: &str) -> Result<Vec<Doc>, String> {
             .unwrap_or_default();
         let id = hit.get(field::ID).and_then(Value::as_str).unwrap_or("");
         if id.is_empty() {
-            return Err("search response has a hit without _id".to_string());
+            return Err(SearchResponseError::HitWithoutId);
         }
         source.insert(field::ID.to_string(), Value::String(id.to_string()));
         out.push(source);

@@ -36,12 +36,13 @@ mod verdict;
 pub use aggr_record::{
     AggrClientResult, build_aggr_records, check_aggr_metrics, record_aggr_trial,
 };
-pub use context::{CiEnv, Credentials, GatewaySettings, ResultsContext, Secret};
-pub use record::{ClientResult, build_records, check_metrics};
+pub use context::{CiEnv, ContextError, ResultsContext};
+pub use gateway::{Credentials, GatewaySettings, Secret};
+pub use record::{ClientResult, MetricsError, build_records, check_metrics};
 pub use store::{Store, StoreError, UploadState};
 pub use trial::{
-    PushReport, StoredRecord, TrialResults, UploadIntent, UploadOutcome, push_pending,
-    record_trial, record_trial_at, upload_intent,
+    ArtifactError, PushReport, SavedRecords, StoredRecord, TrialResults, UploadIntent,
+    UploadOutcome, push_pending, record_trial, record_trial_at, upload_intent,
 };
 pub use value::{FieldValue, Record};
 pub use verdict::{HistorySource, RegressionVerdict, evaluate_verdict};
@@ -53,13 +54,22 @@ use crate::results::outcome::FailureClass;
 pub enum ResultsError {
     /// Upstream's pre-upload check failed (§5.4): results missing or incomplete.
     #[error("{0}")]
-    Metrics(String),
-    /// The history database failed (the records were written to the artifacts directory).
+    Metrics(#[from] MetricsError),
+    /// The history database failed.
     #[error("{0}")]
-    Store(String),
+    Store(#[from] StoreError),
+    /// The history database failed while a trial's records were being stored; `saved` says
+    /// where the records went instead (the artifacts directory, for `perfsanity results import`).
+    #[error("{source}; {saved}")]
+    NotStored {
+        /// The store failure.
+        source: StoreError,
+        /// Where the records are now.
+        saved: SavedRecords,
+    },
     /// An environment knob is invalid.
     #[error("{0}")]
-    Env(String),
+    Env(#[from] ContextError),
 }
 
 impl ResultsError {
@@ -67,14 +77,8 @@ impl ResultsError {
     pub fn class(&self) -> FailureClass {
         match self {
             ResultsError::Metrics(_) => FailureClass::MissingMetric,
-            ResultsError::Store(_) => FailureClass::Results,
+            ResultsError::Store(_) | ResultsError::NotStored { .. } => FailureClass::Results,
             ResultsError::Env(_) => FailureClass::Config,
         }
-    }
-}
-
-impl From<StoreError> for ResultsError {
-    fn from(e: StoreError) -> Self {
-        ResultsError::Store(e.to_string())
     }
 }

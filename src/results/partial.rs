@@ -4,18 +4,21 @@
 //! baseline, never gate and never upload — and [`import_records`] stores a `perf_records.json`
 //! that a failed store left in a trial's folder (`perfsanity results import`).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::config::PerfConfig;
 use crate::plan::Plan;
 use crate::results::outcome::TrialFailure;
 
 use super::ResultsError;
+use super::StoreError;
 use super::context::ResultsContext;
 use super::record::ClientResult;
 use super::store::{NewRow, Store, UploadState, now_ms};
-use super::trial::{TrialMeta, batch_id, build_trial_records, insert_records, stored_records};
-use super::value::Record;
+use super::trial::{
+    ArtifactError, TrialMeta, batch_id, build_trial_records, insert_records, stored_records,
+};
+use super::value::{Record, RecordParseError};
 
 /// Field that carries a partial record's trial outcome (`failed: <class> (<role>)`).
 pub const OUTCOME_FIELD: &str = "s_trial_outcome";
@@ -84,7 +87,7 @@ pub fn write_unfinished(
     plan: &Plan,
     config: &PerfConfig,
     clients: &[ClientResult],
-) -> Result<std::path::PathBuf, String> {
+) -> Result<PathBuf, ArtifactError> {
     let mut notes = Vec::new();
     let (mut records, _) = build_trial_records(ctx, plan, config, clients, &mut notes);
     for r in &mut records {
@@ -104,60 +107,146 @@ pub struct ImportReport {
     pub state: UploadState,
 }
 
+/// Why `perfsanity results import` stored nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ImportError {
+    /// The records file cannot be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The records file is not a JSON array.
+    #[error("{}: expected a JSON array of records: {source}", path.display())]
+    NotAnArray {
+        /// The file.
+        path: PathBuf,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// One element of the array is not a record.
+    #[error("{}: record {index}: {source}", path.display())]
+    BadRecord {
+        /// The file.
+        path: PathBuf,
+        /// Index in the array.
+        index: usize,
+        /// What is wrong with it.
+        source: RecordParseError,
+    },
+    /// The array is empty.
+    #[error("{}: no records", path.display())]
+    Empty {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The trial's `plan.json` (beside the records) cannot be read.
+    #[error(
+        "{}: {source} (the trial's plan names its trial, toolchain and scale)",
+        path.display()
+    )]
+    ReadPlan {
+        /// The plan file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The trial's `plan.json` is not JSON.
+    #[error("{}: {source}", path.display())]
+    BadPlan {
+        /// The plan file.
+        path: PathBuf,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// The trial's `plan.json` lacks a string it needs.
+    #[error("{}: no string {key:?}", path.display())]
+    PlanField {
+        /// The plan file.
+        path: PathBuf,
+        /// The missing key.
+        key: &'static str,
+    },
+    /// A record is already in the history database.
+    #[error("{}: record {id} is already in {}; nothing imported", path.display(), db.display())]
+    Duplicate {
+        /// The records file.
+        path: PathBuf,
+        /// The record's `_id`.
+        id: String,
+        /// The history database.
+        db: PathBuf,
+    },
+    /// The history database failed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+}
+
 /// Stores the records of `file` (a trial's `perf_records.json`, next to its `plan.json`) in
 /// `store` as a new batch: `pending` when the trial's records are meant for the gateway (a real,
 /// full-scale `_upload` trial, not a partial record), else `not_requested`. Records whose `_id`
 /// is already stored are refused (nothing is stored twice).
-pub fn import_records(store: &mut Store, file: &Path) -> Result<ImportReport, String> {
-    let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
-    let array: Vec<serde_json::Value> = serde_json::from_str(&text)
-        .map_err(|e| format!("{}: expected a JSON array of records: {e}", file.display()))?;
+pub fn import_records(store: &mut Store, file: &Path) -> Result<ImportReport, ImportError> {
+    let path = || file.to_path_buf();
+    let text = std::fs::read_to_string(file).map_err(|source| ImportError::Read {
+        path: path(),
+        source,
+    })?;
+    let array: Vec<serde_json::Value> =
+        serde_json::from_str(&text).map_err(|source| ImportError::NotAnArray {
+            path: path(),
+            source,
+        })?;
     let records = array
         .iter()
         .enumerate()
-        .map(|(i, v)| {
-            Record::from_json_str(&v.to_string())
-                .map_err(|e| format!("{}: record {i}: {e}", file.display()))
+        .map(|(index, v)| {
+            Record::from_json_str(&v.to_string()).map_err(|source| ImportError::BadRecord {
+                path: path(),
+                index,
+                source,
+            })
         })
         .collect::<Result<Vec<_>, _>>()?;
     if records.is_empty() {
-        return Err(format!("{}: no records", file.display()));
+        return Err(ImportError::Empty { path: path() });
     }
     let dir = file.parent().unwrap_or(Path::new("."));
     let plan_path = dir.join("plan.json");
-    let plan: serde_json::Value = std::fs::read_to_string(&plan_path)
-        .map_err(|e| {
-            format!(
-                "{}: {e} (the trial's plan names its trial, toolchain and scale)",
-                plan_path.display()
-            )
-        })
-        .and_then(|t| {
-            serde_json::from_str(&t).map_err(|e| format!("{}: {e}", plan_path.display()))
+    let plan_text =
+        std::fs::read_to_string(&plan_path).map_err(|source| ImportError::ReadPlan {
+            path: plan_path.clone(),
+            source,
         })?;
-    let field = |k: &str| -> Result<String, String> {
-        plan[k]
+    let plan: serde_json::Value =
+        serde_json::from_str(&plan_text).map_err(|source| ImportError::BadPlan {
+            path: plan_path.clone(),
+            source,
+        })?;
+    let field = |key: &'static str| -> Result<String, ImportError> {
+        plan[key]
             .as_str()
             .map(str::to_string)
-            .ok_or_else(|| format!("{}: no string {k:?}", plan_path.display()))
+            .ok_or_else(|| ImportError::PlanField {
+                path: plan_path.clone(),
+                key,
+            })
     };
     let (trial, toolchain, scale) = (field("trial")?, field("toolchain")?, field("scale")?);
-    let known: std::collections::HashSet<String> = store
-        .all(None)
-        .map_err(|e| e.to_string())?
-        .into_iter()
-        .map(|r| r.record_id)
-        .collect();
+    let known: std::collections::HashSet<String> =
+        store.all(None)?.into_iter().map(|r| r.record_id).collect();
     if let Some(dup) = records
         .iter()
         .filter_map(|r| r.str("_id"))
         .find(|id| known.contains(*id))
     {
-        return Err(format!(
-            "{}: record {dup} is already in {}; nothing imported",
-            file.display(),
-            store.path().display()
-        ));
+        return Err(ImportError::Duplicate {
+            path: path(),
+            id: dup.to_string(),
+            db: store.path().to_path_buf(),
+        });
     }
     let partial = records.iter().any(|r| r.get(OUTCOME_FIELD).is_some());
     let upload = plan["upload"].as_bool() == Some(true)
@@ -192,9 +281,7 @@ pub fn import_records(store: &mut Store, file: &Path) -> Result<ImportReport, St
             artifacts: dir,
         })
         .collect();
-    store
-        .insert_batch(&batch, &rows, state, &note, "", now)
-        .map_err(|e| e.to_string())?;
+    store.insert_batch(&batch, &rows, state, &note, "", now)?;
     Ok(ImportReport {
         batch,
         records: records.len(),

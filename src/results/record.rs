@@ -75,36 +75,48 @@ pub(super) fn metric_of(result: &ClientResult, name: &str, sa: bool) -> Option<O
     }
 }
 
+/// Upstream's pre-upload check failed (§5.4): its problems, in upstream's wording, shown as one
+/// message.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}", problems.join(" "))]
+pub struct MetricsError {
+    /// One sentence per problem (never empty).
+    pub problems: Vec<String>,
+}
+
 /// Upstream's pre-upload failure check (§5.4), one message with every problem, in upstream's
 /// wording. Results for client indices the plan does not have are problems too.
 pub fn check_metrics(
     plan: &Plan,
     config: &PerfConfig,
     clients: &[ClientResult],
-) -> Result<(), String> {
+) -> Result<(), MetricsError> {
     let s = plan.server_index;
     let sa = plan.client_kind == ClientKind::NvSa;
     let spec = spec_decoding(config);
-    let mut msg = String::new();
+    let mut problems = Vec::new();
     let mut seen = std::collections::BTreeSet::new();
     for r in clients {
         if !plan.clients.iter().any(|c| c.index == r.client_index) {
-            msg += &format!(
-                "Server {s} Client {} is not a client of this plan ({} clients). ",
+            problems.push(format!(
+                "Server {s} Client {} is not a client of this plan ({} clients).",
                 r.client_index,
                 plan.clients.len()
-            );
+            ));
         }
         if !seen.insert(r.client_index) {
-            msg += &format!("Server {s} Client {} has two results. ", r.client_index);
+            problems.push(format!(
+                "Server {s} Client {} has two results.",
+                r.client_index
+            ));
         }
     }
     if clients.len() != plan.clients.len() {
-        msg += &format!(
-            "Server {s}'s perf results number: {} is not equal to client number: {}. ",
+        problems.push(format!(
+            "Server {s}'s perf results number: {} is not equal to client number: {}.",
             clients.len(),
             plan.clients.len()
-        );
+        ));
     }
     for r in clients {
         let c = r.client_index;
@@ -122,35 +134,35 @@ pub fn check_metrics(
                     None => format!("'{k}': None"),
                 })
                 .collect();
-            msg += &format!(
-                "Some metrics in Server {s} Client {c} are missing: [{}]. The parsed metrics is {{{}}}. ",
+            problems.push(format!(
+                "Some metrics in Server {s} Client {c} are missing: [{}]. The parsed metrics is {{{}}}.",
                 missing
                     .iter()
                     .map(|m| format!("'{m}'"))
                     .collect::<Vec<_>>()
                     .join(", "),
                 parsed.join(", ")
-            );
+            ));
         }
         // The NV SA client never prints the acceptance length, so upstream's check can only
         // fail there (3 upstream disagg/perf configs are SA + MTP); it applies to the standard
         // client only (the plan warns).
         if spec && !sa && !matches!(r.metrics.get(SPEC_DECODING_METRIC), Some(Some(_))) {
-            msg += &format!(
-                "Speculative decoding test Server {s} Client {c} is missing 'Mean Avg Decoded Tokens per Iter' in benchmark output. "
-            );
+            problems.push(format!(
+                "Speculative decoding test Server {s} Client {c} is missing 'Mean Avg Decoded Tokens per Iter' in benchmark output."
+            ));
         }
         if plan.mode.is_gen_only() && !matches!(r.metrics.get(GEN_ONLY_METRICS[0]), Some(Some(_))) {
-            msg += &format!(
-                "gen_only test Server {s} Client {c} is missing 'prev_device_step_time' in gen_server_*.log under {}. ",
+            problems.push(format!(
+                "gen_only test Server {s} Client {c} is missing 'prev_device_step_time' in gen_server_*.log under {}.",
                 plan.output_dir.display()
-            );
+            ));
         }
     }
-    if msg.is_empty() {
+    if problems.is_empty() {
         Ok(())
     } else {
-        Err(msg.trim_end().to_string())
+        Err(MetricsError { problems })
     }
 }
 

@@ -10,9 +10,10 @@
 //! (`FUNCTIONAL-ONLY` stage, override) or the latest post-merge value of the same case would
 //! itself miss the pre-merge gate (upstream's exemption). Post-merge regressions only warn.
 
+use std::collections::BTreeMap;
+
 use serde_json::Value;
 
-use super::context::ThresholdOverrides;
 use super::field;
 use super::history::{Doc, latest, latest_baseline_threshold, timestamp_ms};
 use super::value::Record;
@@ -67,6 +68,55 @@ pub fn all_metrics() -> Vec<&'static str> {
 /// True for a metric of either list.
 pub fn is_known_metric(metric: &str) -> bool {
     all_metrics().contains(&metric)
+}
+
+/// Per-metric threshold overrides (`PERF_REGRESSION_THRESHOLDS`), keyed by `d_` metric name.
+pub type ThresholdOverrides = BTreeMap<String, f64>;
+
+/// Why a `PERF_REGRESSION_THRESHOLDS` value is unusable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ThresholdError {
+    /// An item is not `<metric>=<fraction>`.
+    #[error("{0:?}: expected <metric>=<fraction>")]
+    NotAPair(String),
+    /// The metric is not one the verdict looks at.
+    #[error(
+        "{0}: not a regression metric; expected one of {known}",
+        known = all_metrics().join(", ")
+    )]
+    UnknownMetric(String),
+    /// The value is not a fraction strictly between 0 and 1.
+    #[error("{0:?}: expected a fraction between 0 and 1 (0.05 = 5 %)")]
+    NotAFraction(String),
+}
+
+/// Parses `PERF_REGRESSION_THRESHOLDS`: `metric=fraction` pairs separated by commas or
+/// whitespace; the metric may omit its `d_` prefix (`token_throughput=0.08`).
+pub fn parse_threshold_overrides(text: &str) -> Result<ThresholdOverrides, ThresholdError> {
+    let mut out = ThresholdOverrides::new();
+    for item in text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|s| !s.is_empty())
+    {
+        let (metric, value) = item
+            .split_once('=')
+            .ok_or_else(|| ThresholdError::NotAPair(item.to_string()))?;
+        let metric = if metric.starts_with("d_") {
+            metric.to_string()
+        } else {
+            format!("d_{metric}")
+        };
+        if !is_known_metric(&metric) {
+            return Err(ThresholdError::UnknownMetric(metric));
+        }
+        let v: f64 = value
+            .parse()
+            .ok()
+            .filter(|v: &f64| *v > 0.0 && *v < 1.0)
+            .ok_or_else(|| ThresholdError::NotAFraction(item.to_string()))?;
+        out.insert(metric, v);
+    }
+    Ok(out)
 }
 
 /// True for a larger-is-better metric.
@@ -125,7 +175,7 @@ fn day_key(d: &Doc) -> Option<String> {
 
 /// Mean value of `metric` per calendar day, in day order (baseline documents excluded).
 pub fn daily_means(docs: &[Doc], metric: &str) -> Vec<f64> {
-    let mut by_day: std::collections::BTreeMap<String, Vec<f64>> = Default::default();
+    let mut by_day: BTreeMap<String, Vec<f64>> = Default::default();
     for d in docs.iter().filter(|d| !is_baseline_doc(d)) {
         let Some(v) = number(d.get(metric)) else {
             continue;

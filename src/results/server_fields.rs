@@ -146,9 +146,17 @@ fn joined_list(node: Option<&Node>, int_as_list: bool) -> Result<String, String>
     }
 }
 
+/// `TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS` in a role's env is not a number.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS={value:?} is not a number")]
+pub struct ForceAcceptedError {
+    /// The value.
+    pub value: String,
+}
+
 /// Upstream's `l_force_num_accepted_tokens`: the integer part of
 /// `TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS` in the role's env (0 when unset).
-pub fn force_num_accepted_tokens(env: &EnvList) -> Result<i64, String> {
+pub fn force_num_accepted_tokens(env: &EnvList) -> Result<i64, ForceAcceptedError> {
     match get(env, "TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS") {
         None => Ok(0),
         Some(v) => v
@@ -157,8 +165,8 @@ pub fn force_num_accepted_tokens(env: &EnvList) -> Result<i64, String> {
             .ok()
             .filter(|f| f.is_finite())
             .map(|f| f.trunc() as i64)
-            .ok_or_else(|| {
-                format!("TLLM_SPEC_DECODE_FORCE_NUM_ACCEPTED_TOKENS={v:?} is not a number")
+            .ok_or_else(|| ForceAcceptedError {
+                value: v.to_string(),
             }),
     }
 }

@@ -5,25 +5,52 @@
 //! none was observed, exactly as upstream's record does.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
 use super::value::Record;
 
+/// Why a startup telemetry file is unusable.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The file exists but cannot be read.
+    #[error("{}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not JSON.
+    #[error("{}: {source}", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The JSON error.
+        source: serde_json::Error,
+    },
+    /// The file is JSON but not a list.
+    #[error("{}: expected a JSON list", path.display())]
+    NotAList {
+        /// The file.
+        path: PathBuf,
+    },
+}
+
 /// Reads `<output_dir>/startup_metrics.<s>.json`; missing file = no observations. A file that
 /// is not a JSON list is reported (`Err`) rather than silently ignored.
-pub fn read_observations(output_dir: &Path, server_index: u32) -> Result<Vec<Value>, String> {
+pub fn read_observations(output_dir: &Path, server_index: u32) -> Result<Vec<Value>, StartupError> {
     let path = output_dir.join(format!("startup_metrics.{server_index}.json"));
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(format!("{}: {e}", path.display())),
+        Err(source) => return Err(StartupError::Read { path, source }),
     };
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Array(items)) => Ok(items),
-        Ok(_) => Err(format!("{}: expected a JSON list", path.display())),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Ok(_) => Err(StartupError::NotAList { path }),
+        Err(source) => Err(StartupError::Parse { path, source }),
     }
 }
 

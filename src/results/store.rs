@@ -80,48 +80,68 @@ impl UploadState {
 /// Default of `PERF_DB_LOCK_WAIT_S`: how long a write waits for another process's lock on the
 /// history database before it fails.
 pub const DEFAULT_LOCK_WAIT_S: u64 = 30;
+/// [`DEFAULT_LOCK_WAIT_S`] as a duration.
+pub const DEFAULT_LOCK_WAIT: Duration = Duration::from_secs(DEFAULT_LOCK_WAIT_S);
 /// Upper bound of `PERF_DB_LOCK_WAIT_S` (one day).
 pub const MAX_LOCK_WAIT_S: u64 = 24 * 3600;
 
-/// The lock wait the last [`Store::open`] of this process configured (for messages).
-static LOCK_WAIT_S: std::sync::atomic::AtomicU64 =
-    std::sync::atomic::AtomicU64::new(DEFAULT_LOCK_WAIT_S);
+/// `PERF_DB_LOCK_WAIT_S` is not a whole number of seconds in range.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "PERF_DB_LOCK_WAIT_S={value:?}: expected a whole number of seconds in 0..={MAX_LOCK_WAIT_S}"
+)]
+pub struct LockWaitError {
+    /// The value (trimmed).
+    pub value: String,
+}
 
 /// `PERF_DB_LOCK_WAIT_S` from `value` (unset or empty: the default).
-pub fn parse_lock_wait(value: Option<&str>) -> Result<Duration, String> {
+pub fn parse_lock_wait(value: Option<&str>) -> Result<Duration, LockWaitError> {
     match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => Ok(Duration::from_secs(DEFAULT_LOCK_WAIT_S)),
+        None => Ok(DEFAULT_LOCK_WAIT),
         Some(v) => match v.parse::<u64>() {
             Ok(s) if s <= MAX_LOCK_WAIT_S => Ok(Duration::from_secs(s)),
-            _ => Err(format!(
-                "PERF_DB_LOCK_WAIT_S={v:?}: expected a whole number of seconds in \
-                 0..={MAX_LOCK_WAIT_S}"
-            )),
+            _ => Err(LockWaitError {
+                value: v.to_string(),
+            }),
         },
     }
 }
 
 /// Names the lock when SQLite gave up waiting for it.
-fn explain_lock(message: String) -> String {
+fn explain_lock(message: &str, lock_wait: Duration) -> String {
     if message.contains("database is locked") || message.contains("database is busy") {
         format!(
             "{message} (another process holds this database's write lock — a concurrent run or \
              `perfsanity results push`; waited {} s, PERF_DB_LOCK_WAIT_S)",
-            LOCK_WAIT_S.load(std::sync::atomic::Ordering::Relaxed)
+            lock_wait.as_secs()
         )
     } else {
-        message
+        message.to_string()
     }
 }
 
 /// A store failure, naming the database.
 #[derive(Debug, thiserror::Error)]
-#[error("results database {}: {}", path.display(), explain_lock(message.clone()))]
+#[error("results database {}: {}", path.display(), explain_lock(message, *lock_wait))]
 pub struct StoreError {
     /// The database file.
     pub path: PathBuf,
     /// What failed.
     pub message: String,
+    /// How long a write waited for another process's lock (named when the lock was the
+    /// problem).
+    pub lock_wait: Duration,
+}
+
+impl StoreError {
+    fn new(path: &Path, lock_wait: Duration, message: impl std::fmt::Display) -> Self {
+        StoreError {
+            path: path.to_path_buf(),
+            message: message.to_string(),
+            lock_wait,
+        }
+    }
 }
 
 /// A record to insert.
@@ -184,6 +204,7 @@ pub struct Row {
 pub struct Store {
     conn: Connection,
     path: PathBuf,
+    lock_wait: Duration,
 }
 
 /// Now, epoch ms.
@@ -196,33 +217,22 @@ const COLUMNS: &str = "row_id, record_id, batch, trial, test_case_name, client_i
      uploaded_ms, project, artifacts";
 
 impl Store {
-    /// Opens (creating and migrating) the database at `path`.
-    pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let err = |message: String| StoreError {
-            path: path.to_path_buf(),
-            message,
-        };
+    /// Opens (creating and migrating) the database at `path`; a write waits up to `lock_wait`
+    /// for another process's lock (`PERF_DB_LOCK_WAIT_S`, [`parse_lock_wait`]; the caller reads
+    /// it).
+    pub fn open(path: &Path, lock_wait: Duration) -> Result<Self, StoreError> {
+        let err = |message: String| StoreError::new(path, lock_wait, message);
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)
                 .map_err(|e| err(format!("cannot create {}: {e}", parent.display())))?;
         }
-        let wait =
-            parse_lock_wait(std::env::var("PERF_DB_LOCK_WAIT_S").ok().as_deref()).map_err(err)?;
-        Self::open_with_lock_wait(path, wait)
-    }
-
-    /// Opens the database at `path`, waiting up to `wait` for another process's lock.
-    pub fn open_with_lock_wait(path: &Path, wait: Duration) -> Result<Self, StoreError> {
-        let err = |message: String| StoreError {
-            path: path.to_path_buf(),
-            message,
-        };
         let conn = Connection::open(path).map_err(|e| err(format!("cannot open: {e}")))?;
-        LOCK_WAIT_S.store(wait.as_secs(), std::sync::atomic::Ordering::Relaxed);
-        conn.busy_timeout(wait).map_err(|e| err(e.to_string()))?;
+        conn.busy_timeout(lock_wait)
+            .map_err(|e| err(e.to_string()))?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
+            lock_wait,
         };
         store.migrate()?;
         Ok(store)
@@ -234,10 +244,7 @@ impl Store {
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StoreError {
-        StoreError {
-            path: self.path.clone(),
-            message: e.to_string(),
-        }
+        StoreError::new(&self.path, self.lock_wait, e)
     }
 
     fn migrate(&self) -> Result<(), StoreError> {
@@ -308,11 +315,8 @@ impl Store {
         project: &str,
         created_ms: i64,
     ) -> Result<Vec<i64>, StoreError> {
-        let path = self.path.clone();
-        let err = |e: rusqlite::Error| StoreError {
-            path: path.clone(),
-            message: e.to_string(),
-        };
+        let (path, lock_wait) = (self.path.clone(), self.lock_wait);
+        let err = |e: rusqlite::Error| StoreError::new(&path, lock_wait, e);
         let tx = self.conn.transaction().map_err(err)?;
         let mut ids = Vec::new();
         if let Some(first) = rows.first() {
@@ -536,11 +540,8 @@ impl Store {
         now: i64,
     ) -> Result<Vec<Row>, StoreError> {
         let stale = now - STALE_AFTER_MS;
-        let path = self.path.clone();
-        let err = |e: rusqlite::Error| StoreError {
-            path: path.clone(),
-            message: e.to_string(),
-        };
+        let (path, lock_wait) = (self.path.clone(), self.lock_wait);
+        let err = |e: rusqlite::Error| StoreError::new(&path, lock_wait, e);
         let tx = self.conn.transaction().map_err(err)?;
         let sql = "UPDATE records SET upload_state = 'uploading', claim = ?1, claim_ms = ?2 \
                    WHERE toolchain = 'trtllm' AND scale = 'full' AND (?3 IS NULL OR batch = ?3) AND ( \
@@ -565,11 +566,8 @@ impl Store {
         attempts: u32,
         now: i64,
     ) -> Result<(), StoreError> {
-        let path = self.path.clone();
-        let err = |e: rusqlite::Error| StoreError {
-            path: path.clone(),
-            message: e.to_string(),
-        };
+        let (path, lock_wait) = (self.path.clone(), self.lock_wait);
+        let err = |e: rusqlite::Error| StoreError::new(&path, lock_wait, e);
         let tx = self.conn.transaction().map_err(err)?;
         for id in row_ids {
             match result {
@@ -612,7 +610,7 @@ mod lock_tests {
         assert_eq!(parse_lock_wait(Some(" ")).unwrap(), Duration::from_secs(30));
         assert_eq!(parse_lock_wait(Some("0")).unwrap(), Duration::ZERO);
         for bad in ["-1", "30s", "86401"] {
-            let e = parse_lock_wait(Some(bad)).unwrap_err();
+            let e = parse_lock_wait(Some(bad)).unwrap_err().to_string();
             assert!(e.starts_with("PERF_DB_LOCK_WAIT_S="), "{e}");
         }
     }
@@ -623,10 +621,10 @@ mod lock_tests {
     fn a_locked_database_fails_naming_the_lock() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.sqlite");
-        drop(Store::open_with_lock_wait(&path, Duration::ZERO).unwrap());
+        drop(Store::open(&path, Duration::ZERO).unwrap());
         let holder = Connection::open(&path).unwrap();
         holder.execute_batch("BEGIN EXCLUSIVE").unwrap();
-        let mut store = Store::open_with_lock_wait(&path, Duration::from_millis(200)).unwrap();
+        let mut store = Store::open(&path, Duration::from_millis(200)).unwrap();
         let record = Record::new();
         let row = NewRow {
             record: &record,

@@ -15,8 +15,8 @@ use crate::plan::{Plan, Role, Scale};
 use crate::results::outcome::{FailureClass, TrialFailure};
 
 use super::ResultsError;
-use super::context::{GatewaySettings, ResultsContext};
-use super::gateway::{post_records, precheck, query_history};
+use super::context::ResultsContext;
+use super::gateway::{GatewaySettings, post_records, precheck, query_history};
 use super::history::{
     LOOKBACK_DAYS, MATCH_KEYS, common_values, lookback_start_ms, query_body, record_doc,
 };
@@ -216,11 +216,55 @@ pub(crate) fn batch_id(trial: &str, now: i64) -> String {
     format!("{trial}@{now}-{tag:08x}")
 }
 
-pub(crate) fn write_artifact(dir: &Path, records: &[Record]) -> Result<PathBuf, String> {
+/// Why a trial's `perf_records.json` could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    /// The trial's folder could not be created.
+    #[error("{}: {source}", dir.display())]
+    CreateDir {
+        /// The folder.
+        dir: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The records could not be serialised.
+    #[error("{0}")]
+    Serialise(#[source] serde_json::Error),
+    /// The file could not be written.
+    #[error("{}: {source}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+/// Where the records of a trial went when the history database refused them.
+#[derive(Debug, thiserror::Error)]
+pub enum SavedRecords {
+    /// Written to the trial's `perf_records.json`.
+    #[error(
+        "the records were written to {} (`perfsanity results import` stores them)",
+        .0.display()
+    )]
+    Written(PathBuf),
+    /// Not written anywhere.
+    #[error("writing them to the artifacts directory failed too: {0}")]
+    Lost(#[source] ArtifactError),
+}
+
+pub(crate) fn write_artifact(dir: &Path, records: &[Record]) -> Result<PathBuf, ArtifactError> {
     let path = dir.join("perf_records.json");
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    let text = serde_json::to_string_pretty(records).map_err(|e| e.to_string())?;
-    std::fs::write(&path, text + "\n").map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::create_dir_all(dir).map_err(|source| ArtifactError::CreateDir {
+        dir: dir.to_path_buf(),
+        source,
+    })?;
+    let text = serde_json::to_string_pretty(records).map_err(ArtifactError::Serialise)?;
+    std::fs::write(&path, text + "\n").map_err(|source| ArtifactError::Write {
+        path: path.clone(),
+        source,
+    })?;
     Ok(path)
 }
 
@@ -242,7 +286,7 @@ pub fn record_trial_at(
     clients: &[ClientResult],
     now: i64,
 ) -> Result<TrialResults, ResultsError> {
-    check_metrics(plan, config, clients).map_err(ResultsError::Metrics)?;
+    check_metrics(plan, config, clients)?;
     let mut notes = Vec::new();
     let (records, client_indices) = build_trial_records(ctx, plan, config, clients, &mut notes);
     persist_records(
@@ -374,7 +418,7 @@ pub(crate) fn insert_records(
     now: i64,
 ) -> Result<(Store, Vec<i64>), ResultsError> {
     let stored = (|| -> Result<(Store, Vec<i64>), super::StoreError> {
-        let mut store = Store::open(&ctx.db_path)?;
+        let mut store = Store::open(&ctx.db_path, ctx.db_lock_wait)?;
         let rows: Vec<NewRow<'_>> = records
             .iter()
             .zip(client_indices)
@@ -390,15 +434,12 @@ pub(crate) fn insert_records(
         let ids = store.insert_batch(batch_id, &rows, state, note, project, now)?;
         Ok((store, ids))
     })();
-    stored.map_err(|e| {
+    stored.map_err(|source| {
         let saved = match write_artifact(plan.output_dir, records) {
-            Ok(p) => format!(
-                "the records were written to {} (`perfsanity results import` stores them)",
-                p.display()
-            ),
-            Err(w) => format!("writing them to the artifacts directory failed too: {w}"),
+            Ok(p) => SavedRecords::Written(p),
+            Err(w) => SavedRecords::Lost(w),
         };
-        ResultsError::Store(format!("{e}; {saved}"))
+        ResultsError::NotStored { source, saved }
     })
 }
 
@@ -420,7 +461,7 @@ fn regression_verdict(
                 HistorySource::Gateway {
                     project: g.project.clone(),
                 },
-                query_history(g, &body),
+                query_history(g, &body).map_err(|e| e.to_string()),
             )
         }
         _ => (
@@ -482,7 +523,7 @@ fn final_state(
         UploadIntent::Upload { .. } => match check_batch(records) {
             Err(problems) => (UploadState::Refused, problems.join("; ")),
             Ok(()) => match ctx.gateway.as_ref().map(|g| precheck(g, &batch.project)) {
-                Some(Err(reason)) => (UploadState::Pending, reason),
+                Some(Err(reason)) => (UploadState::Pending, reason.to_string()),
                 _ => (UploadState::Pending, String::new()),
             },
         },
@@ -559,18 +600,19 @@ fn upload_batch(
     let ids: Vec<i64> = rows.iter().map(|r| r.row_id).collect();
     let recs: Vec<Record> = rows.into_iter().map(|r| r.record).collect();
     let outcome = post_records(gateway, project, &recs);
+    let failure = outcome.result.err().map(|e| e.to_string());
     store.finish_upload(
         &ids,
-        outcome.result.as_ref().map(|_| ()).map_err(String::as_str),
+        failure.as_deref().map_or(Ok(()), Err),
         outcome.attempts,
         now_ms(),
     )?;
-    Ok(match outcome.result {
-        Ok(()) => UploadOutcome::Uploaded {
+    Ok(match failure {
+        None => UploadOutcome::Uploaded {
             records: ids.len(),
             project: project.to_string(),
         },
-        Err(reason) => UploadOutcome::Pending { reason },
+        Some(reason) => UploadOutcome::Pending { reason },
     })
 }
 
@@ -621,21 +663,23 @@ pub fn push_pending(
             report.refused += ids.len();
             continue;
         }
-        if let Err(reason) = precheck(gateway, &project) {
+        if let Err(e) = precheck(gateway, &project) {
+            let reason = e.to_string();
             store.finish_upload(&ids, Err(&reason), 0, now_ms())?;
             report.failed.push((batch, ids.len(), reason));
             continue;
         }
         let outcome = post_records(gateway, &project, &recs);
+        let failure = outcome.result.err().map(|e| e.to_string());
         store.finish_upload(
             &ids,
-            outcome.result.as_ref().map(|_| ()).map_err(String::as_str),
+            failure.as_deref().map_or(Ok(()), Err),
             outcome.attempts,
             now_ms(),
         )?;
-        match outcome.result {
-            Ok(()) => report.uploaded += ids.len(),
-            Err(reason) => report.failed.push((batch, ids.len(), reason)),
+        match failure {
+            None => report.uploaded += ids.len(),
+            Some(reason) => report.failed.push((batch, ids.len(), reason)),
         }
     }
     Ok(report)

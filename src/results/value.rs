@@ -140,6 +140,22 @@ impl Serialize for FieldValue {
     }
 }
 
+/// Why stored JSON text is not a record.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordParseError {
+    /// The text is not a JSON object.
+    #[error("not a JSON object: {0}")]
+    NotAnObject(#[source] serde_json::Error),
+    /// A field's value is an array or an object.
+    #[error("field {key:?} is not a scalar ({value})")]
+    NotAScalar {
+        /// The field.
+        key: String,
+        /// Its value, as JSON.
+        value: String,
+    },
+}
+
 /// One record (upstream's `new_data` dict): field name → value, in insertion order.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Record {
@@ -199,13 +215,17 @@ impl Record {
     }
 
     /// Parses a stored record; `Err` names the problem.
-    pub fn from_json_str(text: &str) -> Result<Self, String> {
+    pub fn from_json_str(text: &str) -> Result<Self, RecordParseError> {
         let map: IndexMap<String, serde_json::Value> =
-            serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+            serde_json::from_str(text).map_err(RecordParseError::NotAnObject)?;
         let mut record = Record::new();
         for (k, v) in map {
-            let value = FieldValue::from_json(&v)
-                .ok_or_else(|| format!("field {k:?} is not a scalar ({v})"))?;
+            let Some(value) = FieldValue::from_json(&v) else {
+                return Err(RecordParseError::NotAScalar {
+                    key: k,
+                    value: v.to_string(),
+                });
+            };
             record.fields.insert(k, value);
         }
         Ok(record)

@@ -16,7 +16,7 @@ use indexmap::IndexMap;
 use perfsanity::config::{BenchmarkMode, PerfConfig, load_perf_config, parse_perf_config};
 use perfsanity::plan::toolchain::Toolchain;
 use perfsanity::plan::{Plan, PlanInputs, Scale, TrialRequest, build_plan};
-use perfsanity::results::context::ThresholdOverrides;
+use perfsanity::results::regression::ThresholdOverrides;
 use perfsanity::results::{CiEnv, ClientResult, GatewaySettings, ResultsContext};
 
 pub const KEY: &str = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -273,6 +273,7 @@ pub fn context(
         fail_on_regression: None,
         threshold_overrides: ThresholdOverrides::new(),
         session_started_ms: None,
+        db_lock_wait: perfsanity::results::store::DEFAULT_LOCK_WAIT,
     }
 }
 
@@ -298,7 +299,7 @@ pub fn own_results(plan: &Plan, throughput_k: f64) -> Vec<ClientResult> {
 
 /// Gateway settings for a stand-in at `base_url` with its credentials and short timeouts.
 pub fn fast_gateway(base_url: &str, user: &str, password: &str) -> GatewaySettings {
-    let mut g = GatewaySettings::new(base_url, perfsanity::results::context::PROD_PROJECT);
+    let mut g = GatewaySettings::new(base_url, perfsanity::results::gateway::PROD_PROJECT);
     g.credentials = Some(perfsanity::results::Credentials {
         user: perfsanity::results::Secret::new(user),
         password: perfsanity::results::Secret::new(password),
