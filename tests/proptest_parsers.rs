@@ -33,8 +33,11 @@ const GOOD: &str = "metadata:\n  model_name: tiny\nbenchmark:\n  mode: e2e\n  co
                     ctx:\n    tensor_parallel_size: 2\n  gen:\n    tensor_parallel_size: 4\n    \
                     moe_expert_parallel_size: 4\n";
 
+/// Lines as YAML counts them: `\r\n`, a lone `\r` and `\n` each end one (YAML 1.2 §5.4), so
+/// `"a\rb"` is two lines and an error on the second is inside the file.
 fn line_count(text: &str) -> usize {
-    text.lines().count().max(1)
+    let breaks = text.replace("\r\n", "\n").matches(['\n', '\r']).count();
+    (breaks + 1).max(1)
 }
 
 /// Text that looks like YAML: keys, indentation, flow brackets, anchors, quotes, numbers.
