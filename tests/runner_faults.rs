@@ -27,6 +27,11 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/runner");
+/// The aggregated fixtures (a folder named `aggregated` holds aggregated-layout configs).
+const AGGR_FIXTURES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/fixtures/runner/aggregated"
+);
 /// "Fails fast": far below the fixtures' `slurm.timeout` (60 s), generous for a busy machine.
 const FAST: Duration = Duration::from_secs(15);
 
@@ -61,7 +66,22 @@ impl Trial {
     }
 
     fn start_in(dir: tempfile::TempDir, entry: Entry, stem: &str, env: &[(&str, &str)]) -> Trial {
-        let trial = format!("disagg-{stem}");
+        Trial::launch(dir, entry, format!("disagg-{stem}"), FIXTURES, env)
+    }
+
+    /// The aggregated trial `aggr-<stem>` of [`AGGR_FIXTURES`].
+    fn start_aggr(entry: Entry, stem: &str, env: &[(&str, &str)]) -> Trial {
+        let dir = tempfile::tempdir().unwrap();
+        Trial::launch(dir, entry, format!("aggr-{stem}"), AGGR_FIXTURES, env)
+    }
+
+    fn launch(
+        dir: tempfile::TempDir,
+        entry: Entry,
+        trial: String,
+        configs: &str,
+        env: &[(&str, &str)],
+    ) -> Trial {
         let mut cmd = match entry {
             Entry::Harness => {
                 let mut c = harness_cmd();
@@ -78,7 +98,7 @@ impl Trial {
         cmd.stdin(Stdio::null())
             .stdout(std::fs::File::create(p.join("stdout.txt")).unwrap())
             .stderr(std::fs::File::create(p.join("stderr.txt")).unwrap())
-            .env("PERF_CONFIG_DIRS", FIXTURES)
+            .env("PERF_CONFIG_DIRS", configs)
             .env("PERF_OUTPUT_DIR", p.join("out"))
             .env("PERF_DB", p.join("results.sqlite"))
             .env("PERF_SIM_DATASETS", p.join("datasets"))
@@ -1030,5 +1050,190 @@ fn a_finished_clients_record_survives_kill_9_of_the_harness() {
     assert!(ok && shown.contains("\"b_is_valid\":false"), "{shown}");
     println!(
         "fault-matrix | SIGKILL to the harness while client 1 of 2 hangs | (killed) | — | client 0's record in perf_records.json (unfinished), imports; 0 survivors"
+    );
+}
+
+// ---- Issue 11: the aggregated runner uses the same waits, watch and client loop ---------------
+
+/// An aggregated server whose engine freezes (alive, `/health` 200) fails the trial as
+/// `stalled`, naming `AGGR_0`, within `PERF_STALL_S` — not at the trial limit — and the client's
+/// wait prints the progress line meanwhile.
+#[test]
+fn a_frozen_aggregated_server_is_named() {
+    let mut t = Trial::start_aggr(
+        Entry::Harness,
+        "fault-aggr-stall",
+        &[
+            ("PERF_STALL_S", "2"),
+            ("PERF_PROGRESS_S", "1"),
+            ("PERF_TRIAL_TIMEOUT_S", "600"),
+        ],
+    );
+    let f = t.finish();
+    check_failure(
+        &t,
+        &f,
+        &Expect {
+            case: "frozen aggregated server (AGGR_0 stall_after_tokens: 12, PERF_STALL_S=2)",
+            class: "stalled",
+            roles: &["AGGR_0"],
+            log: "trtllm-serve.0.log",
+            tail_has: "stall_after_tokens=12 reached",
+            message_has: "AGGR_0's engine made no progress for 2 s",
+            at_least: Duration::from_secs(2),
+        },
+    );
+    let text = failure_text(&f.stdout, &t.trial);
+    assert!(
+        text.contains("while client 0 (con2_iter4_16_8) of server tiny_stall was running"),
+        "{text}"
+    );
+    assert!(
+        f.stdout.contains(
+            "perfsanity: aggr-fault-aggr-stall: client 0 (con2_iter4_16_8) of server tiny_stall \
+             was running for 1 s (trial limit 600 s, PERF_TRIAL_TIMEOUT_S;"
+        ),
+        "{}",
+        f.stdout
+    );
+}
+
+/// Without the liveness watch, the same frozen aggregated server is bounded by the trial limit,
+/// as a disaggregated trial is: `timeout`, naming the client, with the server's last log line.
+#[test]
+fn a_frozen_aggregated_server_is_bounded_by_the_trial_limit() {
+    let mut t = Trial::start_aggr(
+        Entry::Harness,
+        "fault-aggr-stall",
+        &[("PERF_STALL_S", "0"), ("PERF_TRIAL_TIMEOUT_S", "3")],
+    );
+    let f = t.finish();
+    check_failure(
+        &t,
+        &f,
+        &Expect {
+            case: "frozen aggregated server (AGGR_0 stall_after_tokens: 12, PERF_TRIAL_TIMEOUT_S=3)",
+            class: "timeout",
+            roles: &["BENCHMARK"],
+            log: "trtllm-benchmark.0.0.log",
+            tail_has: "Starting main benchmark run",
+            message_has: "trial time limit of 3 s (PERF_TRIAL_TIMEOUT_S) reached while client 0",
+            at_least: Duration::from_secs(3),
+        },
+    );
+    let text = failure_text(&f.stdout, &t.trial);
+    assert!(
+        text.contains("  AGGR_0 (server tiny_stall): ")
+            && text.contains("stall_after_tokens=12 reached"),
+        "the stalled server's last line is missing:\n{text}"
+    );
+}
+
+/// Failed requests of an aggregated trial's client are `failed_requests` (the client loop's
+/// rule for `perfsanity bench`'s exit 3), not a bare `client` exit.
+#[test]
+fn aggregated_http_errors_are_failed_requests() {
+    let mut t = Trial::start_aggr(Entry::Harness, "fault-aggr-http-500", &[]);
+    let f = t.finish();
+    check_failure(
+        &t,
+        &f,
+        &Expect {
+            case: "aggregated client error rate (AGGR_0 http_500_every: 3)",
+            class: "failed_requests",
+            roles: &["BENCHMARK"],
+            log: "trtllm-benchmark.0.0.log",
+            tail_has: "Successful requests:",
+            message_has: "client 0 (con2_iter4_16_8) of server tiny_500: SA benchmark: ",
+            at_least: Duration::ZERO,
+        },
+    );
+}
+
+/// An aggregated trial's client 0 finishes, AGGR_0 crashes under client 1: the trial fails as
+/// AGGR_0's crash, client 0's record is kept (invalid, with the trial's outcome, never
+/// uploaded), and its `perf_records.json` imports into another history database.
+#[test]
+fn a_finished_aggregated_clients_record_survives_a_later_failure() {
+    let mut t = Trial::start_aggr(Entry::Harness, "fault-aggr-crash-second-client", &[]);
+    let f = t.finish();
+    assert_eq!(f.status.code(), Some(101), "{}", f.stdout);
+    let text = failure_text(&f.stdout, &t.trial);
+    assert!(
+        text.starts_with("[crash] AGGR_0: AGGR_0 (server tiny_crash) exited with exit code 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("results: 1 finished client record(s) of this failed trial kept"),
+        "{text}"
+    );
+    let db = t.dir.path().join("results.sqlite");
+    let (ok, shown) = results_cli(&db, &["show", "--json"]);
+    assert!(ok, "{shown}");
+    let rows: Vec<serde_json::Value> = shown
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(rows.len(), 1, "{shown}");
+    let row = rows[0].to_string();
+    assert!(row.contains("\"b_is_valid\":false"), "{row}");
+    assert!(
+        row.contains("\"s_trial_outcome\":\"failed: crash (AGGR_0)\""),
+        "{row}"
+    );
+    assert!(
+        row.contains("\"s_test_case_name\":\"tiny_crash-con1_iter2_16_8\""),
+        "{row}"
+    );
+    assert!(row.contains("\"s_runtime\":\"aggr_server\""), "{row}");
+    assert!(row.contains("not_requested"), "{row}");
+    let artifact = t.trial_dir().join("perf_records.json");
+    let other = t.dir.path().join("other.sqlite");
+    let artifact_s = artifact.to_str().unwrap();
+    let (ok, out) = results_cli(&other, &["import", artifact_s]);
+    assert!(
+        ok && out.contains("imported 1 record(s)") && out.contains("state not_requested"),
+        "{out}"
+    );
+    let (ok, out) = results_cli(&other, &["import", artifact_s]);
+    assert!(!ok && out.contains("is already in"), "{out}");
+    assert_eq!(t.processes(), Vec::<String>::new());
+    println!(
+        "fault-matrix | AGGR_0 crashes under the second of two clients (exit_after_requests: 6) | crash | AGGR_0 | {:.2} s, client 0's record kept (b_is_valid false), 0 survivors",
+        f.elapsed.as_secs_f64()
+    );
+}
+
+/// An aggregated trial's finished client reaches `perf_records.json` while the trial still runs
+/// (marked unfinished): killing the harness under client 1 leaves it for `perfsanity results
+/// import`.
+#[test]
+fn a_finished_aggregated_clients_record_survives_kill_9_of_the_harness() {
+    // AGGR_0 freezes under client 1 and the liveness watch is off: the run hangs there.
+    let mut t = Trial::start_aggr(
+        Entry::Harness,
+        "fault-aggr-stall-second-client",
+        &[("PERF_STALL_S", "0")],
+    );
+    let artifact = t.trial_dir().join("perf_records.json");
+    t.wait_for_text(&artifact, "unfinished: the trial was still running");
+    kill(Pid::from_raw(t.child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = t.finish();
+    wait_until(
+        "the killed run's processes are gone",
+        Duration::from_secs(10),
+        || t.processes().is_empty(),
+    );
+    let db = t.dir.path().join("imported.sqlite");
+    let (ok, out) = results_cli(&db, &["import", artifact.to_str().unwrap()]);
+    assert!(
+        ok && out.contains("imported 1 record(s)") && out.contains("state not_requested"),
+        "{out}"
+    );
+    let (ok, shown) = results_cli(&db, &["show", "--json"]);
+    assert!(
+        ok && shown.contains("\"b_is_valid\":false")
+            && shown.contains("tiny_stall2-con1_iter2_16_8"),
+        "{shown}"
     );
 }

@@ -216,7 +216,24 @@ pub fn record_aggr_trial(
     results: &[AggrClientResult],
 ) -> Result<TrialResults, ResultsError> {
     check_aggr_metrics(plan, results)?;
-    let built = build_aggr_records(
+    let built = build_aggr_records_in(ctx, plan, results);
+    persist_records(
+        ctx,
+        &aggr_meta(plan),
+        built.records,
+        &built.client_indices,
+        built.notes,
+        now_ms(),
+    )
+}
+
+/// [`build_aggr_records`] with the context's GPU type and CI environment.
+pub(crate) fn build_aggr_records_in(
+    ctx: &ResultsContext,
+    plan: &AggrPlan,
+    results: &[AggrClientResult],
+) -> BuiltRecords {
+    build_aggr_records(
         plan,
         results,
         &RecordInputs {
@@ -224,8 +241,12 @@ pub fn record_aggr_trial(
             ci: &ctx.ci,
             startup: &[],
         },
-    );
-    let meta = TrialMeta {
+    )
+}
+
+/// What the results path needs to know about an aggregated trial.
+pub(crate) fn aggr_meta(plan: &AggrPlan) -> TrialMeta<'_> {
+    TrialMeta {
         trial: &plan.trial,
         upload: plan.upload,
         toolchain: plan.toolchain,
@@ -233,13 +254,5 @@ pub fn record_aggr_trial(
         output_dir: &plan.output_dir,
         gen_only: false,
         spec_decoding: plan.servers.iter().any(|s| s.spec_decoding),
-    };
-    persist_records(
-        ctx,
-        &meta,
-        built.records,
-        &built.client_indices,
-        built.notes,
-        now_ms(),
-    )
+    }
 }

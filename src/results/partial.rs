@@ -1,17 +1,21 @@
-//! Measurements that must not be lost: [`record_partial`] stores the records of the clients
-//! that finished before a later client (or a server under it) failed — marked
-//! `b_is_valid: false` and `s_trial_outcome`, state `not_requested`, so they never serve as a
-//! baseline, never gate and never upload — and [`import_records`] stores a `perf_records.json`
-//! that a failed store left in a trial's folder (`perfsanity results import`).
+//! Measurements that must not be lost: [`record_partial`] ([`record_partial_aggr`] for an
+//! aggregated trial) stores the records of the clients that finished before a later client (or a
+//! server under it) failed — marked `b_is_valid: false` and `s_trial_outcome`, state
+//! `not_requested`, so they never serve as a baseline, never gate and never upload;
+//! [`write_unfinished`] ([`write_unfinished_aggr`]) writes them to the trial's
+//! `perf_records.json` as each client finishes; and [`import_records`] stores a
+//! `perf_records.json` that a failed store (or a killed runner) left in a trial's folder
+//! (`perfsanity results import`).
 
 use std::path::{Path, PathBuf};
 
 use crate::config::PerfConfig;
-use crate::plan::Plan;
+use crate::plan::{AggrPlan, Plan};
 use crate::results::outcome::TrialFailure;
 
 use super::ResultsError;
 use super::StoreError;
+use super::aggr_record::{AggrClientResult, aggr_meta, build_aggr_records_in};
 use super::context::ResultsContext;
 use super::record::ClientResult;
 use super::store::{NewRow, Store, UploadState, now_ms};
@@ -45,27 +49,65 @@ pub fn record_partial(
     clients: &[ClientResult],
     failure: &TrialFailure,
 ) -> Result<Vec<String>, ResultsError> {
-    let now = now_ms();
     let mut notes = Vec::new();
-    let (mut records, indices) = build_trial_records(ctx, plan, config, clients, &mut notes);
+    let (records, indices) = build_trial_records(ctx, plan, config, clients, &mut notes);
+    store_partial(
+        ctx,
+        &TrialMeta::of_plan(plan, false),
+        records,
+        &indices,
+        notes,
+        failure,
+    )
+}
+
+/// [`record_partial`] for an aggregated trial (`results`: its finished clients).
+pub fn record_partial_aggr(
+    ctx: &ResultsContext,
+    plan: &AggrPlan,
+    results: &[AggrClientResult],
+    failure: &TrialFailure,
+) -> Result<Vec<String>, ResultsError> {
+    let built = build_aggr_records_in(ctx, plan, results);
+    store_partial(
+        ctx,
+        &aggr_meta(plan),
+        built.records,
+        &built.client_indices,
+        built.notes,
+        failure,
+    )
+}
+
+/// Marks `records` with the failed trial's outcome, stores them (`not_requested`) and writes
+/// them to the trial's `perf_records.json`; returns summary lines.
+fn store_partial(
+    ctx: &ResultsContext,
+    meta: &TrialMeta<'_>,
+    mut records: Vec<Record>,
+    indices: &[u32],
+    notes: Vec<String>,
+    failure: &TrialFailure,
+) -> Result<Vec<String>, ResultsError> {
+    let now = now_ms();
     let outcome = outcome_text(failure);
     for r in &mut records {
         mark_partial(r, &outcome);
     }
     let note =
         format!("partial: the trial {outcome}; kept for the record, never gates, never uploads");
-    let batch = batch_id(&plan.trial, now);
+    let batch = batch_id(meta.trial, now);
     let (_, row_ids) = insert_records(
         ctx,
-        &TrialMeta::of_plan(plan, false),
+        meta,
         &batch,
         &records,
-        &indices,
+        indices,
         (UploadState::NotRequested, &note),
         "",
         now,
     )?;
-    let _ = super::trial::write_artifact(&plan.output_dir, &records);
+    let _ = super::trial::write_artifact(meta.output_dir, &records);
     let mut lines = vec![format!(
         "results: {} finished client record(s) of this failed trial kept in {} (batch {batch}; \
          b_is_valid false, {OUTCOME_FIELD} {outcome:?}; never uploaded)",
@@ -89,11 +131,29 @@ pub fn write_unfinished(
     clients: &[ClientResult],
 ) -> Result<PathBuf, ArtifactError> {
     let mut notes = Vec::new();
-    let (mut records, _) = build_trial_records(ctx, plan, config, clients, &mut notes);
+    let (records, _) = build_trial_records(ctx, plan, config, clients, &mut notes);
+    write_marked_unfinished(&plan.output_dir, records)
+}
+
+/// [`write_unfinished`] for an aggregated trial (`results`: its finished clients).
+pub fn write_unfinished_aggr(
+    ctx: &ResultsContext,
+    plan: &AggrPlan,
+    results: &[AggrClientResult],
+) -> Result<PathBuf, ArtifactError> {
+    let built = build_aggr_records_in(ctx, plan, results);
+    write_marked_unfinished(&plan.output_dir, built.records)
+}
+
+/// Marks `records` [`UNFINISHED`] and writes them to `dir`'s `perf_records.json`.
+fn write_marked_unfinished(
+    dir: &Path,
+    mut records: Vec<Record>,
+) -> Result<PathBuf, ArtifactError> {
     for r in &mut records {
         mark_partial(r, UNFINISHED);
     }
-    super::trial::write_artifact(&plan.output_dir, &records)
+    super::trial::write_artifact(dir, &records)
 }
 
 /// What an import stored.

@@ -1,6 +1,7 @@
 //! One aggregated-runtime trial (an aggregated config's servers, or ctx_only of a disaggregated
 //! config): plan it, run it on this host ([`run_aggr_plan`]), record its results through the
-//! shared results path, and classify whatever went wrong — the aggregated half of
+//! shared results path, and classify whatever went wrong, keeping the records of the clients
+//! that finished before it — the aggregated half of
 //! [`Executor::execute`](super::execute::Executor::execute).
 
 use std::path::PathBuf;
@@ -9,8 +10,9 @@ use std::time::Instant;
 use indexmap::IndexMap;
 
 use super::execute::Executor;
-use super::launch::{AggrRunReport, RunContext, run_aggr_plan};
+use super::launch::{AggrRunReport, ClientRun, RunContext, run_aggr_plan};
 use crate::catalog::selection::TrialSpec;
+use crate::measure::ClientMetrics;
 use crate::plan::AggrPlan;
 use crate::plan::prepare::prepare_aggr_trial;
 use crate::results::outcome::TrialFailure;
@@ -35,6 +37,19 @@ pub fn execute_aggr(
             plan.trial
         )));
     }
+    // Every finished client's record reaches perf_records.json at once (a kill -9 of this
+    // process later still leaves it for `perfsanity results import`).
+    let write_unfinished = |runs: &[ClientRun]| {
+        let results = aggr_results(&plan, runs);
+        if let Err(e) =
+            crate::results::partial::write_unfinished_aggr(&executor.results, &plan, &results)
+        {
+            eprintln!(
+                "perfsanity: {}: cannot write the finished clients' records: {e}",
+                plan.trial
+            );
+        }
+    };
     // One run per trial folder, held until the results are recorded.
     let _folder =
         crate::run::launch::folder_lock::lock_folder(&plan.output_dir, None).map_err(|e| {
@@ -52,11 +67,23 @@ pub fn execute_aggr(
         gpus: executor.gpus.as_ref(),
         progress: executor.progress.as_ref(),
         finished: std::sync::Mutex::new(Vec::new()),
-        on_client_finished: None,
+        on_client_finished: Some(&write_unfinished),
         watch: executor.settings.watch,
         slurm_local_id: executor.settings.slurm_local_id.as_deref(),
     };
-    let report = run_aggr_plan(&plan, &run)?;
+    let report = match run_aggr_plan(&plan, &run) {
+        Ok(report) => report,
+        Err(mut failure) => {
+            // What the clients that finished before the failure measured is kept (never a pass).
+            let finished = run.finished.into_inner().unwrap_or_else(|e| e.into_inner());
+            let lines = record_partial(executor, &plan, &finished, &failure);
+            if !lines.is_empty() {
+                failure.message = format!("{}\n{}", failure.message, lines.join("\n"));
+            }
+            summary.extend(lines);
+            return Err(failure);
+        }
+    };
     summary.push(format!(
         "{}: toolchain {}, scale {}",
         plan.trial,
@@ -67,17 +94,7 @@ pub fn execute_aggr(
     let results: Vec<AggrClientResult> = report
         .clients
         .iter()
-        .map(|c| AggrClientResult {
-            server: c.server,
-            result: ClientResult {
-                client_index: c.client,
-                metrics: c
-                    .metrics
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect::<IndexMap<_, _>>(),
-            },
-        })
+        .map(|c| aggr_result(c.server, c.client, &c.metrics))
         .collect();
     let recorded = record_aggr_trial(&executor.results, &plan, &results)
         .map_err(|e| TrialFailure {
@@ -100,6 +117,45 @@ pub fn execute_aggr(
         serde_json::to_string_pretty(&timeline).unwrap_or_default(),
     );
     recorded
+}
+
+/// The results layer's view of one aggregated client run.
+fn aggr_result(server: u32, client: u32, metrics: &ClientMetrics) -> AggrClientResult {
+    AggrClientResult {
+        server,
+        result: ClientResult {
+            client_index: client,
+            metrics: metrics
+                .iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect::<IndexMap<_, _>>(),
+        },
+    }
+}
+
+/// The results layer's view of finished client runs (`index`: `cmd_idx`).
+fn aggr_results(plan: &AggrPlan, runs: &[ClientRun]) -> Vec<AggrClientResult> {
+    runs.iter()
+        .filter_map(|run| {
+            let (server, client) = plan.clients().find(|(_, c)| c.cmd_idx == run.index)?;
+            Some(aggr_result(server.index, client.spec.index, &run.metrics))
+        })
+        .collect()
+}
+
+/// Stores what the clients that finished before `failure` measured; returns summary lines.
+fn record_partial(
+    executor: &Executor,
+    plan: &AggrPlan,
+    finished: &[ClientRun],
+    failure: &TrialFailure,
+) -> Vec<String> {
+    if finished.is_empty() {
+        return Vec::new();
+    }
+    let results = aggr_results(plan, finished);
+    crate::results::partial::record_partial_aggr(&executor.results, plan, &results, failure)
+        .unwrap_or_else(|e| vec![format!("results: the finished clients' records: {e}")])
 }
 
 /// One line per client with the numbers people look at first.

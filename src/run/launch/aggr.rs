@@ -3,25 +3,33 @@
 //! /health` → 200, `/server_info` telemetry into `startup_metrics.<s>.json`, its clients one after
 //! another against `localhost:<port>`, then the server stopped — before the next server starts.
 //!
-//! The failure classes, timeouts and teardown are the disaggregated runner's: every wait polls
-//! every 10 ms and checks the server, the interrupt flag and the trial deadline; a server that
+//! The waits, the liveness watch and the client loop are the disaggregated runner's own
+//! ([`Graph`], [`run_client_loop`]; [`AggrPlan`] is a [`RunnablePlan`]): every wait polls every
+//! 10 ms and checks the server, the interrupt flag, the liveness watch (`PERF_STALL_S`, while the
+//! clients run) and the trial deadline (`TIMEOUT (N)` / `PERF_TRIAL_TIMEOUT_S`, else upstream's
+//! 3600 s, as for every trial), and prints the `PERF_PROGRESS_S` line; a server that
 //! exits before its address file exists is `launch`, after it `crash`; a client failure is
-//! attributed to the server when the server died under it. The server is owned by a guard, so it
-//! is stopped on every path out of this module.
+//! attributed to the server when the server died under it; each finished client is kept at once
+//! ([`keep_client`]), so a later failure loses none. The server is owned by the graph, so it is
+//! stopped on every path out of this module.
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use super::gpus::GpuLease;
-
-use super::process::{GRACE, Launch, ManagedChild, describe_status, spawn};
-use super::signals::interrupted;
-use super::steps::{ClientSpan, POLL, RunContext, Timeline, read_address, remove_files};
-use crate::measure::{ClientMetrics, check_client_output, parse_client_output};
+use super::process::{Launch, spawn};
+use super::steps::{
+    ClientRun, Graph, RunContext, RunnablePlan, Timeline, keep_client, read_address, remove_files,
+    run_client_loop,
+};
+use super::watch::Target;
+use crate::measure::{ClientMetrics, parse_client_output};
 use crate::plan::prepare::write_aggr_plan_files;
 use crate::plan::toolchain::{ClientKind, Toolchain};
-use crate::plan::{AggrClientPlan, AggrPlan, AggrServerPlan, DatasetPlan, Role};
-use crate::results::outcome::{FailureClass, LogTail, TrialFailure};
+use crate::plan::{
+    AggrClientPlan, AggrPlan, AggrServerPlan, ClientSpec, DatasetPlan, Role, Timeouts,
+};
+use crate::results::outcome::{FailureClass, TrialFailure};
 
 /// Timeout of one `/health` request.
 const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,91 +58,54 @@ pub struct AggrRunReport {
     pub timeline: Timeline,
 }
 
-/// One running server and the trial's clock: what every wait watches.
-struct Watch<'a> {
-    plan: &'a AggrPlan,
-    server: &'a AggrServerPlan,
-    child: ManagedChild,
-    started: Instant,
-    deadline: Option<Instant>,
-}
-
-impl Watch<'_> {
-    fn role(&self) -> Role {
-        self.server.process.role
+impl RunnablePlan for AggrPlan {
+    fn trial(&self) -> &str {
+        &self.trial
     }
 
-    /// Fails when the server has exited, the run was interrupted or the trial is out of time.
-    fn check(&mut self, phase: &str) -> Result<(), TrialFailure> {
-        if let Some(sig) = interrupted() {
-            return Err(TrialFailure::new(
-                FailureClass::Interrupted,
-                None,
-                format!("interrupted by signal {sig} while {phase}"),
-                None,
-            ));
-        }
-        if let Some(status) = self.child.try_status() {
-            let reported = read_address(&self.server.process.address_file).is_some();
-            let (class, when) = if reported {
-                (FailureClass::Crash, "")
-            } else {
-                (FailureClass::Launch, " before reporting its address")
-            };
-            return Err(TrialFailure::new(
-                class,
-                Some(self.role()),
-                format!(
-                    "{} (server {}) exited with {}{when} while {phase} (it was still needed)",
-                    self.role(),
-                    self.server.name,
-                    describe_status(&status)
-                ),
-                Some(&self.server.process.log_file),
-            ));
-        }
-        if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            let last =
-                crate::util::log_file::tail(&self.server.process.log_file, 1).unwrap_or_default();
-            return Err(TrialFailure::new(
-                FailureClass::Timeout,
-                None,
-                format!(
-                    "trial time limit of {} s ({}) reached while {phase}; last line of {}'s log: {}",
-                    self.plan.timeouts.trial_s.unwrap_or(0),
-                    self.plan.timeouts.trial_source,
-                    self.role(),
-                    if last.trim().is_empty() {
-                        "(empty log)"
-                    } else {
-                        last.trim()
-                    }
-                ),
-                None,
-            ));
-        }
-        Ok(())
+    fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
     }
 
-    /// Polls `probe` until it yields, watching the server and the deadlines.
-    fn wait_for<T>(
-        &mut self,
-        phase: &str,
-        limit: Option<Duration>,
-        on_timeout: impl FnOnce(&Self) -> TrialFailure,
-        mut probe: impl FnMut() -> Option<T>,
-    ) -> Result<T, TrialFailure> {
-        let until = limit.map(|l| Instant::now() + l);
-        loop {
-            if let Some(v) = probe() {
-                return Ok(v);
-            }
-            self.check(phase)?;
-            if until.is_some_and(|u| Instant::now() >= u) {
-                return Err(on_timeout(self));
-            }
-            std::thread::sleep(POLL);
-        }
+    fn address_file(&self, role: Role) -> Option<&Path> {
+        self.servers
+            .iter()
+            .find(|s| s.process.role == role)
+            .map(|s| s.process.address_file.as_path())
+    }
+
+    fn output_dir(&self) -> &Path {
+        &self.output_dir
+    }
+
+    /// Single-host aggregated runs have no launcher environment (upstream's pytest starts the
+    /// server itself), so nothing is removed.
+    fn launch_unset(&self) -> &[String] {
+        &[]
+    }
+
+    /// In `cmd_idx` order: server by server.
+    fn client_list(&self) -> Vec<(&ClientSpec, String)> {
+        self.clients()
+            .map(|(s, c)| {
+                (
+                    &c.spec,
+                    format!(
+                        "client {} ({}) of server {}",
+                        c.spec.index, c.spec.name, s.name
+                    ),
+                )
+            })
+            .collect()
+    }
+
+    fn gen_logs(&self) -> &[PathBuf] {
+        &[]
+    }
+
+    /// No router: a failing client is the client's own failure (unless its server died).
+    fn blamed_role(&self) -> Option<(Role, String)> {
+        None
     }
 }
 
@@ -168,57 +139,66 @@ pub fn run_aggr_plan(plan: &AggrPlan, ctx: &RunContext<'_>) -> Result<AggrRunRep
         TrialFailure::config(format!("cannot prepare {}: {e}", plan.output_dir.display()))
     })?;
     ensure_datasets(plan)?;
-    let deadline = plan
-        .timeouts
-        .trial_s
-        .map(|s| ctx.started + Duration::from_secs(s));
+    let mut graph = Graph::new(plan, ctx);
     let mut timeline = Timeline::default();
     let mut clients = Vec::new();
+    let mut next = 0;
     for server in &plan.servers {
         let lease = gpu_lease(plan, server, ctx)?;
         if server.index == 0 {
-            timeline.first_spawn_s = ctx.started.elapsed().as_secs_f64();
+            timeline.first_spawn_s = graph.elapsed();
         }
-        let child = spawn_server(plan, server, ctx, lease.as_ref())?;
-        let mut watch = Watch {
-            plan,
-            server,
-            child,
-            started: ctx.started,
-            deadline,
-        };
-        let (host, port) = await_server(&mut watch)?;
+        spawn_server(&mut graph, server, ctx, lease.as_ref())?;
+        let (host, port) = await_server(&mut graph, server)?;
         if server.index == 0 {
-            timeline.workers_reported_s = ctx.started.elapsed().as_secs_f64();
+            timeline.workers_reported_s = graph.elapsed();
             timeline.router_ready_s = timeline.workers_reported_s;
         }
         super::startup::record_aggr_startup_metrics(server);
-        for client in &server.clients {
-            let spawned_s = watch.started.elapsed().as_secs_f64();
-            if clients.is_empty() {
-                timeline.first_client_s = spawned_s;
-            }
-            let output = run_client(&mut watch, ctx, client, &host, port)?;
-            timeline.clients.push(ClientSpan {
-                spawned_s,
-                exited_s: watch.started.elapsed().as_secs_f64(),
-            });
-            let metrics = parse_client_output(&output, client.kind == ClientKind::NvSa);
-            check_metrics(server, client, &metrics)?;
-            clients.push(AggrClientRun {
-                server: server.index,
-                client: client.spec.index,
-                cmd_idx: client.cmd_idx,
-                output,
-                metrics,
-            });
-        }
-        timeline.clients_done_s = watch.started.elapsed().as_secs_f64();
+        let role = server.process.role;
+        let targets = vec![Target {
+            role,
+            pid: graph.pid_of(role),
+            address: format!("{host}:{port}"),
+            worker: true,
+        }];
+        let first = next;
+        next += server.clients.len();
+        run_client_loop(
+            &mut graph,
+            ctx,
+            (&host, port),
+            targets,
+            first..next,
+            &mut timeline,
+            |position, done| {
+                let client = &server.clients[position - first];
+                let metrics = parse_client_output(&done.output, client.kind == ClientKind::NvSa);
+                check_metrics(server, client, &metrics)?;
+                keep_client(
+                    ctx,
+                    ClientRun {
+                        index: client.cmd_idx,
+                        output: done.output.clone(),
+                        metrics: metrics.clone(),
+                    },
+                );
+                clients.push(AggrClientRun {
+                    server: server.index,
+                    client: client.spec.index,
+                    cmd_idx: client.cmd_idx,
+                    output: done.output,
+                    metrics,
+                });
+                Ok(())
+            },
+        )?;
         // Upstream: SIGTERM the server and wait for it before the next one starts.
-        watch.child.stop(GRACE);
+        graph.stop_all();
+        graph.servers.clear();
         drop(lease);
     }
-    timeline.all_reaped_s = ctx.started.elapsed().as_secs_f64();
+    timeline.all_reaped_s = graph.elapsed();
     Ok(AggrRunReport { clients, timeline })
 }
 
@@ -242,12 +222,14 @@ fn gpu_lease<'p>(
     }
 }
 
+/// Starts the server (its stale address file removed first) and adds it to the graph.
 fn spawn_server(
-    plan: &AggrPlan,
+    graph: &mut Graph<'_, AggrPlan>,
     server: &AggrServerPlan,
     ctx: &RunContext<'_>,
     lease: Option<&GpuLease<'_>>,
-) -> Result<ManagedChild, TrialFailure> {
+) -> Result<(), TrialFailure> {
+    let plan = graph.plan;
     let p = &server.process;
     remove_files(std::slice::from_ref(&p.address_file)).map_err(|e| {
         TrialFailure::config(format!("cannot remove {}: {e}", p.address_file.display()))
@@ -260,15 +242,14 @@ fn spawn_server(
             )]
         })
         .unwrap_or_default();
-    spawn(Launch {
+    let child = spawn(Launch {
         role: Some(p.role),
-        name: format!("{} ({})", p.role, server.name),
+        // The name failures give it: `AGGR_<s> (server <name>) exited with …`.
+        name: format!("{} (server {})", p.role, server.name),
         argv: &p.argv,
         extra_args: Vec::new(),
         env: &p.env,
-        // Single-host aggregated runs have no launcher environment (upstream's pytest starts
-        // the server itself), so nothing is removed.
-        env_remove: &[],
+        env_remove: plan.launch_unset(),
         extra_env,
         log: &p.log_file,
         cwd: &plan.output_dir,
@@ -276,15 +257,20 @@ fn spawn_server(
         tee: false,
         slurm_local_id: ctx.slurm_local_id,
     })
-    .map_err(|e| TrialFailure::new(FailureClass::Launch, Some(p.role), e.to_string(), None))
+    .map_err(|e| TrialFailure::new(FailureClass::Launch, Some(p.role), e.to_string(), None))?;
+    graph.servers.push(child);
+    Ok(())
 }
 
 /// Waits for the server's address file, then `GET /health` → 200; returns its address.
-fn await_server(watch: &mut Watch<'_>) -> Result<(String, u16), TrialFailure> {
-    let server = watch.server;
+fn await_server(
+    graph: &mut Graph<'_, AggrPlan>,
+    server: &AggrServerPlan,
+) -> Result<(String, u16), TrialFailure> {
+    let plan = graph.plan;
     let p = &server.process;
-    let timeouts = &watch.plan.timeouts;
-    let (_, port) = watch.wait_for(
+    let timeouts = &plan.timeouts;
+    let (_, port) = graph.wait_for(
         &format!("waiting for server {} to report its address", server.name),
         Some(Duration::from_secs(timeouts.wait_s)),
         |_| {
@@ -310,7 +296,7 @@ fn await_server(watch: &mut Watch<'_>) -> Result<(String, u16), TrialFailure> {
     // Upstream talks to the aggregated server on localhost, whatever it reported.
     let health_url = format!("http://localhost:{port}/health");
     let last_status = std::cell::Cell::new(None);
-    watch.wait_for(
+    graph.wait_for(
         &format!("waiting for server {} to become ready", server.name),
         Some(Duration::from_secs(timeouts.ready_s)),
         |_| {
@@ -339,89 +325,6 @@ fn await_server(watch: &mut Watch<'_>) -> Result<(String, u16), TrialFailure> {
         },
     )?;
     Ok(("localhost".to_string(), port))
-}
-
-/// Runs one client to completion against `host:port`; its output, or the classified failure.
-fn run_client(
-    watch: &mut Watch<'_>,
-    ctx: &RunContext<'_>,
-    client: &AggrClientPlan,
-    host: &str,
-    port: u16,
-) -> Result<String, TrialFailure> {
-    let c = &client.spec;
-    let label = format!(
-        "client {} ({}) of server {}",
-        c.index, c.name, watch.server.name
-    );
-    let mut child = spawn(Launch {
-        role: Some(Role::Benchmark),
-        name: label.clone(),
-        argv: &c.argv,
-        extra_args: vec![
-            "--host".into(),
-            host.to_string(),
-            "--port".into(),
-            port.to_string(),
-        ],
-        env: &c.env,
-        env_remove: &[],
-        extra_env: Vec::new(),
-        log: &c.log_file,
-        cwd: &watch.plan.output_dir,
-        self_exe: ctx.self_exe,
-        tee: ctx.tee,
-        slurm_local_id: ctx.slurm_local_id,
-    })
-    .map_err(|e| {
-        TrialFailure::new(
-            FailureClass::Launch,
-            Some(Role::Benchmark),
-            e.to_string(),
-            None,
-        )
-    })?;
-    let phase = format!("{label} was running");
-    let status = match watch.wait_for(
-        &phase,
-        None,
-        |_| unreachable!("no limit"),
-        || child.try_status(),
-    ) {
-        Ok(s) => s,
-        Err(mut f) => {
-            child.stop(GRACE);
-            if f.class == FailureClass::Timeout {
-                f.role = Some(Role::Benchmark);
-                f.log_tail = Some(LogTail::read(&c.log_file));
-            }
-            return Err(f);
-        }
-    };
-    let output =
-        String::from_utf8_lossy(&std::fs::read(&c.log_file).unwrap_or_default()).into_owned();
-    let checked = check_client_output(&output);
-    if !status.success() || checked.is_err() {
-        // A dead server is the root cause of a failing client.
-        watch.check(&phase)?;
-    }
-    if !status.success() {
-        return Err(TrialFailure::new(
-            FailureClass::Client,
-            Some(Role::Benchmark),
-            format!("{label} exited with {}", describe_status(&status)),
-            Some(&c.log_file),
-        ));
-    }
-    if let Err(problem) = checked {
-        return Err(TrialFailure::new(
-            FailureClass::FailedRequests,
-            Some(Role::Benchmark),
-            format!("{label}: {problem}"),
-            Some(&c.log_file),
-        ));
-    }
-    Ok(output)
 }
 
 /// Upstream's `check_test_failure` (§5.4) for one aggregated client: the 16 base metrics, and

@@ -1,12 +1,18 @@
-//! The steps a trial is made of, shared by the single-host runner ([`super::local`]) and role
-//! mode ([`super::role`]): spawning workers and the router, waiting for rendezvous files and
-//! readiness, running the clients, and turning their output into metrics.
+//! The steps a trial is made of, shared by the single-host runner ([`super::local`]), role
+//! mode ([`super::role`]) and the aggregated runner ([`super::aggr`]): spawning workers and the
+//! router, waiting for rendezvous files and readiness, running the clients, and turning their
+//! output into metrics.
 //!
 //! Every wait is a short poll through [`Graph::wait_for`], which also watches every process
-//! the graph owns, the interrupt flag and the trial deadline — so a dying server fails the
-//! trial at once, naming its role, with its log tail.
+//! the graph owns, the interrupt flag, the liveness watch and the trial deadline — so a dying
+//! or stalled server fails the trial at once, naming its role, with its log tail. The clients
+//! run in [`run_client_loop`], for every runtime: progress events, the liveness watch, every
+//! client failure class, and each finished client kept at once ([`keep_client`]). What these
+//! need of a plan is [`RunnablePlan`], which the disaggregated [`Plan`] and the aggregated
+//! `AggrPlan` implement.
 
 use crate::util::deadline::deadline_after;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,7 +26,7 @@ use super::watch::{DEFAULT_TRIAL_LIMIT_S, Target, Watch, WatchSettings};
 use crate::measure::gen_log::device_step_stats;
 use crate::measure::{ClientMetrics, check_client_output, parse_client_output};
 use crate::plan::toolchain::ClientKind;
-use crate::plan::{ClientSpec, DatasetPlan, Plan, ProcessSpec, Role};
+use crate::plan::{ClientSpec, DatasetPlan, Plan, ProcessSpec, Role, Timeouts};
 use crate::results::outcome::{FailureClass, LogTail, TrialFailure};
 use crate::run::progress::ProgressEvent;
 
@@ -60,7 +66,7 @@ pub struct RunContext<'a> {
 /// One client run's result.
 #[derive(Debug, Clone)]
 pub struct ClientRun {
-    /// Client index.
+    /// Client index (an aggregated trial's: `cmd_idx`, the index across the trial).
     pub index: u32,
     /// Its complete output (with the gen_only device-step block appended).
     pub output: String,
@@ -125,10 +131,78 @@ pub struct RunReport {
     pub timeline: Timeline,
 }
 
+/// What the shared steps ([`Graph`], [`run_client_loop`]) need of a plan. The disaggregated
+/// [`Plan`] and the aggregated `AggrPlan` both provide it, so both runners wait, watch and run
+/// their clients by the same code.
+pub trait RunnablePlan {
+    /// Trial name (progress lines and events).
+    fn trial(&self) -> &str;
+    /// Time limits (`trial_s`, `trial_source`: the trial limit).
+    fn timeouts(&self) -> &Timeouts;
+    /// The address file `role` publishes: a server that exits before it exists never came up
+    /// (the runner removes stale ones before starting a role).
+    fn address_file(&self, role: Role) -> Option<&Path>;
+    /// Where every process runs.
+    fn output_dir(&self) -> &Path;
+    /// Variables removed from every child's inherited environment.
+    fn launch_unset(&self) -> &[String];
+    /// Every client of the trial in run order, each with how messages name it.
+    fn client_list(&self) -> Vec<(&ClientSpec, String)>;
+    /// Logs whose sizes are taken before each client starts (gen_only's device step time).
+    fn gen_logs(&self) -> &[PathBuf];
+    /// The role a client failure is blamed on besides the client, with the line that says so
+    /// (the router's log naming a worker).
+    fn blamed_role(&self) -> Option<(Role, String)>;
+}
+
+impl RunnablePlan for Plan {
+    fn trial(&self) -> &str {
+        &self.trial
+    }
+
+    fn timeouts(&self) -> &Timeouts {
+        &self.timeouts
+    }
+
+    fn address_file(&self, role: Role) -> Option<&Path> {
+        match role {
+            Role::DisaggServer => Some(&self.router.process.address_file),
+            _ => self
+                .workers
+                .iter()
+                .find(|w| w.role == role)
+                .map(|w| w.address_file.as_path()),
+        }
+    }
+
+    fn output_dir(&self) -> &Path {
+        &self.output_dir
+    }
+
+    fn launch_unset(&self) -> &[String] {
+        &self.launch_env.unset
+    }
+
+    fn client_list(&self) -> Vec<(&ClientSpec, String)> {
+        self.clients
+            .iter()
+            .map(|c| (c, format!("client {} ({})", c.index, c.name)))
+            .collect()
+    }
+
+    fn gen_logs(&self) -> &[PathBuf] {
+        &self.gen_logs
+    }
+
+    fn blamed_role(&self) -> Option<(Role, String)> {
+        router_blames(&self.router.process.log_file, &published_workers(self))
+    }
+}
+
 /// The processes this host owns for a trial, plus its clock.
-pub struct Graph<'a> {
+pub struct Graph<'a, P = Plan> {
     /// The plan.
-    pub plan: &'a Plan,
+    pub plan: &'a P,
     /// Servers started here (dropped = stopped).
     pub servers: Vec<ManagedChild>,
     /// Trial start.
@@ -143,12 +217,13 @@ pub struct Graph<'a> {
     watch: Option<Watch>,
 }
 
-impl<'a> Graph<'a> {
+impl<'a, P: RunnablePlan> Graph<'a, P> {
     /// A graph for `plan` whose clock (and trial deadline) started at `ctx.started`.
-    pub fn new(plan: &'a Plan, ctx: &RunContext<'_>) -> Self {
+    pub fn new(plan: &'a P, ctx: &RunContext<'_>) -> Self {
         let started = ctx.started;
-        let limit = match plan.timeouts.trial_s {
-            Some(s) => (s, plan.timeouts.trial_source.clone()),
+        let timeouts = plan.timeouts();
+        let limit = match timeouts.trial_s {
+            Some(s) => (s, timeouts.trial_source.clone()),
             None => (
                 DEFAULT_TRIAL_LIMIT_S,
                 "the default, upstream's pytest --timeout".to_string(),
@@ -205,7 +280,10 @@ impl<'a> Graph<'a> {
                 // A server that dies before publishing its address never came up (bad host,
                 // port in use, bad config, missing model): a launch failure. After that, a
                 // crash.
-                let reported = child.role.is_some_and(|r| address_reported(plan, r));
+                let reported = child
+                    .role
+                    .and_then(|r| plan.address_file(r))
+                    .is_some_and(|f| read_address(f).is_some());
                 let (class, when) = if reported {
                     (FailureClass::Crash, "")
                 } else {
@@ -307,7 +385,7 @@ impl<'a> Graph<'a> {
             .unwrap_or(0);
         format!(
             "perfsanity: {}: {phase} for {} s (trial limit {} s, {}; {left} s left)",
-            self.plan.trial,
+            self.plan.trial(),
             began.elapsed().as_secs(),
             self.limit.0,
             self.limit.1
@@ -335,20 +413,6 @@ impl<'a> Graph<'a> {
             .find(|c| c.role == Some(role))
             .map(|c| c.log.clone())
     }
-}
-
-/// True when `role` has published its address file in this run (the runner removes stale
-/// ones before starting a role).
-fn address_reported(plan: &Plan, role: Role) -> bool {
-    let file = match role {
-        Role::DisaggServer => Some(&plan.router.process.address_file),
-        _ => plan
-            .workers
-            .iter()
-            .find(|w| w.role == role)
-            .map(|w| &w.address_file),
-    };
-    file.is_some_and(|f| read_address(f).is_some())
 }
 
 /// Reads an address file: `host:port`, split at the last `:`.
@@ -714,15 +778,15 @@ fn published_workers(plan: &Plan) -> Vec<(Role, String)> {
         .collect()
 }
 
-/// A client failure, with the role the router's log blames when it names one.
-fn client_failure(
-    plan: &Plan,
+/// A client failure, with the role the plan blames (the router's log naming a worker) when it
+/// names one.
+fn client_failure<P: RunnablePlan>(
+    plan: &P,
     class: FailureClass,
     message: String,
     client_log: &Path,
 ) -> TrialFailure {
-    let blamed = router_blames(&plan.router.process.log_file, &published_workers(plan));
-    match blamed {
+    match plan.blamed_role() {
         Some((role, line)) => TrialFailure::new(
             class,
             Some(role),
@@ -751,11 +815,23 @@ pub fn run_clients<'p>(
     port: u16,
     timeline: &mut Timeline,
 ) -> Result<Vec<ClientOutput<'p>>, TrialFailure> {
+    let plan = graph.plan;
     let targets = watch_targets(graph, host, port);
-    graph.watch(targets);
-    let outputs = run_each_client(graph, ctx, host, port, timeline);
-    graph.unwatch();
-    outputs
+    let mut outputs = Vec::new();
+    run_client_loop(
+        graph,
+        ctx,
+        (host, port),
+        targets,
+        0..plan.clients.len(),
+        timeline,
+        |_, done| {
+            keep_finished(plan, ctx, &done);
+            outputs.push(done);
+            Ok(())
+        },
+    )?;
+    Ok(outputs)
 }
 
 /// Every role with a published address: the workers and the router at `host:port`.
@@ -783,30 +859,61 @@ fn watch_targets(graph: &Graph<'_>, host: &str, port: u16) -> Vec<Target> {
     targets
 }
 
-fn run_each_client<'p>(
-    graph: &mut Graph<'p>,
+/// Runs the clients at `positions` (indices into [`RunnablePlan::client_list`]) one after
+/// another against `host:port`, with the liveness watch over `targets` while they run — the
+/// client loop of every runtime. Each wait prints the `PERF_PROGRESS_S` line; each client is
+/// announced to `ctx.progress`; a client that fails is classified (a dead or stalled server
+/// first). `finished` is given each client that finished cleanly, with its position, and may
+/// still fail the trial (missing metrics).
+pub fn run_client_loop<'p, P: RunnablePlan>(
+    graph: &mut Graph<'p, P>,
     ctx: &RunContext<'_>,
-    host: &str,
-    port: u16,
+    at: (&str, u16),
+    targets: Vec<Target>,
+    positions: Range<usize>,
     timeline: &mut Timeline,
-) -> Result<Vec<ClientOutput<'p>>, TrialFailure> {
-    let plan = graph.plan;
-    let mut outputs = Vec::new();
-    let requests_total: u64 = plan.clients.iter().map(|c| c.num_prompts).sum();
-    let mut requests_done = 0;
-    for (i, c) in plan.clients.iter().enumerate() {
+    finished: impl FnMut(usize, ClientOutput<'p>) -> Result<(), TrialFailure>,
+) -> Result<(), TrialFailure> {
+    graph.watch(targets);
+    let ran = each_client(graph, ctx, at, positions, timeline, finished);
+    graph.unwatch();
+    ran
+}
+
+fn each_client<'p, P: RunnablePlan>(
+    graph: &mut Graph<'p, P>,
+    ctx: &RunContext<'_>,
+    (host, port): (&str, u16),
+    positions: Range<usize>,
+    timeline: &mut Timeline,
+    mut finished: impl FnMut(usize, ClientOutput<'p>) -> Result<(), TrialFailure>,
+) -> Result<(), TrialFailure> {
+    let plan: &'p P = graph.plan;
+    let clients = plan.client_list();
+    let of = clients.len();
+    let requests_total: u64 = clients.iter().map(|(c, _)| c.num_prompts).sum();
+    let mut requests_done: u64 = clients
+        .iter()
+        .take(positions.start)
+        .map(|(c, _)| c.num_prompts)
+        .sum();
+    for i in positions {
+        let Some((c, label)) = clients.get(i) else {
+            break;
+        };
+        let c: &'p ClientSpec = c;
         let spent = Duration::from_secs_f64(graph.elapsed() - timeline.first_client_s);
         ctx.progress.event(ProgressEvent::ClientStarted {
-            trial: plan.trial.clone(),
+            trial: plan.trial().to_string(),
             position: i + 1,
-            of: plan.clients.len(),
+            of,
             name: c.name.clone(),
             requests_done,
             requests_total,
-            eta: crate::run::progress::eta(spent, i, plan.clients.len() - i),
+            eta: crate::run::progress::eta(spent, i, of - i),
         });
         let gen_offsets: Vec<u64> = plan
-            .gen_logs
+            .gen_logs()
             .iter()
             .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
             .collect();
@@ -816,7 +923,7 @@ fn run_each_client<'p>(
         }
         let mut client = spawn(Launch {
             role: Some(Role::Benchmark),
-            name: format!("client {} ({})", c.index, c.name),
+            name: label.clone(),
             argv: &c.argv,
             extra_args: vec![
                 "--host".into(),
@@ -826,9 +933,9 @@ fn run_each_client<'p>(
             ],
             env: &c.env,
             extra_env: Vec::new(),
-            env_remove: &plan.launch_env.unset,
+            env_remove: plan.launch_unset(),
             log: &c.log_file,
-            cwd: &plan.output_dir,
+            cwd: plan.output_dir(),
             self_exe: ctx.self_exe,
             tee: ctx.tee,
             slurm_local_id: ctx.slurm_local_id,
@@ -841,8 +948,9 @@ fn run_each_client<'p>(
                 None,
             )
         })?;
+        let phase = format!("{label} was running");
         let status = graph.wait_for(
-            &format!("client {} ({}) was running", c.index, c.name),
+            &phase,
             None,
             |_| unreachable!("no limit"),
             || client.try_status(),
@@ -868,7 +976,7 @@ fn run_each_client<'p>(
         if !client_ok {
             // The client's failure is often the echo of a server that died under it (the client
             // may even notice first): a dead server is the root cause, so it is reported.
-            graph.check(&format!("client {} ({}) was running", c.index, c.name))?;
+            graph.check(&phase)?;
         }
         // `perfsanity bench` exits 3 when requests failed: the output check below names them.
         let failed_requests_exit =
@@ -877,12 +985,7 @@ fn run_each_client<'p>(
             return Err(client_failure(
                 plan,
                 FailureClass::Client,
-                format!(
-                    "client {} ({}) exited with {}",
-                    c.index,
-                    c.name,
-                    describe_status(&status)
-                ),
+                format!("{label} exited with {}", describe_status(&status)),
                 &c.log_file,
             ));
         }
@@ -890,15 +993,15 @@ fn run_each_client<'p>(
             return Err(client_failure(
                 plan,
                 FailureClass::FailedRequests,
-                format!("client {} ({}): {problem}", c.index, c.name),
+                format!("{label}: {problem}"),
                 &c.log_file,
             ));
         }
         requests_done += c.num_prompts;
         ctx.progress.event(ProgressEvent::ClientFinished {
-            trial: plan.trial.clone(),
+            trial: plan.trial().to_string(),
             position: i + 1,
-            of: plan.clients.len(),
+            of,
             requests_done,
             requests_total,
             took: Duration::from_secs_f64(graph.elapsed() - spawned_s),
@@ -908,24 +1011,23 @@ fn run_each_client<'p>(
                 plan,
                 FailureClass::FailedRequests,
                 format!(
-                    "client {} ({}) exited with {}: some requests failed",
-                    c.index,
-                    c.name,
+                    "{label} exited with {}: some requests failed",
                     describe_status(&status)
                 ),
                 &c.log_file,
             ));
         }
-        let done = ClientOutput {
-            spec: c,
-            output,
-            gen_offsets,
-        };
-        keep_finished(plan, ctx, &done);
-        outputs.push(done);
+        finished(
+            i,
+            ClientOutput {
+                spec: c,
+                output,
+                gen_offsets,
+            },
+        )?;
     }
     timeline.clients_done_s = graph.elapsed();
-    Ok(outputs)
+    Ok(())
 }
 
 /// Keeps a finished client's metrics in `ctx.finished` right away, so a later failure does
@@ -936,12 +1038,21 @@ fn keep_finished(plan: &Plan, ctx: &RunContext<'_>, done: &ClientOutput<'_>) {
         output: done.output.clone(),
         gen_offsets: done.gen_offsets.clone(),
     };
-    if let Ok(mut runs) = finish_metrics(plan, vec![copy]) {
-        let mut finished = ctx.finished.lock().unwrap_or_else(|e| e.into_inner());
-        finished.append(&mut runs);
-        if let Some(write) = ctx.on_client_finished {
-            write(&finished);
+    if let Ok(runs) = finish_metrics(plan, vec![copy]) {
+        for run in runs {
+            keep_client(ctx, run);
         }
+    }
+}
+
+/// Adds a finished client's result to `ctx.finished` and hands every finished client so far to
+/// `ctx.on_client_finished` (which writes their records), so a later failure — or a `kill -9`
+/// of the runner — loses none of them.
+pub fn keep_client(ctx: &RunContext<'_>, run: ClientRun) {
+    let mut finished = ctx.finished.lock().unwrap_or_else(|e| e.into_inner());
+    finished.push(run);
+    if let Some(write) = ctx.on_client_finished {
+        write(&finished);
     }
 }
 
