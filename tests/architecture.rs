@@ -20,10 +20,6 @@ const LAYERS: [&str; 10] = [
     "util", "tools", "config", "catalog", "plan", "measure", "results", "report", "run", "app",
 ];
 
-/// Sibling cycles that are still there, each as its sorted member modules. Same rule: it only
-/// shrinks.
-const KNOWN_CYCLES: &[&[&str]] = &[&["run::execute", "run::execute_aggr"]];
-
 /// A module path (`["run", "launch", "steps"]`; the crate root is empty).
 type ModPath = Vec<String>;
 
@@ -393,18 +389,9 @@ fn sibling_modules_never_import_each_other_in_a_cycle() {
             why.entry((a, b)).or_default().extend(files);
         }
     }
-    let known: BTreeSet<Vec<String>> = KNOWN_CYCLES
-        .iter()
-        .map(|c| c.iter().map(|m| m.to_string()).collect())
-        .collect();
     let mut wrong = Vec::new();
-    let mut seen_known = BTreeSet::new();
     for component in cycles(&graph) {
         let names: Vec<String> = component.iter().map(|m| show(m)).collect();
-        if known.contains(&names) {
-            seen_known.insert(names);
-            continue;
-        }
         let mut text = format!("cycle among {}:", names.join(", "));
         for a in &component {
             for b in graph.get(a).into_iter().flatten() {
@@ -417,11 +404,6 @@ fn sibling_modules_never_import_each_other_in_a_cycle() {
         wrong.push(text);
     }
     assert!(wrong.is_empty(), "{}", wrong.join("\n"));
-    let gone: Vec<_> = known.difference(&seen_known).collect();
-    assert!(
-        gone.is_empty(),
-        "broken cycles still listed in KNOWN_CYCLES (remove them): {gone:?}"
-    );
 }
 
 #[test]

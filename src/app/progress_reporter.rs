@@ -95,6 +95,20 @@ pub fn describe(event: &ProgressEvent) -> String {
             "{trial}: client {position}/{of} done in {}, requests {requests_done}/{requests_total}",
             secs(*took)
         ),
+        ProgressEvent::StillWaiting {
+            trial,
+            phase,
+            waited,
+            limit_s,
+            limit_source,
+            left,
+        } => format!(
+            "perfsanity: {trial}: {phase} for {} s (trial limit {limit_s} s, {limit_source}; {} s \
+             left)",
+            waited.as_secs(),
+            left.as_secs()
+        ),
+        ProgressEvent::Warning { trial, message } => format!("perfsanity: {trial}: {message}"),
     }
 }
 
@@ -105,8 +119,19 @@ fn trial_of(event: &ProgressEvent) -> &str {
         | ProgressEvent::WorkersUp { trial, .. }
         | ProgressEvent::RouterReady { trial, .. }
         | ProgressEvent::ClientStarted { trial, .. }
-        | ProgressEvent::ClientFinished { trial, .. } => trial,
+        | ProgressEvent::ClientFinished { trial, .. }
+        | ProgressEvent::StillWaiting { trial, .. }
+        | ProgressEvent::Warning { trial, .. } => trial,
     }
+}
+
+/// Events shown as a plain stderr line in every mode, `off` included: they are not progress but
+/// something the user waits on or must know.
+fn always_shown(event: &ProgressEvent) -> bool {
+    matches!(
+        event,
+        ProgressEvent::StillWaiting { .. } | ProgressEvent::Warning { .. }
+    )
 }
 
 /// The stderr reporter.
@@ -165,6 +190,15 @@ impl Reporter {
 
 impl ProgressSink for Reporter {
     fn event(&self, event: ProgressEvent) {
+        if always_shown(&event) {
+            let line = describe(&event);
+            if self.mode == ProgressMode::Bar {
+                self.bars.suspend(|| eprintln!("{line}"));
+            } else {
+                eprintln!("{line}");
+            }
+            return;
+        }
         match self.mode {
             ProgressMode::Off => {}
             ProgressMode::Lines => {

@@ -11,6 +11,7 @@ pub const KNOWN_PERF_VARS: &[&str] = &[
     "PERF_DATASET_FALLBACK",
     "PERF_DB",
     "PERF_DB_ATTEMPTS",
+    "PERF_DB_LOCK_WAIT_S",
     "PERF_DB_POST_TIMEOUT",
     "PERF_DB_QUERY_TIMEOUT",
     "PERF_FAIL_ON_REGRESSION",
@@ -19,6 +20,7 @@ pub const KNOWN_PERF_VARS: &[&str] = &[
     "PERF_LAUNCHER_GEN_LOGS",
     "PERF_OUTPUT_DIR",
     "PERF_PROGRESS",
+    "PERF_PROGRESS_S",
     "PERF_PROJECT_ROOT",
     "PERF_REGRESSION_THRESHOLDS",
     "PERF_SCALE",
@@ -37,6 +39,7 @@ pub const KNOWN_PERF_VARS: &[&str] = &[
     "PERF_SLURM_SEGMENT",
     "PERF_SLURM_STEP_PAUSE",
     "PERF_SLURM_TIME",
+    "PERF_STALL_S",
     "PERF_TESTLIST",
     "PERF_TOOLCHAIN",
     "PERF_TRIAL_TIMEOUT_S",
@@ -74,5 +77,27 @@ mod tests {
         assert_eq!(w.len(), 2, "{w:?}");
         assert!(w[0].contains("PERF_SCAL ") && w[0].contains("did you mean PERF_SCALE?"));
         assert!(!w[1].contains("did you mean"), "{}", w[1]);
+    }
+
+    /// One list of knobs: every `PERF_*` name the README's knob tables document is known here,
+    /// and every name known here is documented (a knob missing from this list is warned about
+    /// as having "no effect" while it works).
+    #[test]
+    fn the_known_knobs_are_the_documented_ones() {
+        let readme = include_str!("../../README.md");
+        let documented: std::collections::BTreeSet<&str> = readme
+            .lines()
+            .filter(|l| l.starts_with('|'))
+            .flat_map(|l| l.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')))
+            .filter(|w| w.starts_with("PERF_") && w.len() > "PERF_".len())
+            .collect();
+        let known: std::collections::BTreeSet<&str> = KNOWN_PERF_VARS.iter().copied().collect();
+        let undocumented: Vec<_> = known.difference(&documented).collect();
+        let unknown: Vec<_> = documented.difference(&known).collect();
+        assert!(
+            undocumented.is_empty() && unknown.is_empty(),
+            "known but not in README's tables: {undocumented:?}; in README's tables but not \
+             known (warned as having no effect): {unknown:?}"
+        );
     }
 }

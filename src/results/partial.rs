@@ -146,10 +146,7 @@ pub fn write_unfinished_aggr(
 }
 
 /// Marks `records` [`UNFINISHED`] and writes them to `dir`'s `perf_records.json`.
-fn write_marked_unfinished(
-    dir: &Path,
-    mut records: Vec<Record>,
-) -> Result<PathBuf, ArtifactError> {
+fn write_marked_unfinished(dir: &Path, mut records: Vec<Record>) -> Result<PathBuf, ArtifactError> {
     for r in &mut records {
         mark_partial(r, UNFINISHED);
     }

@@ -3,7 +3,6 @@
 //! path reports a `crate::results::outcome::TrialOutcome`.
 
 pub mod execute;
-pub mod execute_aggr;
 pub mod launch;
 pub mod progress;
 pub mod slurm;

@@ -69,6 +69,28 @@ pub enum ProgressEvent {
         /// How long it ran.
         took: Duration,
     },
+    /// A long wait goes on (every `PERF_PROGRESS_S`).
+    StillWaiting {
+        /// The trial.
+        trial: String,
+        /// What the runner waits for (`client 0 was running`, …).
+        phase: String,
+        /// How long this wait has lasted.
+        waited: Duration,
+        /// The trial's time limit in seconds and where it came from.
+        limit_s: u64,
+        /// Where the limit came from.
+        limit_source: String,
+        /// Time left before the limit.
+        left: Duration,
+    },
+    /// Something the user should know that fails nothing (shown whatever the progress mode).
+    Warning {
+        /// The trial.
+        trial: String,
+        /// What happened.
+        message: String,
+    },
 }
 
 /// Receives progress events. Implementations must be cheap: events come from the runner's

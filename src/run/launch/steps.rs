@@ -213,13 +213,15 @@ pub struct Graph<'a, P = Plan> {
     limit: (u64, String),
     /// `PERF_STALL_S` / `PERF_PROGRESS_S`.
     knobs: WatchSettings,
+    /// Where the progress lines of long waits go.
+    progress: &'a dyn crate::run::progress::ProgressSink,
     /// The liveness watch while clients run.
     watch: Option<Watch>,
 }
 
 impl<'a, P: RunnablePlan> Graph<'a, P> {
     /// A graph for `plan` whose clock (and trial deadline) started at `ctx.started`.
-    pub fn new(plan: &'a P, ctx: &RunContext<'_>) -> Self {
+    pub fn new(plan: &'a P, ctx: &RunContext<'a>) -> Self {
         let started = ctx.started;
         let timeouts = plan.timeouts();
         let limit = match timeouts.trial_s {
@@ -237,6 +239,7 @@ impl<'a, P: RunnablePlan> Graph<'a, P> {
             deadline: deadline_after(started, Duration::from_secs(limit.0)),
             limit,
             knobs: ctx.watch,
+            progress: ctx.progress,
             watch: None,
         }
     }
@@ -367,7 +370,7 @@ impl<'a, P: RunnablePlan> Graph<'a, P> {
             }
             self.check(phase)?;
             if next_line.is_some_and(|t| Instant::now() >= t) {
-                eprintln!("{}", self.progress_line(phase, began));
+                self.progress.event(self.still_waiting(phase, began));
                 next_line = next_line.and_then(|t| deadline_after(t, every));
             }
             if until.is_some_and(|u| Instant::now() >= u) {
@@ -377,19 +380,19 @@ impl<'a, P: RunnablePlan> Graph<'a, P> {
         }
     }
 
-    /// `perfsanity: <trial>: <phase> for N s (trial limit L s (source), M s left)`.
-    fn progress_line(&self, phase: &str, began: Instant) -> String {
-        let left = self
-            .deadline
-            .map(|d| d.saturating_duration_since(Instant::now()).as_secs())
-            .unwrap_or(0);
-        format!(
-            "perfsanity: {}: {phase} for {} s (trial limit {} s, {}; {left} s left)",
-            self.plan.trial(),
-            began.elapsed().as_secs(),
-            self.limit.0,
-            self.limit.1
-        )
+    /// The progress event of a wait in `phase` that began at `began`.
+    fn still_waiting(&self, phase: &str, began: Instant) -> ProgressEvent {
+        ProgressEvent::StillWaiting {
+            trial: self.plan.trial().to_string(),
+            phase: phase.to_string(),
+            waited: began.elapsed(),
+            limit_s: self.limit.0,
+            limit_source: self.limit.1.clone(),
+            left: self
+                .deadline
+                .map(|d| d.saturating_duration_since(Instant::now()))
+                .unwrap_or_default(),
+        }
     }
 
     /// Stops every server (SIGTERM to all groups first, so they shut down in parallel).

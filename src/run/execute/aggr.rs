@@ -1,33 +1,31 @@
 //! One aggregated-runtime trial (an aggregated config's servers, or ctx_only of a disaggregated
 //! config): plan it, run it on this host ([`run_aggr_plan`]), record its results through the
-//! shared results path, and classify whatever went wrong, keeping the records of the clients
-//! that finished before it — the aggregated half of
-//! [`Executor::execute`](super::execute::Executor::execute).
+//! shared results path, and keep the records of the clients that finished before a failure.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
-use indexmap::IndexMap;
-
-use super::execute::Executor;
-use super::launch::{AggrRunReport, ClientRun, RunContext, run_aggr_plan};
+use super::{
+    Executor, client_result, headline, lock_trial_folder, results_failure, toolchain_line,
+    with_partial_lines, write_timeline,
+};
 use crate::catalog::selection::TrialSpec;
 use crate::measure::ClientMetrics;
 use crate::plan::AggrPlan;
 use crate::plan::prepare::prepare_aggr_trial;
 use crate::results::outcome::TrialFailure;
-use crate::results::{AggrClientResult, ClientResult, record_aggr_trial};
+use crate::results::{AggrClientResult, record_aggr_trial};
+use crate::run::launch::{AggrRunReport, ClientRun, run_aggr_plan};
 
 /// Plans, runs and records an aggregated trial (`spec.aggr` is set).
-pub fn execute_aggr(
+pub(super) fn execute_aggr(
     executor: &Executor,
     spec: &TrialSpec,
     started: Instant,
     summary: &mut Vec<String>,
     output_dir: &mut Option<PathBuf>,
 ) -> Result<(), TrialFailure> {
-    let plan = prepare_aggr_trial(&executor.settings, spec)
-        .map_err(|e| TrialFailure::config(e.to_string()))?;
+    let plan = prepare_aggr_trial(&executor.settings, spec).map_err(TrialFailure::config)?;
     *output_dir = Some(plan.output_dir.clone());
     if let Some(role) = executor.settings.role {
         return Err(TrialFailure::config(format!(
@@ -44,65 +42,34 @@ pub fn execute_aggr(
         if let Err(e) =
             crate::results::partial::write_unfinished_aggr(&executor.results, &plan, &results)
         {
-            eprintln!(
-                "perfsanity: {}: cannot write the finished clients' records: {e}",
-                plan.trial
-            );
+            executor.unfinished_not_written(&plan.trial, &e);
         }
     };
-    // One run per trial folder, held until the results are recorded.
-    let _folder =
-        crate::run::launch::folder_lock::lock_folder(&plan.output_dir, None).map_err(|e| {
-            TrialFailure {
-                class: crate::results::outcome::FailureClass::Busy,
-                role: None,
-                message: e.to_string(),
-                log_tail: None,
-            }
-        })?;
-    let run = RunContext {
-        started,
-        self_exe: &executor.self_exe,
-        tee: executor.tee,
-        gpus: executor.gpus.as_ref(),
-        progress: executor.progress.as_ref(),
-        finished: std::sync::Mutex::new(Vec::new()),
-        on_client_finished: Some(&write_unfinished),
-        watch: executor.settings.watch,
-        slurm_local_id: executor.settings.slurm_local_id.as_deref(),
-    };
+    let _folder = lock_trial_folder(&plan.output_dir, None)?;
+    let run = executor.run_context(started, &write_unfinished);
     let report = match run_aggr_plan(&plan, &run) {
         Ok(report) => report,
-        Err(mut failure) => {
+        Err(failure) => {
             // What the clients that finished before the failure measured is kept (never a pass).
             let finished = run.finished.into_inner().unwrap_or_else(|e| e.into_inner());
             let lines = record_partial(executor, &plan, &finished, &failure);
-            if !lines.is_empty() {
-                failure.message = format!("{}\n{}", failure.message, lines.join("\n"));
-            }
-            summary.extend(lines);
-            return Err(failure);
+            summary.extend(lines.iter().cloned());
+            return Err(with_partial_lines(failure, &lines));
         }
     };
-    summary.push(format!(
-        "{}: toolchain {}, scale {}",
-        plan.trial,
+    summary.push(toolchain_line(
+        &plan.trial,
         plan.toolchain.as_str(),
-        plan.scale.describe()
+        &plan.scale.describe(),
     ));
-    summary.extend(headline(&plan, &report));
+    summary.extend(headlines(&plan, &report));
     let results: Vec<AggrClientResult> = report
         .clients
         .iter()
         .map(|c| aggr_result(c.server, c.client, &c.metrics))
         .collect();
     let recorded = record_aggr_trial(&executor.results, &plan, &results)
-        .map_err(|e| TrialFailure {
-            class: e.class(),
-            role: None,
-            message: e.to_string(),
-            log_tail: None,
-        })
+        .map_err(results_failure)
         .and_then(|r| {
             summary.extend(r.lines());
             match r.regression_failure() {
@@ -110,12 +77,7 @@ pub fn execute_aggr(
                 None => Ok(()),
             }
         });
-    let mut timeline = report.timeline;
-    timeline.recorded_s = started.elapsed().as_secs_f64();
-    let _ = std::fs::write(
-        plan.output_dir.join("timeline.json"),
-        serde_json::to_string_pretty(&timeline).unwrap_or_default(),
-    );
+    write_timeline(&plan.output_dir, report.timeline, started);
     recorded
 }
 
@@ -123,16 +85,9 @@ pub fn execute_aggr(
 fn aggr_result(server: u32, client: u32, metrics: &ClientMetrics) -> AggrClientResult {
     AggrClientResult {
         server,
-        result: ClientResult {
-            client_index: client,
-            metrics: metrics
-                .iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect::<IndexMap<_, _>>(),
-        },
+        result: client_result(client, metrics),
     }
 }
-
 /// The results layer's view of finished client runs (`index`: `cmd_idx`).
 fn aggr_results(plan: &AggrPlan, runs: &[ClientRun]) -> Vec<AggrClientResult> {
     runs.iter()
@@ -158,31 +113,17 @@ fn record_partial(
         .unwrap_or_else(|e| vec![format!("results: the finished clients' records: {e}")])
 }
 
-/// One line per client with the numbers people look at first.
-fn headline(plan: &AggrPlan, report: &AggrRunReport) -> Vec<String> {
+/// One headline per client.
+fn headlines(plan: &AggrPlan, report: &AggrRunReport) -> Vec<String> {
     report
         .clients
         .iter()
         .map(|c| {
-            let m = &c.metrics;
-            let v = |k: &str| m.value(k).map_or("n/a".to_string(), |x| format!("{x:.2}"));
             let name = plan
                 .clients()
                 .find(|(_, cl)| cl.cmd_idx == c.cmd_idx)
-                .map_or(String::new(), |(_, cl)| cl.spec.test_case_name.clone());
-            let mut line = format!(
-                "{} {name}: {} req/s, {} output tok/s, TTFT mean {} ms, ITL mean {} ms, E2EL mean {} ms",
-                plan.trial,
-                v("seq_throughput"),
-                v("token_throughput"),
-                v("mean_ttft"),
-                v("mean_itl"),
-                v("mean_e2el"),
-            );
-            if let Some(al) = m.value("al") {
-                line.push_str(&format!(", AL {al:.2}"));
-            }
-            line
+                .map_or("", |(_, cl)| cl.spec.test_case_name.as_str());
+            headline(&plan.trial, name, &c.metrics)
         })
         .collect()
 }
