@@ -239,3 +239,28 @@ fn a_trial_measured_in_the_same_session_is_not_a_baseline() {
     );
     assert_eq!(first, 2, "only the earlier session's records (two clients)");
 }
+
+/// `perfsanity run --tee` copies each client's output to stdout (through the edge's writer: the
+/// runner itself never prints); without it the output only reaches the client's log.
+#[test]
+fn tee_copies_the_client_output_to_stdout() {
+    let dir = fixture();
+    let run = |tee: bool| {
+        let mut cmd = crate::support::perfsanity_cmd();
+        cmd.args(["run", "--scale", "smoke", "--toolchain", "sim"]);
+        if tee {
+            cmd.arg("--tee");
+        }
+        cmd.arg("disagg-ok-one")
+            .env("PERF_CONFIG_DIRS", dir.path().join("configs"))
+            .env("PERF_OUTPUT_DIR", dir.path().join("out"))
+            .env("PERF_DB", dir.path().join("perf.sqlite"))
+            .env("PERF_PROGRESS", "off");
+        let o = cmd.output().unwrap();
+        assert!(o.status.success(), "{}", text(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let block = "Serving Benchmark Result";
+    assert!(run(true).contains(block), "--tee: no client output on stdout");
+    assert!(!run(false).contains(block), "client output on stdout without --tee");
+}

@@ -256,7 +256,7 @@ fn the_runner_removes_the_launchers_variables() {
         log: &log,
         cwd: dir.path(),
         self_exe: Path::new("/nonexistent"),
-        tee: false,
+        tee: None,
         slurm_local_id: Some("3"),
     })
     .unwrap();

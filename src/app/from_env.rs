@@ -30,6 +30,10 @@ pub fn executor(settings: Settings, self_exe: PathBuf, tee: bool) -> Result<Exec
         self_exe,
         gpus,
         tee,
+        stdout: std::sync::Arc::new(|bytes: &[u8]| {
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(bytes);
+        }),
         results,
         progress: Box::new(crate::run::progress::NoProgress),
     })

@@ -36,6 +36,8 @@ pub struct Executor {
     pub gpus: Option<GpuPool>,
     /// Copy client output to the terminal.
     pub tee: bool,
+    /// Where copied output goes (the edge's stdout).
+    pub stdout: crate::run::launch::process::OutputCopy,
     /// Where results go.
     pub results: ResultsContext,
     /// Where the runner's progress events go (none by default; the edge sets a reporter).
@@ -95,6 +97,7 @@ impl Executor {
             started,
             self_exe: &self.self_exe,
             tee: self.tee,
+            stdout: self.stdout.clone(),
             gpus: self.gpus.as_ref(),
             progress: self.progress.as_ref(),
             finished: std::sync::Mutex::new(Vec::new()),

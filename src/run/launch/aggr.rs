@@ -254,7 +254,7 @@ fn spawn_server(
         log: &p.log_file,
         cwd: &plan.output_dir,
         self_exe: ctx.self_exe,
-        tee: false,
+        tee: None,
         slurm_local_id: ctx.slurm_local_id,
     })
     .map_err(|e| TrialFailure::new(FailureClass::Launch, Some(p.role), e.to_string(), None))?;

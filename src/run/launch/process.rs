@@ -40,11 +40,16 @@ pub struct Launch<'a> {
     pub cwd: &'a Path,
     /// Our own executable.
     pub self_exe: &'a Path,
-    /// Copy output to the terminal too (`--nocapture`).
-    pub tee: bool,
+    /// Where a copy of the output goes besides the log (`--nocapture`, a launcher's gen
+    /// workers), if anywhere.
+    pub tee: Option<OutputCopy>,
     /// `SLURM_LOCALID` of this task (expanded into the env values that name it).
     pub slurm_local_id: Option<&'a str>,
 }
+
+/// Where the runner copies a child's output besides its log: given by the edge (our stdout), so
+/// the runner never writes to the terminal itself.
+pub type OutputCopy = std::sync::Arc<dyn Fn(&[u8]) + Send + Sync>;
 
 /// Why a child could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +110,7 @@ pub fn spawn(launch: Launch<'_>) -> Result<ManagedChild, SpawnError> {
         cmd.env(k, crate::plan::launch_env::expand(v, launch.slurm_local_id));
     }
     cmd.env(super::tree::TREE_ENV, &mark);
-    if launch.tee {
+    if launch.tee.is_some() {
         cmd.stdout(Stdio::piped())
             .stderr(log.try_clone().map_err(err)?);
     } else {
@@ -124,7 +129,8 @@ pub fn spawn(launch: Launch<'_>) -> Result<ManagedChild, SpawnError> {
     let mut child = cmd.spawn().map_err(err)?;
     let pgid = child.id() as i32;
     register(pgid);
-    let tee_thread = child.stdout.take().map(|mut out| {
+    let copy = launch.tee.clone();
+    let tee_thread = child.stdout.take().zip(copy).map(|(mut out, copy)| {
         let mut log = log;
         std::thread::spawn(move || {
             use std::io::{Read, Write};
@@ -134,7 +140,7 @@ pub fn spawn(launch: Launch<'_>) -> Result<ManagedChild, SpawnError> {
                     break;
                 }
                 let _ = log.write_all(&buf[..n]);
-                let _ = std::io::stdout().write_all(&buf[..n]);
+                copy(&buf[..n]);
             }
         })
     });

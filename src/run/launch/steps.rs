@@ -49,6 +49,8 @@ pub struct RunContext<'a> {
     pub self_exe: &'a Path,
     /// Copy client output to the terminal (`--nocapture`).
     pub tee: bool,
+    /// Where copied output goes (the edge's stdout).
+    pub stdout: super::process::OutputCopy,
     /// GPUs of this host (trtllm toolchain).
     pub gpus: Option<&'a super::gpus::GpuPool>,
     /// Where progress events go.
@@ -451,7 +453,7 @@ pub fn ensure_dataset(plan: &Plan) -> Result<(), TrialFailure> {
 pub enum GenLog {
     /// Link `gen_server_<i>.log` to the worker's log (single host: we are the launcher).
     Link,
-    /// Copy the worker's output to our stdout (a SLURM launcher redirects it there).
+    /// Copy the worker's output to the run's stdout (`RunContext::stdout`; a SLURM launcher redirects it there).
     Stdout,
 }
 
@@ -483,7 +485,8 @@ pub fn spawn_worker(
         log: &w.log_file,
         cwd: &plan.output_dir,
         self_exe: ctx.self_exe,
-        tee: matches!(w.role, Role::Gen(_)) && gen_log == GenLog::Stdout,
+        tee: (matches!(w.role, Role::Gen(_)) && gen_log == GenLog::Stdout)
+            .then(|| ctx.stdout.clone()),
         slurm_local_id: ctx.slurm_local_id,
     })
     .map_err(|e| TrialFailure::new(FailureClass::Launch, Some(w.role), e.to_string(), None))?;
@@ -589,7 +592,7 @@ pub fn spawn_router(graph: &mut Graph<'_>, ctx: &RunContext<'_>) -> Result<(), T
         log: &r.log_file,
         cwd: &plan.output_dir,
         self_exe: ctx.self_exe,
-        tee: false,
+        tee: None,
         slurm_local_id: ctx.slurm_local_id,
     })
     .map_err(|e| {
@@ -940,7 +943,7 @@ fn each_client<'p, P: RunnablePlan>(
             log: &c.log_file,
             cwd: plan.output_dir(),
             self_exe: ctx.self_exe,
-            tee: ctx.tee,
+            tee: ctx.tee.then(|| ctx.stdout.clone()),
             slurm_local_id: ctx.slurm_local_id,
         })
         .map_err(|e| {
