@@ -15,4 +15,5 @@ pub mod selection_guard;
 pub mod settings;
 pub mod signal_handler;
 pub mod slurm_cmd;
+pub mod slurm_reporter;
 pub mod unknown_knobs;

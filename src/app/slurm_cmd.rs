@@ -1,17 +1,23 @@
 //! `perfsanity slurm script <trial>` and `perfsanity slurm submit <trial>… | --testlist F
 //! [--wait]`: the clap layer over [`crate::run::slurm::trial_script`] and
-//! [`crate::run::slurm::submit`].
+//! [`crate::run::slurm::submit`]. With `--wait` it installs the SIGINT/SIGTERM handler that asks
+//! the submitter to cancel its jobs ([`CancelRequest`]); the submitter's events are shown by
+//! [`StdoutReporter`]; the exit code is 0 only when every trial was submitted and (with `--wait`)
+//! passed, 128 + signal when a signal cancelled the jobs.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Subcommand;
+use signal_hook::consts::{SIGINT, SIGTERM};
 
 use crate::app::commands::{find_trial, selected_trials};
 use crate::app::settings::{EnvSource, ProcessEnv, Settings, find_project_root, target_dir};
+use crate::app::slurm_reporter::StdoutReporter;
 use crate::catalog::selection::TrialSpec;
-use crate::run::slurm::submit::{Prepared, SubmitOptions, submit};
+use crate::run::slurm::cancel::CancelRequest;
+use crate::run::slurm::submit::{Prepared, SubmitOptions, SubmitOutcome, submit};
 use crate::run::slurm::trial_script;
 
 /// `perfsanity slurm …`.
@@ -107,6 +113,28 @@ fn prepare(settings: &Settings, spec: &TrialSpec, cwd: &Path, exe: &Path) -> Pre
     }
 }
 
+/// SIGINT and SIGTERM set `cancel` (to the signal's number) instead of ending the process, so
+/// the submitter can cancel its jobs first.
+fn watch_signals(cancel: &CancelRequest) {
+    for sig in [SIGINT, SIGTERM] {
+        if let Err(e) = signal_hook::flag::register_usize(sig, cancel.cell(), sig as usize) {
+            eprintln!("perfsanity slurm: cannot handle signal {sig}: {e}");
+        }
+    }
+}
+
+/// 0 when every trial was submitted and (when followed) passed, 128 + signal when a signal
+/// cancelled the jobs, else 1.
+fn exit_code(outcome: SubmitOutcome) -> ExitCode {
+    match outcome {
+        SubmitOutcome::Interrupted { signal } => {
+            ExitCode::from(u8::try_from(128 + signal).unwrap_or(u8::MAX))
+        }
+        o if o.all_passed() => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
+}
+
 fn fail(message: String) -> ExitCode {
     eprintln!(
         "perfsanity slurm: {}",
@@ -188,7 +216,11 @@ pub fn run(cmd: SlurmCommand) -> ExitCode {
                 poll,
                 unknown_limit: Duration::from_secs(120).max(poll * 4),
             };
-            ExitCode::from(submit(prepared, &options).clamp(0, 255) as u8)
+            let cancel = CancelRequest::new();
+            if wait {
+                watch_signals(&cancel);
+            }
+            exit_code(submit(prepared, &options, &StdoutReporter, &cancel))
         }
     }
 }

@@ -8,13 +8,19 @@
 //! * [`script`] — the batch script text (pure);
 //! * [`aggr`] — the batch script of an aggregated trial: one step, `trtllm-llmapi-launch` (pure);
 //! * [`state`] — job states, status-command output, end-state classification (pure);
-//! * [`poll`], [`submit`] — `sbatch`, `sacct`/`squeue`/`scontrol`, `scancel` (processes);
-//! * `perfsanity slurm script|submit` (the CLI) lives at the edge: `crate::app::slurm_cmd`.
+//! * [`poll`], [`submit`] — `sbatch`, `sacct`/`squeue`/`scontrol`, `scancel` (processes); the
+//!   submitter prints nothing: it hands typed [`events`] to the caller's sink and polls a
+//!   [`cancel`] flag that the caller's signal handler sets;
+//! * [`error`] — why a script cannot be generated, a trial not submitted, a Slurm command failed;
+//! * `perfsanity slurm script|submit` (the CLI, the signal handler and the rendering of the
+//!   events) lives at the edge: `crate::app::slurm_cmd`, `crate::app::slurm_reporter`.
 //!
 //! User documentation: `docs/SLURM.md`.
 
 pub mod aggr;
+pub mod cancel;
 pub mod error;
+pub mod events;
 pub mod job_env;
 pub mod layout;
 pub mod poll;
@@ -27,7 +33,7 @@ pub mod submit;
 use std::path::Path;
 
 pub use aggr::{AggrJob, AggrLayout, AggrScriptInputs, render_aggr_script};
-pub use error::SlurmError;
+pub use error::{SlurmCommandError, SlurmError, SubmitError};
 pub use job_env::JobEnv;
 pub use layout::{JobLayout, WorkerStep};
 pub use script::{ScriptInputs, render_script};

@@ -5,30 +5,10 @@
 use std::collections::BTreeMap;
 use std::process::Command;
 
+use super::error::SlurmCommandError;
 use super::state::{
     JobStatus, StepRecord, parse_sacct_jobs, parse_sacct_steps, parse_scontrol_job, parse_squeue,
 };
-
-/// A Slurm command that could not be run or said no.
-#[derive(Debug, thiserror::Error)]
-pub enum SlurmCommandError {
-    /// The program could not be started (not installed, not on `PATH`).
-    #[error("cannot run {program}: {source}")]
-    NotRun {
-        /// `scancel`, `sacct`, …
-        program: String,
-        /// What the OS said.
-        source: std::io::Error,
-    },
-    /// It ran and failed.
-    #[error("{command}: {output}")]
-    Failed {
-        /// The command line.
-        command: String,
-        /// What it printed.
-        output: String,
-    },
-}
 
 /// Runs `program args…`; returns (exit ok, stdout, stderr). A missing program is `Err`.
 fn run(program: &str, args: &[&str]) -> Result<(bool, String, String), SlurmCommandError> {

@@ -1,24 +1,25 @@
 //! `perfsanity slurm submit`: write each trial's batch script, `sbatch --parsable` it, and with
-//! `--wait` poll until every job has ended — printing state changes as they happen, classifying
-//! each end state, showing the benchmark's results or the log that explains a failure — and
-//! `scancel` the jobs on Ctrl-C / SIGTERM. The exit code is 0 only when every job passed.
+//! `--wait` poll until every job has ended — reporting state changes as they happen, classifying
+//! each end state, gathering the benchmark's results or the log that explains a failure — and
+//! `scancel` the jobs when a signal asks ([`CancelRequest`]). Everything it has to say goes to
+//! the caller's [`SlurmEventSink`] as typed [`SlurmEvent`]s; it returns a [`SubmitOutcome`] (the
+//! edge turns both into text and an exit code: `crate::app::slurm_reporter`,
+//! `crate::app::slurm_cmd`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use signal_hook::consts::{SIGINT, SIGTERM};
-
 use super::aggr::{AGGR_LOG, AGGR_STEP};
-use super::error::SlurmError;
+use super::cancel::CancelRequest;
+use super::error::{SlurmError, SubmitError};
+use super::events::{Evidence, JobReport, LogTail, SlurmEvent, SlurmEventSink};
 use super::poll::{Poller, scancel};
 use super::script::{BENCHMARK_LOG, ROUTER_LOG, SCRIPT_FILE, result_file};
-use super::state::{
-    JobState, JobStatus, ResultFile, StepRecord, Verdict, classify, parse_sbatch_parsable,
-};
+use super::state::{JobState, JobStatus, ResultFile, Verdict, classify, parse_sbatch_parsable};
+
+/// How long the submitter waits, after `scancel`, for the jobs to end.
+const CANCEL_CONFIRM: Duration = Duration::from_secs(30);
 
 /// How `submit` behaves.
 #[derive(Debug, Clone)]
@@ -43,44 +44,6 @@ pub struct Prepared {
     pub script: Result<String, SlurmError>,
 }
 
-/// Why a trial was not submitted.
-#[derive(Debug, thiserror::Error)]
-pub enum SubmitError {
-    /// Its script could not be generated.
-    #[error(transparent)]
-    Script(#[from] SlurmError),
-    /// Its folder or script file could not be written.
-    #[error("cannot write {}: {source}", path.display())]
-    Write {
-        /// The folder or file.
-        path: PathBuf,
-        /// What the OS said.
-        source: std::io::Error,
-    },
-    /// `sbatch` could not be started.
-    #[error("cannot run sbatch: {source} (is Slurm installed and on PATH?)")]
-    SbatchNotRun {
-        /// What the OS said.
-        source: std::io::Error,
-    },
-    /// `sbatch` refused the script.
-    #[error("sbatch {} failed ({status}): {output}", path.display())]
-    SbatchFailed {
-        /// The script.
-        path: PathBuf,
-        /// Its exit status.
-        status: std::process::ExitStatus,
-        /// What it printed.
-        output: String,
-    },
-    /// `sbatch` printed no job id.
-    #[error("sbatch printed no job id: {output:?}")]
-    NoJobId {
-        /// What it printed.
-        output: String,
-    },
-}
-
 struct Job {
     trial: String,
     id: String,
@@ -90,6 +53,47 @@ struct Job {
     last_state: Option<String>,
     progress: u8,
     verdict: Option<Verdict>,
+}
+
+/// What `submit` ended with (the edge turns it into an exit code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubmitOutcome {
+    /// Without `--wait`: the jobs were submitted and left to run.
+    Submitted {
+        /// Jobs submitted.
+        jobs: usize,
+        /// Trials not submitted.
+        not_submitted: usize,
+    },
+    /// With `--wait`: every job was followed to its end.
+    Ended {
+        /// Trials, submitted or not.
+        trials: usize,
+        /// Jobs that passed.
+        passed: usize,
+    },
+    /// A signal cancelled the open jobs.
+    Interrupted {
+        /// The signal's number.
+        signal: i32,
+    },
+}
+
+impl SubmitOutcome {
+    /// Every trial was submitted and, when followed, passed.
+    pub fn all_passed(&self) -> bool {
+        match *self {
+            SubmitOutcome::Submitted { not_submitted, .. } => not_submitted == 0,
+            SubmitOutcome::Ended { trials, passed } => passed == trials,
+            SubmitOutcome::Interrupted { .. } => false,
+        }
+    }
+}
+
+/// The submitter's state: where its events go and what asks it to stop.
+struct Submitter<'a> {
+    sink: &'a dyn SlurmEventSink,
+    cancel: &'a CancelRequest,
 }
 
 /// How far along a state is: queued 0, running 1, ended 2 (a requeue starts over).
@@ -102,15 +106,9 @@ fn progress(state: &JobState) -> u8 {
     }
 }
 
-fn now() -> String {
-    jiff::ZonedDateTime::now().strftime("%H:%M:%S").to_string()
-}
-
-fn say(line: &str) {
-    let mut out = std::io::stdout().lock();
-    // Log tails and trial names come from files we do not control.
-    let _ = writeln!(out, "{}", crate::util::terminal::escape_lines(line));
-    let _ = out.flush();
+/// The local wall-clock time, for state changes.
+fn now() -> jiff::civil::Time {
+    jiff::ZonedDateTime::now().time()
 }
 
 /// Writes the script and submits it; returns the job id.
@@ -143,15 +141,16 @@ fn sbatch(p: &Prepared, script: &str) -> Result<(String, PathBuf), SubmitError> 
     Ok((id, path))
 }
 
-fn tail(path: &Path, lines: usize) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return vec![format!("({} cannot be read)", path.display())];
-    };
-    let all: Vec<&str> = text.lines().collect();
-    all[all.len().saturating_sub(lines)..]
-        .iter()
-        .map(|l| l.to_string())
-        .collect()
+/// The last `lines` lines of `path` (`None` when it cannot be read).
+fn tail(path: PathBuf, lines: usize) -> LogTail {
+    let lines = std::fs::read_to_string(&path).ok().map(|text| {
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..]
+            .iter()
+            .map(|l| l.to_string())
+            .collect()
+    });
+    LogTail { path, lines }
 }
 
 /// The log that explains a failure at `stage`.
@@ -201,319 +200,275 @@ fn fresh_records(trial_dir: &Path, since: SystemTime) -> Option<(PathBuf, usize)
     Some((path, value.as_array().map_or(0, Vec::len)))
 }
 
-fn report(
-    job: &Job,
-    status: &JobStatus,
-    allocation: Option<&str>,
-    steps: &[StepRecord],
-    verdict: &Verdict,
-) {
-    say(&format!(
-        "{} {} (job {}): {verdict}",
-        verdict.label(),
-        job.trial,
-        job.id
-    ));
-    if let Some(nodes) = allocation {
-        say(&format!("  allocation: {nodes}"));
-    }
-    if !steps.is_empty() {
-        let list: Vec<String> = steps
-            .iter()
-            .filter(|s| !matches!(s.name.as_str(), "batch" | "extern"))
-            .map(|s| format!("{} {} {} on {}", s.name, s.raw_state, s.exit_code, s.nodes))
-            .collect();
-        say(&format!("  steps: {}", list.join("; ")));
-    }
-    say(&format!(
-        "  files: {} (job output slurm-{}.out, script {SCRIPT_FILE})",
-        job.trial_dir.display(),
-        job.id
-    ));
+/// The files that explain `verdict`: the results of a passed job, the failed stage's log, or
+/// the job's own output.
+fn evidence(job: &Job, status: &JobStatus, verdict: &Verdict) -> Evidence {
     match verdict {
         Verdict::Passed => {
-            match fresh_records(&job.trial_dir, job.submitted) {
-                Some((path, n)) => say(&format!("  results: {} ({n} record(s))", path.display())),
-                None => say("  results: no perf_records.json was written by this job"),
-            }
-            let logs = fresh_client_logs(&job.trial_dir, job.submitted);
-            if !logs.is_empty() {
-                say(&format!("  client logs: {}", logs.join(", ")));
-            }
             // The benchmark step's log (disaggregated), else the aggregated step's.
             let summary = [BENCHMARK_LOG, AGGR_LOG]
                 .map(|name| job.trial_dir.join(name))
                 .into_iter()
                 .find(|p| p.exists())
                 .unwrap_or_else(|| job.trial_dir.join(BENCHMARK_LOG));
-            for line in tail(&summary, 40) {
-                say(&format!("  | {line}"));
+            Evidence::Passed {
+                records: fresh_records(&job.trial_dir, job.submitted),
+                client_logs: fresh_client_logs(&job.trial_dir, job.submitted),
+                summary: tail(summary, 40),
             }
         }
-        Verdict::TrialFailed { stage, .. } => {
-            let log = stage_log(&job.trial_dir, &job.id, stage);
-            say(&format!("  last lines of {}:", log.display()));
-            for line in tail(&log, 20) {
-                say(&format!("  | {line}"));
-            }
-        }
-        _ => {
-            let out = job.trial_dir.join(format!("slurm-{}.out", job.id));
-            say(&format!(
-                "  state {} from {}; last lines of {}:",
-                status.raw_state,
-                status.source,
-                out.display()
-            ));
-            for line in tail(&out, 10) {
-                say(&format!("  | {line}"));
-            }
-        }
+        Verdict::TrialFailed { stage, .. } => Evidence::TrialFailed {
+            log: tail(stage_log(&job.trial_dir, &job.id, stage), 20),
+        },
+        _ => Evidence::Job {
+            state: status.raw_state.clone(),
+            source: status.source,
+            output: tail(job.trial_dir.join(format!("slurm-{}.out", job.id)), 10),
+        },
     }
 }
 
-fn sleep_unless_signalled(total: Duration, signal: &AtomicUsize) {
-    let until = crate::util::deadline::deadline_after(Instant::now(), total);
-    while !crate::util::deadline::passed(until) && signal.load(Ordering::SeqCst) == 0 {
-        let left = until.map_or(Duration::MAX, |u| {
-            u.saturating_duration_since(Instant::now())
-        });
-        std::thread::sleep(Duration::from_millis(100).min(left));
+impl Submitter<'_> {
+    fn say(&self, event: SlurmEvent) {
+        self.sink.event(event);
     }
-}
 
-fn finish(job: &mut Job, status: &JobStatus, poller: &Poller) {
-    let result = std::fs::read_to_string(result_file(&job.trial_dir, &job.id))
-        .map(|t| ResultFile::parse(&t))
-        .unwrap_or_default();
-    let steps = poller.steps(&job.id);
-    let allocation = poller.allocation(&job.id);
-    let verdict = classify(status, &result, &steps);
-    report(job, status, allocation.as_deref(), &steps, &verdict);
-    job.verdict = Some(verdict);
-}
-
-/// Submits `trials` and, with `--wait`, follows them to the end. Returns the process exit code.
-pub fn submit(trials: Vec<Prepared>, options: &SubmitOptions) -> i32 {
-    let signal = Arc::new(AtomicUsize::new(0));
-    if options.wait {
-        watch_signals(&signal);
-    }
-    let (mut jobs, failures) = submit_all(&trials, &signal);
-    if !options.wait {
-        say(&format!(
-            "{} job(s) submitted, {failures} trial(s) not submitted",
-            jobs.len()
-        ));
-        return i32::from(failures > 0);
-    }
-    follow(&mut jobs, failures, options, &signal)
-}
-
-/// SIGINT and SIGTERM set `signal` (to the signal's number) instead of ending the process, so
-/// the submitter can cancel its jobs first.
-fn watch_signals(signal: &Arc<AtomicUsize>) {
-    for sig in [SIGINT, SIGTERM] {
-        if let Err(e) = signal_hook::flag::register_usize(sig, Arc::clone(signal), sig as usize) {
-            eprintln!("perfsanity slurm: cannot handle signal {sig}: {e}");
+    fn sleep_unless_signalled(&self, total: Duration) {
+        let until = crate::util::deadline::deadline_after(Instant::now(), total);
+        while !crate::util::deadline::passed(until) && self.cancel.signal().is_none() {
+            let left = until.map_or(Duration::MAX, |u| {
+                u.saturating_duration_since(Instant::now())
+            });
+            std::thread::sleep(Duration::from_millis(100).min(left));
         }
     }
-}
 
-/// `sbatch` for each trial, in order, until a signal arrives: the submitted jobs and how many
-/// trials could not be submitted.
-fn submit_all(trials: &[Prepared], signal: &AtomicUsize) -> (Vec<Job>, usize) {
-    let mut jobs: Vec<Job> = Vec::new();
-    let mut failures = 0usize;
-    for p in trials {
-        let submitted = SystemTime::now();
-        match p
-            .script
-            .clone()
-            .map_err(SubmitError::from)
-            .and_then(|s| sbatch(p, &s))
-        {
-            Ok((id, path)) => {
-                say(&format!(
-                    "submitted {} as job {id} (script {}, output {}/slurm-{id}.out)",
-                    p.trial,
-                    path.display(),
-                    p.trial_dir.display()
-                ));
-                jobs.push(Job {
-                    trial: p.trial.clone(),
-                    id,
-                    trial_dir: p.trial_dir.clone(),
-                    submitted,
-                    submitted_at: Instant::now(),
-                    last_state: None,
-                    progress: 0,
-                    verdict: None,
-                });
-            }
-            Err(e) => {
-                failures += 1;
-                say(&format!("ERROR {}: {e}", p.trial));
-            }
-        }
-        if signal.load(Ordering::SeqCst) != 0 {
-            break;
-        }
+    /// The job has ended: classify it and report the verdict with its evidence.
+    fn finish(&self, job: &mut Job, status: &JobStatus, poller: &Poller) {
+        let result = std::fs::read_to_string(result_file(&job.trial_dir, &job.id))
+            .map(|t| ResultFile::parse(&t))
+            .unwrap_or_default();
+        let steps = poller.steps(&job.id);
+        let allocation = poller.allocation(&job.id);
+        let verdict = classify(status, &result, &steps);
+        self.say(SlurmEvent::JobEnded(JobReport {
+            job_id: job.id.clone(),
+            trial: job.trial.clone(),
+            trial_dir: job.trial_dir.clone(),
+            evidence: evidence(job, status, &verdict),
+            verdict: verdict.clone(),
+            allocation,
+            steps,
+        }));
+        job.verdict = Some(verdict);
     }
-    (jobs, failures)
-}
 
-/// Polls the open jobs until every one has a verdict (or a signal cancels them all); the exit
-/// code.
-fn follow(jobs: &mut [Job], failures: usize, options: &SubmitOptions, signal: &AtomicUsize) -> i32 {
-    let mut poller = Poller::new();
-    loop {
-        let sig = signal.load(Ordering::SeqCst);
-        if sig != 0 {
-            return cancel_all(jobs, &mut poller, sig, failures);
-        }
-        let open: Vec<String> = jobs
-            .iter()
-            .filter(|j| j.verdict.is_none())
-            .map(|j| j.id.clone())
-            .collect();
-        if open.is_empty() {
-            break;
-        }
-        let statuses = poller.statuses(&open);
-        for job in jobs.iter_mut().filter(|j| j.verdict.is_none()) {
-            match statuses.get(&job.id) {
-                Some(status) => update_job(job, status, &poller),
-                None if job.submitted_at.elapsed() > options.unknown_limit => {
-                    mark_lost(job, options.unknown_limit)
+    /// `sbatch` for each trial, in order, until a signal arrives: the submitted jobs and how
+    /// many trials could not be submitted.
+    fn submit_all(&self, trials: Vec<Prepared>) -> (Vec<Job>, usize) {
+        let mut jobs: Vec<Job> = Vec::new();
+        let mut failures = 0usize;
+        for p in trials {
+            let submitted = SystemTime::now();
+            match p
+                .script
+                .clone()
+                .map_err(SubmitError::from)
+                .and_then(|s| sbatch(&p, &s))
+            {
+                Ok((id, path)) => {
+                    self.say(SlurmEvent::Submitted {
+                        trial: p.trial.clone(),
+                        job_id: id.clone(),
+                        script: path,
+                        trial_dir: p.trial_dir.clone(),
+                    });
+                    jobs.push(Job {
+                        trial: p.trial,
+                        id,
+                        trial_dir: p.trial_dir,
+                        submitted,
+                        submitted_at: Instant::now(),
+                        last_state: None,
+                        progress: 0,
+                        verdict: None,
+                    });
                 }
-                None => {}
+                Err(error) => {
+                    failures += 1;
+                    self.say(SlurmEvent::NotSubmitted {
+                        trial: p.trial,
+                        error,
+                    });
+                }
+            }
+            if self.cancel.signal().is_some() {
+                break;
             }
         }
-        if jobs.iter().all(|j| j.verdict.is_some()) {
-            break;
+        (jobs, failures)
+    }
+
+    /// Polls the open jobs until every one has a verdict (or a signal cancels them all).
+    fn follow(&self, jobs: &mut [Job], failures: usize, options: &SubmitOptions) -> SubmitOutcome {
+        let mut poller = Poller::new();
+        loop {
+            if let Some(sig) = self.cancel.signal() {
+                return self.cancel_all(jobs, &mut poller, sig, failures);
+            }
+            let open = open_ids(jobs);
+            if open.is_empty() {
+                break;
+            }
+            let statuses = poller.statuses(&open);
+            for job in jobs.iter_mut().filter(|j| j.verdict.is_none()) {
+                match statuses.get(&job.id) {
+                    Some(status) => self.update_job(job, status, &poller),
+                    None if job.submitted_at.elapsed() > options.unknown_limit => {
+                        self.mark_lost(job, options.unknown_limit)
+                    }
+                    None => {}
+                }
+            }
+            if jobs.iter().all(|j| j.verdict.is_some()) {
+                break;
+            }
+            self.sleep_unless_signalled(options.poll);
         }
-        sleep_unless_signalled(options.poll, signal);
+        self.summary(jobs, failures)
     }
-    summary(jobs, failures)
-}
 
-/// One status of one job: report a new state, and finish the job when the state is terminal.
-fn update_job(job: &mut Job, status: &JobStatus, poller: &Poller) {
-    // The accounting database lags slurmctld: a job seen RUNNING may read PENDING once more.
-    // States only move forward (a requeue says REQUEUED).
-    if status.state != JobState::Requeued && progress(&status.state) < job.progress {
-        return;
-    }
-    job.progress = progress(&status.state);
-    if job.last_state.as_deref() != Some(status.raw_state.as_str()) {
-        say(&state_line(job, status));
-        job.last_state = Some(status.raw_state.clone());
-    }
-    if status.state.is_terminal() {
-        finish(job, status, poller);
-    }
-}
-
-/// `[time] job <id> <trial>: <STATE>[, exit code X, elapsed T]`.
-fn state_line(job: &Job, status: &JobStatus) -> String {
-    let mut line = format!(
-        "[{}] job {} {}: {}",
-        now(),
-        job.id,
-        job.trial,
-        status.raw_state
-    );
-    if status.state.is_terminal() {
-        if let Some(code) = &status.exit_code {
-            line.push_str(&format!(", exit code {code}"));
+    /// One status of one job: report a new state, and finish the job when the state is
+    /// terminal.
+    fn update_job(&self, job: &mut Job, status: &JobStatus, poller: &Poller) {
+        // The accounting database lags slurmctld: a job seen RUNNING may read PENDING once
+        // more. States only move forward (a requeue says REQUEUED).
+        if status.state != JobState::Requeued && progress(&status.state) < job.progress {
+            return;
         }
-        if let Some(t) = &status.elapsed {
-            line.push_str(&format!(", elapsed {t}"));
+        job.progress = progress(&status.state);
+        if job.last_state.as_deref() != Some(status.raw_state.as_str()) {
+            let ended = status.state.is_terminal();
+            self.say(SlurmEvent::StateChanged {
+                at: now(),
+                job_id: job.id.clone(),
+                trial: job.trial.clone(),
+                state: status.raw_state.clone(),
+                exit_code: status.exit_code.clone().filter(|_| ended),
+                elapsed: status.elapsed.clone().filter(|_| ended),
+            });
+            job.last_state = Some(status.raw_state.clone());
+        }
+        if status.state.is_terminal() {
+            self.finish(job, status, poller);
         }
     }
-    line
+
+    /// No status command knows the job after `limit`: it is lost.
+    fn mark_lost(&self, job: &mut Job, limit: Duration) {
+        let verdict = Verdict::Lost {
+            detail: format!(
+                "no status command (sacct, squeue, scontrol) knows job {} after {} s",
+                job.id,
+                limit.as_secs()
+            ),
+        };
+        self.say(SlurmEvent::JobLost {
+            job_id: job.id.clone(),
+            trial: job.trial.clone(),
+            verdict: verdict.clone(),
+        });
+        job.verdict = Some(verdict);
+    }
+
+    fn summary(&self, jobs: &[Job], not_submitted: usize) -> SubmitOutcome {
+        let passed = jobs
+            .iter()
+            .filter(|j| j.verdict.as_ref().is_some_and(Verdict::passed))
+            .count();
+        let trials = jobs.len() + not_submitted;
+        self.say(SlurmEvent::Summary {
+            trials,
+            passed,
+            failed: trials - passed,
+        });
+        SubmitOutcome::Ended { trials, passed }
+    }
+
+    /// A signal: cancel every unfinished job, report how each ended.
+    fn cancel_all(
+        &self,
+        jobs: &mut [Job],
+        poller: &mut Poller,
+        sig: i32,
+        not_submitted: usize,
+    ) -> SubmitOutcome {
+        let open = open_ids(jobs);
+        self.say(SlurmEvent::Cancelling {
+            signal: sig,
+            job_ids: open.clone(),
+        });
+        if let Err(error) = scancel(&open) {
+            self.say(SlurmEvent::CancelFailed { error });
+        }
+        // Confirm (bounded): report each job's end state as Slurm records it.
+        let until = Instant::now() + CANCEL_CONFIRM;
+        while Instant::now() < until && jobs.iter().any(|j| j.verdict.is_none()) {
+            let statuses = poller.statuses(&open_ids(jobs));
+            for job in jobs.iter_mut().filter(|j| j.verdict.is_none()) {
+                if let Some(s) = statuses.get(&job.id).filter(|s| s.state.is_terminal()) {
+                    self.say(SlurmEvent::StateChanged {
+                        at: now(),
+                        job_id: job.id.clone(),
+                        trial: job.trial.clone(),
+                        state: s.raw_state.clone(),
+                        exit_code: None,
+                        elapsed: None,
+                    });
+                    self.finish(job, s, poller);
+                }
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+        for job in jobs.iter().filter(|j| j.verdict.is_none()) {
+            self.say(SlurmEvent::NotEnded {
+                job_id: job.id.clone(),
+                trial: job.trial.clone(),
+                waited: CANCEL_CONFIRM,
+            });
+        }
+        let _ = self.summary(jobs, not_submitted);
+        SubmitOutcome::Interrupted { signal: sig }
+    }
 }
 
-/// No status command knows the job after `limit`: it is lost.
-fn mark_lost(job: &mut Job, limit: Duration) {
-    let verdict = Verdict::Lost {
-        detail: format!(
-            "no status command (sacct, squeue, scontrol) knows job {} after {} s",
-            job.id,
-            limit.as_secs()
-        ),
-    };
-    say(&format!(
-        "{} {} (job {}): {verdict}",
-        verdict.label(),
-        job.trial,
-        job.id
-    ));
-    job.verdict = Some(verdict);
-}
-
-fn summary(jobs: &[Job], not_submitted: usize) -> i32 {
-    let passed = jobs
-        .iter()
-        .filter(|j| j.verdict.as_ref().is_some_and(Verdict::passed))
-        .count();
-    let failed = jobs.len() - passed + not_submitted;
-    say(&format!(
-        "{} trial(s): {passed} passed, {failed} failed or not run",
-        jobs.len() + not_submitted
-    ));
-    i32::from(failed > 0)
-}
-
-/// Ctrl-C / SIGTERM: cancel every unfinished job, report how each ended, exit 128 + signal.
-fn cancel_all(jobs: &mut [Job], poller: &mut Poller, sig: usize, not_submitted: usize) -> i32 {
-    let open: Vec<String> = jobs
-        .iter()
+/// The ids of the jobs without a verdict.
+fn open_ids(jobs: &[Job]) -> Vec<String> {
+    jobs.iter()
         .filter(|j| j.verdict.is_none())
         .map(|j| j.id.clone())
-        .collect();
-    let name = if sig == SIGINT as usize {
-        "SIGINT"
-    } else {
-        "SIGTERM"
-    };
-    say(&format!(
-        "perfsanity slurm: received {name}; cancelling job(s) {}",
-        open.join(" ")
-    ));
-    if let Err(e) = scancel(&open) {
-        say(&format!("perfsanity slurm: {e}"));
+        .collect()
+}
+
+/// Submits `trials` and, with `--wait`, follows them to the end (or until `cancel` is set, then
+/// cancels the open jobs). Every line of news goes to `sink`.
+pub fn submit(
+    trials: Vec<Prepared>,
+    options: &SubmitOptions,
+    sink: &dyn SlurmEventSink,
+    cancel: &CancelRequest,
+) -> SubmitOutcome {
+    let submitter = Submitter { sink, cancel };
+    let (mut jobs, not_submitted) = submitter.submit_all(trials);
+    if !options.wait {
+        submitter.say(SlurmEvent::SubmitDone {
+            submitted: jobs.len(),
+            not_submitted,
+        });
+        return SubmitOutcome::Submitted {
+            jobs: jobs.len(),
+            not_submitted,
+        };
     }
-    // Confirm (bounded): report each job's end state as Slurm records it.
-    let until = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < until && jobs.iter().any(|j| j.verdict.is_none()) {
-        let open: Vec<String> = jobs
-            .iter()
-            .filter(|j| j.verdict.is_none())
-            .map(|j| j.id.clone())
-            .collect();
-        let statuses = poller.statuses(&open);
-        for job in jobs.iter_mut().filter(|j| j.verdict.is_none()) {
-            if let Some(s) = statuses.get(&job.id).filter(|s| s.state.is_terminal()) {
-                say(&format!(
-                    "[{}] job {} {}: {}",
-                    now(),
-                    job.id,
-                    job.trial,
-                    s.raw_state
-                ));
-                finish(job, s, poller);
-            }
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
-    for job in jobs.iter().filter(|j| j.verdict.is_none()) {
-        say(&format!(
-            "job {} {}: still not ended 30 s after scancel; check `squeue -j {}`",
-            job.id, job.trial, job.id
-        ));
-    }
-    let _ = summary(jobs, not_submitted);
-    128 + sig as i32
+    submitter.follow(&mut jobs, not_submitted, options)
 }
