@@ -261,6 +261,12 @@ fn tee_copies_the_client_output_to_stdout() {
         String::from_utf8_lossy(&o.stdout).into_owned()
     };
     let block = "Serving Benchmark Result";
-    assert!(run(true).contains(block), "--tee: no client output on stdout");
-    assert!(!run(false).contains(block), "client output on stdout without --tee");
+    assert!(
+        run(true).contains(block),
+        "--tee: no client output on stdout"
+    );
+    assert!(
+        !run(false).contains(block),
+        "client output on stdout without --tee"
+    );
 }

@@ -28,6 +28,9 @@ pub enum TrialError {
     /// The plan cannot be built.
     #[error("plan error: {0}")]
     Plan(#[from] PlanError),
+    /// The dataset the plan names cannot be used.
+    #[error(transparent)]
+    Dataset(#[from] super::dataset_check::DatasetCheckError),
     /// Files could not be read or written.
     #[error("{0}")]
     Io(String),
@@ -119,7 +122,7 @@ pub fn prepare_trial(
         time_limit_s: spec.time_limit_s,
     };
     let mut plan = build_plan(&config, &request, &inputs)?;
-    super::dataset_check::check_dataset(&plan.dataset).map_err(TrialError::Preflight)?;
+    super::dataset_check::check_dataset(&plan.dataset)?;
     // PERF_TRIAL_TIMEOUT_S replaces the test list's TIMEOUT (minutes) for every trial.
     if let Some(limit) = settings.trial_timeout {
         plan.timeouts.trial_s = Some(limit.as_secs());
