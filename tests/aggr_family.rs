@@ -570,7 +570,7 @@ fn seed_benchmark_defaults_and_unknown_server_selection() {
 fn aggregated_trial_runs_on_the_simulator_and_records_upstream_fields() {
     let out = tempfile::tempdir().unwrap();
     let target = tempfile::tempdir().unwrap();
-    let status = std::process::Command::new(env!("CARGO_BIN_EXE_perfsanity"))
+    let status = crate::support::perfsanity_cmd()
         .args([
             "run",
             "aggr_upload-sim-aggr-nvsa",

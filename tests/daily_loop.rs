@@ -151,7 +151,7 @@ fn test_list_trials_carry_pytest_names_in_junit() {
 
 #[test]
 fn run_flags_stand_for_the_environment_knobs() {
-    let help = Command::new(env!("CARGO_BIN_EXE_perfsanity"))
+    let help = crate::support::perfsanity_cmd()
         .args(["run", "--help"])
         .output()
         .unwrap();
@@ -169,14 +169,14 @@ fn run_flags_stand_for_the_environment_knobs() {
     }
     let dir = fixture();
     let junit = dir.path().join("run.xml");
-    let o = Command::new(env!("CARGO_BIN_EXE_perfsanity"))
+    let o = crate::support::perfsanity_cmd()
         .args(["run", "--scale", "bogus", "disagg-ok-one"])
         .env("PERF_CONFIG_DIRS", dir.path().join("configs"))
         .output()
         .unwrap();
     assert!(!o.status.success());
     assert!(text(&o).contains("PERF_SCALE"), "{}", text(&o));
-    let o = Command::new(env!("CARGO_BIN_EXE_perfsanity"))
+    let o = crate::support::perfsanity_cmd()
         .args(["run", "--scale", "smoke", "--toolchain", "sim", "--junit"])
         .arg(&junit)
         .arg("disagg-ok-one")

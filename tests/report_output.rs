@@ -24,7 +24,7 @@ fn outcomes() -> Vec<TrialOutcome> {
             status: TrialStatus::Passed,
             duration: Duration::from_millis(1500),
             output_dir: Some(PathBuf::from("/out/disagg_upload-a")),
-            summary: Vec::new(),
+            summary: Default::default(),
         },
         TrialOutcome {
             trial: "disagg-b".into(),
@@ -33,7 +33,7 @@ fn outcomes() -> Vec<TrialOutcome> {
             },
             duration: Duration::ZERO,
             output_dir: None,
-            summary: Vec::new(),
+            summary: Default::default(),
         },
         TrialOutcome {
             trial: "disagg-c".into(),
@@ -48,7 +48,7 @@ fn outcomes() -> Vec<TrialOutcome> {
             }),
             duration: Duration::from_secs(61),
             output_dir: Some(PathBuf::from("/out/disagg-c")),
-            summary: Vec::new(),
+            summary: Default::default(),
         },
         TrialOutcome {
             trial: "disagg_upload-d".into(),
@@ -60,7 +60,7 @@ fn outcomes() -> Vec<TrialOutcome> {
             }),
             duration: Duration::from_secs(5),
             output_dir: None,
-            summary: Vec::new(),
+            summary: Default::default(),
         },
     ]
 }

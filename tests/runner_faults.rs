@@ -573,13 +573,12 @@ fn bad_trial_timeout_knob_is_rejected() {
 
 // ---- Issue 15: classes 4, 6, 8–11, 13 -------------------------------------------------------
 
-/// Polls `cond` until true (bounded), returning how long it took.
-fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
+/// The shared wait for a condition, naming `what` when it does not hold within `limit`;
+/// returns how long it took.
+fn wait_for_condition(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) -> Duration {
     let began = Instant::now();
-    while !cond() {
-        assert!(began.elapsed() < limit, "{what}: not within {limit:?}");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    poll_for(limit, || cond().then_some(()))
+        .unwrap_or_else(|| panic!("{what}: not within {limit:?}"));
     began.elapsed()
 }
 
@@ -601,7 +600,7 @@ fn start_with_grandchild(entry: Entry, stem: &str) -> (Trial, usize) {
     let mut t = Trial::start(entry, stem, &[]);
     let client_log = t.trial_dir().join("trtllm-benchmark.0.0.log");
     t.wait_for_text(&client_log, "Starting main benchmark run");
-    wait_until("the grandchild starts", Duration::from_secs(20), || {
+    wait_for_condition("the grandchild starts", Duration::from_secs(20), || {
         t.processes().iter().any(|p| p.contains("__descendant 1"))
     });
     let running = t.processes();
@@ -637,7 +636,7 @@ fn grandchildren_are_gone_after_kill_9_of_the_harness() {
     kill(Pid::from_raw(t.child.id() as i32), Signal::SIGKILL).unwrap();
     let f = t.finish();
     assert_eq!(f.status.code(), None, "killed by a signal");
-    let gone = wait_until(
+    let gone = wait_for_condition(
         "every process of the killed run is gone",
         Duration::from_secs(10),
         || t.processes().is_empty(),
@@ -876,7 +875,7 @@ fn bad_runner_knobs_are_rejected_before_any_trial() {
         assert_eq!(t.processes(), Vec::<String>::new());
     }
     // `perfsanity check` reports it too.
-    let out = Command::new(env!("CARGO_BIN_EXE_perfsanity"))
+    let out = crate::support::perfsanity_cmd()
         .arg("check")
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("PERF_CONFIG_DIRS", FIXTURES)
@@ -939,7 +938,7 @@ fn an_unready_worker_behind_the_router_is_named() {
 
 /// Runs `perfsanity results …` against `db`.
 fn results_cli(db: &Path, args: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_perfsanity"))
+    let out = crate::support::perfsanity_cmd()
         .arg("results")
         .args(args)
         .env("PERF_DB", db)
@@ -958,6 +957,43 @@ fn results_cli(db: &Path, args: &[&str]) -> (bool, String) {
 /// Class 12: client 0 finishes, GEN_0 crashes under client 1. The trial fails as GEN_0's
 /// crash, and client 0's measurement is kept — marked invalid with the trial's outcome, never
 /// uploaded — and its `perf_records.json` can be imported into another history database.
+/// The one record the trial stored in its database, as JSON text.
+fn the_one_stored_row(t: &Trial) -> String {
+    let db = t.dir.path().join("results.sqlite");
+    let (ok, shown) = results_cli(&db, &["show", "--json"]);
+    assert!(ok, "{shown}");
+    let rows: Vec<serde_json::Value> = shown
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(rows.len(), 1, "{shown}");
+    rows[0].to_string()
+}
+
+/// `perfsanity results import` of `artifact` into `db` stores its one record, not uploaded.
+fn import_records(db: &Path, artifact: &Path) {
+    let (ok, out) = results_cli(db, &["import", artifact.to_str().unwrap()]);
+    assert!(
+        ok && out.contains("imported 1 record(s)") && out.contains("state not_requested"),
+        "{out}"
+    );
+}
+
+/// Once the trial's first client is recorded as unfinished in `perf_records.json`, SIGKILL to
+/// the harness; returns that file once every process of the run is gone.
+fn kill_harness_once_a_client_finished(t: &mut Trial) -> PathBuf {
+    let artifact = t.trial_dir().join("perf_records.json");
+    t.wait_for_text(&artifact, "unfinished: the trial was still running");
+    kill(Pid::from_raw(t.child.id() as i32), Signal::SIGKILL).unwrap();
+    let _ = t.finish();
+    wait_for_condition(
+        "the killed run's processes are gone",
+        Duration::from_secs(10),
+        || t.processes().is_empty(),
+    );
+    artifact
+}
+
 #[test]
 fn a_finished_clients_measurement_survives_a_later_failure() {
     let mut t = Trial::start(Entry::Harness, "fault-crash-second-client", &[]);
@@ -969,15 +1005,7 @@ fn a_finished_clients_measurement_survives_a_later_failure() {
         text.contains("results: 1 finished client record(s) of this failed trial kept"),
         "{text}"
     );
-    let db = t.dir.path().join("results.sqlite");
-    let (ok, shown) = results_cli(&db, &["show", "--json"]);
-    assert!(ok, "{shown}");
-    let rows: Vec<serde_json::Value> = shown
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    assert_eq!(rows.len(), 1, "{shown}");
-    let row = rows[0].to_string();
+    let row = the_one_stored_row(&t);
     assert!(row.contains("\"b_is_valid\":false"), "{row}");
     assert!(
         row.contains("\"s_trial_outcome\":\"failed: crash (GEN_0)\""),
@@ -985,15 +1013,10 @@ fn a_finished_clients_measurement_survives_a_later_failure() {
     );
     assert!(row.contains("not_requested"), "{row}");
     // The artifact left in the trial folder imports into a fresh database, once.
-    let artifact = t.trial_dir().join("perf_records.json");
     let other = t.dir.path().join("other.sqlite");
-    let artifact_s = artifact.to_str().unwrap();
-    let (ok, out) = results_cli(&other, &["import", artifact_s]);
-    assert!(
-        ok && out.contains("imported 1 record(s)") && out.contains("state not_requested"),
-        "{out}"
-    );
-    let (ok, out) = results_cli(&other, &["import", artifact_s]);
+    let artifact = t.trial_dir().join("perf_records.json");
+    import_records(&other, &artifact);
+    let (ok, out) = results_cli(&other, &["import", artifact.to_str().unwrap()]);
     assert!(!ok && out.contains("is already in"), "{out}");
     assert_eq!(t.processes(), Vec::<String>::new());
     println!(
@@ -1031,21 +1054,9 @@ fn failed_requests_name_the_worker_the_router_blames() {
 #[test]
 fn a_finished_clients_record_survives_kill_9_of_the_harness() {
     let mut t = Trial::start(Entry::Harness, "fault-stall-second-client", &[]);
-    let artifact = t.trial_dir().join("perf_records.json");
-    t.wait_for_text(&artifact, "unfinished: the trial was still running");
-    kill(Pid::from_raw(t.child.id() as i32), Signal::SIGKILL).unwrap();
-    let _ = t.finish();
-    wait_until(
-        "the killed run's processes are gone",
-        Duration::from_secs(10),
-        || t.processes().is_empty(),
-    );
+    let artifact = kill_harness_once_a_client_finished(&mut t);
     let db = t.dir.path().join("imported.sqlite");
-    let (ok, out) = results_cli(&db, &["import", artifact.to_str().unwrap()]);
-    assert!(
-        ok && out.contains("imported 1 record(s)") && out.contains("state not_requested"),
-        "{out}"
-    );
+    import_records(&db, &artifact);
     let (ok, shown) = results_cli(&db, &["show", "--json"]);
     assert!(ok && shown.contains("\"b_is_valid\":false"), "{shown}");
     println!(
@@ -1167,15 +1178,7 @@ fn a_finished_aggregated_clients_record_survives_a_later_failure() {
         text.contains("results: 1 finished client record(s) of this failed trial kept"),
         "{text}"
     );
-    let db = t.dir.path().join("results.sqlite");
-    let (ok, shown) = results_cli(&db, &["show", "--json"]);
-    assert!(ok, "{shown}");
-    let rows: Vec<serde_json::Value> = shown
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect();
-    assert_eq!(rows.len(), 1, "{shown}");
-    let row = rows[0].to_string();
+    let row = the_one_stored_row(&t);
     assert!(row.contains("\"b_is_valid\":false"), "{row}");
     assert!(
         row.contains("\"s_trial_outcome\":\"failed: crash (AGGR_0)\""),
@@ -1187,15 +1190,11 @@ fn a_finished_aggregated_clients_record_survives_a_later_failure() {
     );
     assert!(row.contains("\"s_runtime\":\"aggr_server\""), "{row}");
     assert!(row.contains("not_requested"), "{row}");
-    let artifact = t.trial_dir().join("perf_records.json");
+    // The artifact left in the trial folder imports into a fresh database, once.
     let other = t.dir.path().join("other.sqlite");
-    let artifact_s = artifact.to_str().unwrap();
-    let (ok, out) = results_cli(&other, &["import", artifact_s]);
-    assert!(
-        ok && out.contains("imported 1 record(s)") && out.contains("state not_requested"),
-        "{out}"
-    );
-    let (ok, out) = results_cli(&other, &["import", artifact_s]);
+    let artifact = t.trial_dir().join("perf_records.json");
+    import_records(&other, &artifact);
+    let (ok, out) = results_cli(&other, &["import", artifact.to_str().unwrap()]);
     assert!(!ok && out.contains("is already in"), "{out}");
     assert_eq!(t.processes(), Vec::<String>::new());
     println!(
@@ -1215,21 +1214,9 @@ fn a_finished_aggregated_clients_record_survives_kill_9_of_the_harness() {
         "fault-aggr-stall-second-client",
         &[("PERF_STALL_S", "0")],
     );
-    let artifact = t.trial_dir().join("perf_records.json");
-    t.wait_for_text(&artifact, "unfinished: the trial was still running");
-    kill(Pid::from_raw(t.child.id() as i32), Signal::SIGKILL).unwrap();
-    let _ = t.finish();
-    wait_until(
-        "the killed run's processes are gone",
-        Duration::from_secs(10),
-        || t.processes().is_empty(),
-    );
+    let artifact = kill_harness_once_a_client_finished(&mut t);
     let db = t.dir.path().join("imported.sqlite");
-    let (ok, out) = results_cli(&db, &["import", artifact.to_str().unwrap()]);
-    assert!(
-        ok && out.contains("imported 1 record(s)") && out.contains("state not_requested"),
-        "{out}"
-    );
+    import_records(&db, &artifact);
     let (ok, shown) = results_cli(&db, &["show", "--json"]);
     assert!(
         ok && shown.contains("\"b_is_valid\":false")

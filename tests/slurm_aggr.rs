@@ -71,7 +71,7 @@ fn script(configs: &Path, out: &Path, toolchain: &str, trial: &str) -> String {
 
 /// [`script`], or the command's error output.
 fn try_script(configs: &Path, out: &Path, toolchain: &str, trial: &str) -> Result<String, String> {
-    let o = Command::new(env!("CARGO_BIN_EXE_perfsanity"))
+    let o = crate::support::perfsanity_cmd()
         .args(["slurm", "script", trial])
         .env("PERF_CONFIG_DIRS", configs)
         .env("PERF_OUTPUT_DIR", out)

@@ -74,7 +74,7 @@ fn setup(configs: &[(&str, String)]) -> Setup {
 
 fn submit(s: &Setup, trials: &[&str]) -> (Option<i32>, String) {
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_perfsanity"))
+    let out = crate::support::perfsanity_cmd()
         .args(["slurm", "submit", "--wait", "--poll", "0.5"])
         .args(trials)
         .current_dir(s.work.path())

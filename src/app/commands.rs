@@ -413,7 +413,7 @@ pub fn run(
             }
             _ => out.push_str(&format!("PASS {} ({secs:.1} s)\n", spec.name)),
         }
-        for line in &outcome.summary {
+        for line in outcome.summary.lines(&outcome.trial) {
             out.push_str(&format!("  {line}\n"));
         }
         // Print as we go: trials take minutes.

@@ -151,17 +151,17 @@ pub fn main(manifest_dir: &str, self_exe: &str) -> ExitCode {
 /// After the run: the headline numbers of every trial that ran (stderr, so `--list` output and
 /// libtest's own report stay clean).
 fn print_summary(outcomes: &[TrialOutcome]) {
-    let lines: Vec<&String> = outcomes
+    let lines: Vec<String> = outcomes
         .iter()
         .filter(|o| matches!(o.status, TrialStatus::Passed))
-        .flat_map(|o| o.summary.iter())
+        .flat_map(|o| o.summary.lines(&o.trial))
         .collect();
     if lines.is_empty() {
         return;
     }
     eprintln!("\nperfsanity results:");
     for line in lines {
-        eprintln!("  {}", escape_lines(line));
+        eprintln!("  {}", escape_lines(&line));
     }
 }
 
@@ -232,13 +232,14 @@ pub fn run_trial(ctx: &HarnessContext, spec: &TrialSpec) -> Result<(), Failed> {
         TrialStatus::Failed(f) => Err(Failed::from(escape_lines(&f.to_string()).into_owned())),
         _ => Ok(()),
     };
+    let summary = outcome.summary.lines(&outcome.trial);
     if ctx.executor.tee {
-        for line in &outcome.summary {
+        for line in &summary {
             println!("{}", escape_lines(line));
         }
     }
     // Each trial's headline numbers as it finishes (stderr: libtest owns stdout).
-    for line in &outcome.summary {
+    for line in &summary {
         eprintln!("  {line}");
     }
     record(ctx, outcome);
@@ -260,6 +261,6 @@ fn ignored_outcome(trial: &str, reason: &str) -> TrialOutcome {
         },
         duration: std::time::Duration::ZERO,
         output_dir: None,
-        summary: Vec::new(),
+        summary: Default::default(),
     }
 }

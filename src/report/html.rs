@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use askama::Template;
 
+use crate::results::field;
 use crate::results::history::{Doc, latest_baseline_threshold};
 use crate::results::regression::{BaselineSource, RegressionSettings, gate, is_maximize};
 use crate::results::store::{Row, Store, StoreError};
@@ -116,7 +117,7 @@ fn num(v: Option<f64>) -> String {
 
 fn row_doc(row: &Row) -> Doc {
     let mut d = row.record.to_json_map();
-    d.entry("ts_created")
+    d.entry(field::CREATED)
         .or_insert(serde_json::Value::from(row.created_ms));
     d.entry("@timestamp")
         .or_insert(serde_json::Value::from(row.created_ms));
@@ -345,10 +346,10 @@ fn overview_row(trial: &str, rows: &[&Row]) -> OverviewRow {
     let regressive = rows
         .iter()
         .filter(|r| r.batch == last.batch)
-        .any(|r| r.record.bool("b_is_regression") == Some(true));
+        .any(|r| r.record.bool(field::IS_REGRESSION) == Some(true));
     let judged = rows.iter().filter(|r| r.batch == last.batch).any(|r| {
         r.record
-            .str("s_regression_info")
+            .str(field::REGRESSION_INFO)
             .is_some_and(|s| !s.is_empty())
     });
     let (verdict, class) = match (regressive, judged) {
@@ -378,9 +379,14 @@ fn overview_row(trial: &str, rows: &[&Row]) -> OverviewRow {
 
 fn record_row(r: &Row) -> RecordRow {
     let rec = &r.record;
-    let (regression, class) = match rec.bool("b_is_regression") {
+    let (regression, class) = match rec.bool(field::IS_REGRESSION) {
         Some(true) => ("yes", "bad"),
-        _ if rec.str("s_regression_info").is_some_and(|s| !s.is_empty()) => ("no", ""),
+        _ if rec
+            .str(field::REGRESSION_INFO)
+            .is_some_and(|s| !s.is_empty()) =>
+        {
+            ("no", "")
+        }
         _ => ("–", ""),
     };
     let mut upload = r.state.as_str().to_string();
@@ -462,7 +468,7 @@ pub fn case_figures(
         .map(|r| row_doc(r))
         .collect();
     let stored = latest_baseline_threshold(&history);
-    let post_merge = last.record.bool("b_is_post_merge").unwrap_or(false);
+    let post_merge = last.record.bool(field::IS_POST_MERGE).unwrap_or(false);
     let case = &last.test_case_name;
     let mut out = Vec::new();
     for (metric, label) in HISTORY_METRICS {
@@ -472,7 +478,7 @@ pub fn case_figures(
                 Some(HistoryPoint {
                     time_ms: r.created_ms,
                     value: r.record.f64(metric)?,
-                    regression: r.record.bool("b_is_regression").unwrap_or(false),
+                    regression: r.record.bool(field::IS_REGRESSION).unwrap_or(false),
                 })
             })
             .collect();

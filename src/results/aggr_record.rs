@@ -12,6 +12,7 @@ use crate::plan::{AggrClientPlan, AggrPlan, AggrServerPlan};
 
 use super::ResultsError;
 use super::context::ResultsContext;
+use super::field;
 use super::job_info::job_info;
 use super::pyjson::assign_id;
 use super::record::{
@@ -166,11 +167,11 @@ pub fn build_aggr_records(
         let sa = client.kind == ClientKind::NvSa;
         let spec = server.spec_decoding;
         let mut r = Record::new();
-        r.set("s_gpu_type", inputs.gpu_type);
-        r.set("s_runtime", server.runtime);
+        r.set(field::GPU_TYPE, inputs.gpu_type);
+        r.set(field::RUNTIME, server.runtime);
         r.extend(&fields);
         r.extend(&client_fields(client, spec));
-        r.set("s_test_case_name", client.spec.test_case_name.clone());
+        r.set(field::TEST_CASE_NAME, client.spec.test_case_name.clone());
         for name in BASE_METRICS {
             match metric_of(&result.result, name, sa) {
                 Some(Some(v)) => r.set(format!("d_{name}"), v),

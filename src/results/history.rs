@@ -100,10 +100,10 @@ pub fn lookback_start_ms(now_ms: i64, days: i64) -> i64 {
 /// with the common values as terms (a `false` boolean also matches a missing field).
 pub fn query_body(common: &[(String, Value)], now_ms: i64) -> Value {
     let mut must = vec![
-        json!({"term": {"b_is_valid": true}}),
-        json!({"term": {"b_is_post_merge": true}}),
-        json!({"term": {"b_is_baseline": false}}),
-        json!({"range": {"ts_created": {"gte": lookback_start_ms(now_ms, LOOKBACK_DAYS)}}}),
+        json!({"term": {(field::IS_VALID): true}}),
+        json!({"term": {(field::IS_POST_MERGE): true}}),
+        json!({"term": {(field::IS_BASELINE): false}}),
+        json!({"range": {(field::CREATED): {"gte": lookback_start_ms(now_ms, LOOKBACK_DAYS)}}}),
     ];
     for (key, value) in common {
         if key.starts_with("b_") && value == &Value::Bool(false) {

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::plan::Role;
+use crate::plan::toolchain::Toolchain;
+use crate::plan::{Role, Scale};
 use crate::util::log_file::{TAIL_LINES, tail};
 
 /// Why a trial failed.
@@ -182,13 +183,127 @@ pub struct TrialOutcome {
     pub duration: Duration,
     /// The trial's output directory, when it got that far.
     pub output_dir: Option<PathBuf>,
-    /// Lines worth showing after the run (headline metrics, results and verdict).
-    pub summary: Vec<String>,
+    /// What it reports besides its status (headline metrics, results and verdict).
+    pub summary: TrialSummary,
+}
+
+/// The numbers people look at first for one client run (absent when the client did not report
+/// them).
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ClientHeadline {
+    /// The client's name (`con:8_iter:10_…`).
+    pub client: String,
+    /// Requests per second.
+    pub seq_throughput: Option<f64>,
+    /// Output tokens per second.
+    pub token_throughput: Option<f64>,
+    /// Mean time to first token, ms.
+    pub mean_ttft: Option<f64>,
+    /// Mean inter-token latency, ms.
+    pub mean_itl: Option<f64>,
+    /// Mean end-to-end latency, ms.
+    pub mean_e2el: Option<f64>,
+    /// Mean device step time of the gen workers, ms (from their logs).
+    pub gen_device_step: Option<f64>,
+    /// Mean acceptance length (speculative decoding).
+    pub al: Option<f64>,
+}
+
+/// What a trial reports besides its status, as data; the edge shows it ([`TrialSummary::lines`]).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TrialSummary {
+    /// Role mode: the role this process played finished (the benchmark did).
+    pub role_done: Option<Role>,
+    /// The toolchain and scale the trial ran with, once it ran its clients.
+    pub ran_with: Option<(Toolchain, Scale)>,
+    /// One headline per client that finished.
+    pub clients: Vec<ClientHeadline>,
+    /// What the results stage reported: records stored, upload, verdict and notes — or, for a
+    /// failed trial, the finished clients' records.
+    pub results: Vec<String>,
+}
+
+impl TrialSummary {
+    /// The summary as text lines, each naming `trial`.
+    pub fn lines(&self, trial: &str) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(role) = self.role_done {
+            out.push(format!("{trial}: {role} done (the benchmark finished)"));
+        }
+        if let Some((toolchain, scale)) = &self.ran_with {
+            out.push(format!(
+                "{trial}: toolchain {}, scale {}",
+                toolchain.as_str(),
+                scale.describe()
+            ));
+        }
+        out.extend(self.clients.iter().map(|c| c.line(trial)));
+        out.extend(self.results.iter().cloned());
+        out
+    }
+}
+
+impl ClientHeadline {
+    /// `<trial> <client>: R req/s, T output tok/s, TTFT mean … ms, ITL mean … ms, E2EL mean … ms`
+    /// (`n/a` for a missing number), then the gen device step and AL when known.
+    pub fn line(&self, trial: &str) -> String {
+        let v = |x: Option<f64>| x.map_or("n/a".to_string(), |x| format!("{x:.2}"));
+        let mut line = format!(
+            "{trial} {}: {} req/s, {} output tok/s, TTFT mean {} ms, ITL mean {} ms, E2EL mean {} \
+             ms",
+            self.client,
+            v(self.seq_throughput),
+            v(self.token_throughput),
+            v(self.mean_ttft),
+            v(self.mean_itl),
+            v(self.mean_e2el),
+        );
+        if let Some(step) = self.gen_device_step {
+            line.push_str(&format!(", gen device step mean {step:.2} ms"));
+        }
+        if let Some(al) = self.al {
+            line.push_str(&format!(", AL {al:.2}"));
+        }
+        line
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_summary_renders_as_the_lines_people_read() {
+        let summary = TrialSummary {
+            role_done: None,
+            ran_with: Some((Toolchain::Sim, Scale::Full)),
+            clients: vec![ClientHeadline {
+                client: "con:1".into(),
+                seq_throughput: Some(1.234),
+                token_throughput: Some(50.0),
+                mean_ttft: Some(12.0),
+                mean_itl: None,
+                mean_e2el: Some(99.999),
+                gen_device_step: Some(3.0),
+                al: Some(1.5),
+            }],
+            results: vec!["results: stored".into()],
+        };
+        assert_eq!(
+            summary.lines("t"),
+            [
+                "t: toolchain sim, scale full (as configured)",
+                "t con:1: 1.23 req/s, 50.00 output tok/s, TTFT mean 12.00 ms, ITL mean n/a ms, \
+                 E2EL mean 100.00 ms, gen device step mean 3.00 ms, AL 1.50",
+                "results: stored",
+            ]
+        );
+        let role = TrialSummary {
+            role_done: Some(Role::Gen(0)),
+            ..TrialSummary::default()
+        };
+        assert_eq!(role.lines("t"), ["t: GEN_0 done (the benchmark finished)"]);
+    }
 
     #[test]
     fn a_log_tail_says_empty_or_unreadable() {

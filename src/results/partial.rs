@@ -17,6 +17,7 @@ use super::ResultsError;
 use super::StoreError;
 use super::aggr_record::{AggrClientResult, aggr_meta, build_aggr_records_in};
 use super::context::ResultsContext;
+use super::field;
 use super::record::ClientResult;
 use super::store::{NewRow, Store, UploadState, now_ms};
 use super::trial::{
@@ -37,7 +38,7 @@ pub fn outcome_text(failure: &TrialFailure) -> String {
 
 /// Marks a record as the measurement of a failed trial.
 pub fn mark_partial(record: &mut Record, outcome: &str) {
-    record.set("b_is_valid", false);
+    record.set(field::IS_VALID, false);
     record.set(OUTCOME_FIELD, outcome.to_string());
 }
 
@@ -296,7 +297,7 @@ pub fn import_records(store: &mut Store, file: &Path) -> Result<ImportReport, Im
         store.all(None)?.into_iter().map(|r| r.record_id).collect();
     if let Some(dup) = records
         .iter()
-        .filter_map(|r| r.str("_id"))
+        .filter_map(|r| r.str(field::ID))
         .find(|id| known.contains(*id))
     {
         return Err(ImportError::Duplicate {

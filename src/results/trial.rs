@@ -16,6 +16,7 @@ use crate::results::outcome::{FailureClass, TrialFailure};
 
 use super::ResultsError;
 use super::context::ResultsContext;
+use super::field;
 use super::gateway::{GatewaySettings, post_records, precheck, query_history};
 use super::history::{
     LOOKBACK_DAYS, MATCH_KEYS, common_values, lookback_start_ms, query_body, record_doc,
@@ -480,8 +481,8 @@ fn regression_verdict(
                 .map(|docs| {
                     docs.into_iter()
                         .filter(|d| {
-                            d.get("b_is_valid") != Some(&serde_json::Value::Bool(false))
-                                && d.get("b_is_baseline") != Some(&serde_json::Value::Bool(true))
+                            d.get(field::IS_VALID) != Some(&serde_json::Value::Bool(false))
+                                && d.get(field::IS_BASELINE) != Some(&serde_json::Value::Bool(true))
                                 && before_session(d, ctx.session_started_ms)
                         })
                         .collect()
@@ -491,7 +492,7 @@ fn regression_verdict(
     };
     let post_merge = records
         .first()
-        .and_then(|r| r.bool("b_is_post_merge"))
+        .and_then(|r| r.bool(field::IS_POST_MERGE))
         .unwrap_or(false);
     let local_only = match (plan.toolchain, plan.scale) {
         (Toolchain::Sim, _) => Some("simulator run"),
@@ -572,8 +573,8 @@ pub(crate) fn stored_records(row_ids: &[i64], records: &[Record]) -> Vec<StoredR
         .zip(records)
         .map(|(row_id, r)| StoredRecord {
             row_id: *row_id,
-            record_id: r.str("_id").unwrap_or("").to_string(),
-            test_case_name: r.str("s_test_case_name").unwrap_or("").to_string(),
+            record_id: r.str(field::ID).unwrap_or("").to_string(),
+            test_case_name: r.str(field::TEST_CASE_NAME).unwrap_or("").to_string(),
         })
         .collect()
 }
@@ -687,7 +688,9 @@ pub fn push_pending(
 
 /// True when `doc` was created before the run session began (or there is no session bound).
 fn before_session(doc: &super::history::Doc, session_started_ms: Option<i64>) -> bool {
-    let created = doc.get("ts_created").and_then(super::history::timestamp_ms);
+    let created = doc
+        .get(field::CREATED)
+        .and_then(super::history::timestamp_ms);
     match (session_started_ms, created) {
         (Some(start), Some(t)) => t < start,
         _ => true,

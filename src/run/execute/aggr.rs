@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::{
-    Executor, client_result, headline, lock_trial_folder, results_failure, toolchain_line,
+    Executor, client_result, headline, lock_trial_folder, partial_lines, results_failure,
     with_partial_lines, write_timeline,
 };
 use crate::catalog::selection::TrialSpec;
 use crate::measure::ClientMetrics;
 use crate::plan::AggrPlan;
 use crate::plan::prepare::prepare_aggr_trial;
-use crate::results::outcome::TrialFailure;
+use crate::results::outcome::{ClientHeadline, TrialFailure, TrialSummary};
 use crate::results::{AggrClientResult, record_aggr_trial};
 use crate::run::launch::{AggrRunReport, ClientRun, run_aggr_plan};
 
@@ -22,7 +22,7 @@ pub(super) fn execute_aggr(
     executor: &Executor,
     spec: &TrialSpec,
     started: Instant,
-    summary: &mut Vec<String>,
+    summary: &mut TrialSummary,
     output_dir: &mut Option<PathBuf>,
 ) -> Result<(), TrialFailure> {
     let plan = prepare_aggr_trial(&executor.settings, spec).map_err(TrialFailure::config)?;
@@ -53,16 +53,12 @@ pub(super) fn execute_aggr(
             // What the clients that finished before the failure measured is kept (never a pass).
             let finished = run.finished.into_inner().unwrap_or_else(|e| e.into_inner());
             let lines = record_partial(executor, &plan, &finished, &failure);
-            summary.extend(lines.iter().cloned());
+            summary.results.extend(lines.iter().cloned());
             return Err(with_partial_lines(failure, &lines));
         }
     };
-    summary.push(toolchain_line(
-        &plan.trial,
-        plan.toolchain.as_str(),
-        &plan.scale.describe(),
-    ));
-    summary.extend(headlines(&plan, &report));
+    summary.ran_with = Some((plan.toolchain, plan.scale));
+    summary.clients = headlines(&plan, &report);
     let results: Vec<AggrClientResult> = report
         .clients
         .iter()
@@ -71,7 +67,7 @@ pub(super) fn execute_aggr(
     let recorded = record_aggr_trial(&executor.results, &plan, &results)
         .map_err(results_failure)
         .and_then(|r| {
-            summary.extend(r.lines());
+            summary.results.extend(r.lines());
             match r.regression_failure() {
                 Some(failure) => Err(failure),
                 None => Ok(()),
@@ -88,6 +84,7 @@ fn aggr_result(server: u32, client: u32, metrics: &ClientMetrics) -> AggrClientR
         result: client_result(client, metrics),
     }
 }
+
 /// The results layer's view of finished client runs (`index`: `cmd_idx`).
 fn aggr_results(plan: &AggrPlan, runs: &[ClientRun]) -> Vec<AggrClientResult> {
     runs.iter()
@@ -105,16 +102,14 @@ fn record_partial(
     finished: &[ClientRun],
     failure: &TrialFailure,
 ) -> Vec<String> {
-    if finished.is_empty() {
-        return Vec::new();
-    }
-    let results = aggr_results(plan, finished);
-    crate::results::partial::record_partial_aggr(&executor.results, plan, &results, failure)
-        .unwrap_or_else(|e| vec![format!("results: the finished clients' records: {e}")])
+    partial_lines(finished, || {
+        let results = aggr_results(plan, finished);
+        crate::results::partial::record_partial_aggr(&executor.results, plan, &results, failure)
+    })
 }
 
 /// One headline per client.
-fn headlines(plan: &AggrPlan, report: &AggrRunReport) -> Vec<String> {
+fn headlines(plan: &AggrPlan, report: &AggrRunReport) -> Vec<ClientHeadline> {
     report
         .clients
         .iter()
@@ -123,7 +118,7 @@ fn headlines(plan: &AggrPlan, report: &AggrRunReport) -> Vec<String> {
                 .clients()
                 .find(|(_, cl)| cl.cmd_idx == c.cmd_idx)
                 .map_or("", |(_, cl)| cl.spec.test_case_name.as_str());
-            headline(&plan.trial, name, &c.metrics)
+            headline(name, &c.metrics)
         })
         .collect()
 }

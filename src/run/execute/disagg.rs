@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use super::{
-    Executor, client_result, headline, lock_trial_folder, results_failure, toolchain_line,
+    Executor, client_result, headline, lock_trial_folder, partial_lines, results_failure,
     with_partial_lines, write_timeline,
 };
 use crate::catalog::selection::TrialSpec;
 use crate::config::PerfConfig;
 use crate::plan::Plan;
 use crate::plan::prepare::{KeyMode, prepare_trial};
-use crate::results::outcome::TrialFailure;
+use crate::results::outcome::{ClientHeadline, TrialFailure, TrialSummary};
 use crate::results::{ClientResult, record_trial};
 use crate::run::launch::{ClientRun, RunReport, run_plan, run_role};
 
@@ -22,7 +22,7 @@ pub(super) fn execute_disagg(
     executor: &Executor,
     spec: &TrialSpec,
     started: Instant,
-    summary: &mut Vec<String>,
+    summary: &mut TrialSummary,
     output_dir: &mut Option<PathBuf>,
 ) -> Result<(), TrialFailure> {
     let settings = &executor.settings;
@@ -48,26 +48,18 @@ pub(super) fn execute_disagg(
     let report = match ran {
         Ok(Some(report)) => report,
         Ok(None) => {
-            summary.push(format!(
-                "{}: {} done (the benchmark finished)",
-                plan.trial,
-                settings.role.map_or(String::new(), |r| r.to_string())
-            ));
+            summary.role_done = settings.role;
             return Ok(());
         }
         Err(failure) => {
             let finished = run.finished.into_inner().unwrap_or_else(|e| e.into_inner());
             let lines = record_partial(executor, &plan, &config, &finished, &failure);
-            summary.extend(lines.iter().cloned());
+            summary.results.extend(lines.iter().cloned());
             return Err(with_partial_lines(failure, &lines));
         }
     };
-    summary.push(toolchain_line(
-        &plan.trial,
-        plan.toolchain.as_str(),
-        &plan.scale.describe(),
-    ));
-    summary.extend(headlines(&plan, &report));
+    summary.ran_with = Some((plan.toolchain, plan.scale));
+    summary.clients = headlines(&plan, &report);
     let recorded = record(executor, &plan, &config, &report, summary);
     write_timeline(&plan.output_dir, report.timeline, started);
     recorded
@@ -81,12 +73,10 @@ fn record_partial(
     finished: &[ClientRun],
     failure: &TrialFailure,
 ) -> Vec<String> {
-    if finished.is_empty() {
-        return Vec::new();
-    }
-    let clients = client_results(finished);
-    crate::results::partial::record_partial(&executor.results, plan, config, &clients, failure)
-        .unwrap_or_else(|e| vec![format!("results: the finished clients' records: {e}")])
+    partial_lines(finished, || {
+        let clients = client_results(finished);
+        crate::results::partial::record_partial(&executor.results, plan, config, &clients, failure)
+    })
 }
 
 /// Stores the records, uploads them and applies the regression verdict.
@@ -95,12 +85,12 @@ fn record(
     plan: &Plan,
     config: &PerfConfig,
     report: &RunReport,
-    summary: &mut Vec<String>,
+    summary: &mut TrialSummary,
 ) -> Result<(), TrialFailure> {
     let clients = client_results(&report.clients);
     let results =
         record_trial(&executor.results, plan, config, &clients).map_err(results_failure)?;
-    summary.extend(results.lines());
+    summary.results.extend(results.lines());
     match results.regression_failure() {
         Some(failure) => Err(failure),
         None => Ok(()),
@@ -115,7 +105,7 @@ fn client_results(runs: &[ClientRun]) -> Vec<ClientResult> {
 }
 
 /// One headline per client.
-fn headlines(plan: &Plan, report: &RunReport) -> Vec<String> {
+fn headlines(plan: &Plan, report: &RunReport) -> Vec<ClientHeadline> {
     report
         .clients
         .iter()
@@ -124,7 +114,7 @@ fn headlines(plan: &Plan, report: &RunReport) -> Vec<String> {
                 .clients
                 .get(c.index as usize)
                 .map_or("", |s| s.name.as_str());
-            headline(&plan.trial, name, &c.metrics)
+            headline(name, &c.metrics)
         })
         .collect()
 }

@@ -16,13 +16,15 @@ use crate::catalog::selection::TrialSpec;
 use crate::measure::ClientMetrics;
 use crate::plan::Role;
 use crate::plan::settings::Settings;
-use crate::results::outcome::{FailureClass, TrialFailure, TrialOutcome, TrialStatus};
+use crate::results::outcome::{
+    ClientHeadline, FailureClass, TrialFailure, TrialOutcome, TrialStatus, TrialSummary,
+};
 use crate::results::{ClientResult, ResultsContext, ResultsError};
 use crate::run::launch::folder_lock::{FolderLock, lock_folder};
 use crate::run::launch::gpus::GpuPool;
 use crate::run::launch::signals::interrupted;
 use crate::run::launch::steps::OnClientFinished;
-use crate::run::launch::{RunContext, Timeline};
+use crate::run::launch::{ClientRun, RunContext, Timeline};
 use crate::run::progress::ProgressEvent;
 
 /// Everything needed to execute trials (built from the environment by
@@ -48,7 +50,7 @@ impl Executor {
     /// Plans, runs and records one trial.
     pub fn execute(&self, spec: &TrialSpec) -> TrialOutcome {
         let started = Instant::now();
-        let mut summary = Vec::new();
+        let mut summary = TrialSummary::default();
         let mut output_dir = None;
         let status = match self.execute_inner(spec, started, &mut summary, &mut output_dir) {
             Ok(()) => TrialStatus::Passed,
@@ -67,7 +69,7 @@ impl Executor {
         &self,
         spec: &TrialSpec,
         started: Instant,
-        summary: &mut Vec<String>,
+        summary: &mut TrialSummary,
         output_dir: &mut Option<PathBuf>,
     ) -> Result<(), TrialFailure> {
         // After SIGINT/SIGTERM no new trial starts (the harness and `perfsanity run` would
@@ -139,30 +141,18 @@ fn client_result(index: u32, metrics: &ClientMetrics) -> ClientResult {
     }
 }
 
-/// `<trial>: toolchain <t>, scale <s>`, the first summary line of a finished trial.
-fn toolchain_line(trial: &str, plan_toolchain: &str, scale: &str) -> String {
-    format!("{trial}: toolchain {plan_toolchain}, scale {scale}")
-}
-
 /// The headline of one client: the numbers people look at first.
-fn headline(trial: &str, client_name: &str, m: &ClientMetrics) -> String {
-    let v = |k: &str| m.value(k).map_or("n/a".to_string(), |x| format!("{x:.2}"));
-    let mut line = format!(
-        "{trial} {client_name}: {} req/s, {} output tok/s, TTFT mean {} ms, ITL mean {} ms, E2EL \
-         mean {} ms",
-        v("seq_throughput"),
-        v("token_throughput"),
-        v("mean_ttft"),
-        v("mean_itl"),
-        v("mean_e2el"),
-    );
-    if let Some(step) = m.value("mean_gen_worker_per_iter_device_step_time") {
-        line.push_str(&format!(", gen device step mean {step:.2} ms"));
+fn headline(client: &str, m: &ClientMetrics) -> ClientHeadline {
+    ClientHeadline {
+        client: client.to_string(),
+        seq_throughput: m.value("seq_throughput"),
+        token_throughput: m.value("token_throughput"),
+        mean_ttft: m.value("mean_ttft"),
+        mean_itl: m.value("mean_itl"),
+        mean_e2el: m.value("mean_e2el"),
+        gen_device_step: m.value("mean_gen_worker_per_iter_device_step_time"),
+        al: m.value("al"),
     }
-    if let Some(al) = m.value("al") {
-        line.push_str(&format!(", AL {al:.2}"));
-    }
-    line
 }
 
 /// Writes `timeline.json` into `dir` with the time the records were stored (best effort: the
@@ -173,6 +163,18 @@ fn write_timeline(dir: &Path, mut timeline: Timeline, started: Instant) {
         dir.join("timeline.json"),
         serde_json::to_string_pretty(&timeline).unwrap_or_default(),
     );
+}
+
+/// The summary lines of storing the records of the clients that `finished` before a failure
+/// (`store` does it), or what went wrong; none when no client finished.
+fn partial_lines<E: std::fmt::Display>(
+    finished: &[ClientRun],
+    store: impl FnOnce() -> Result<Vec<String>, E>,
+) -> Vec<String> {
+    if finished.is_empty() {
+        return Vec::new();
+    }
+    store().unwrap_or_else(|e| vec![format!("results: the finished clients' records: {e}")])
 }
 
 /// Summary lines of the clients that finished before a failure, appended to its message.
