@@ -1,12 +1,15 @@
-//! YAML files (engine config, router `server_config`) read with saphyr into `serde_json::Value`.
+//! YAML files (engine config, router `server_config`) read into `serde_json::Value` with the
+//! crate's one YAML loader (`crate::util::yaml`: PyYAML's scalar types and merge order, as
+//! `trtllm-serve` reads these files).
 //!
 //! The simulator only reads a handful of keys from files written by upstream-shaped tooling, so a
-//! plain JSON tree (aliases already resolved by saphyr) is the simplest thing to look keys up in.
+//! plain JSON tree (aliases already resolved) is the simplest thing to look keys up in.
 
 use std::path::Path;
 
-use saphyr::{LoadableYamlNode, Scalar, Yaml};
-use serde_json::{Map, Number, Value};
+use serde_json::{Map, Value};
+
+use crate::util::yaml::YamlError;
 
 /// Why a YAML file could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -25,7 +28,7 @@ pub enum YamlFileError {
         /// The file.
         path: String,
         /// What the parser said (with line and column).
-        source: saphyr::ScanError,
+        source: YamlError,
     },
 }
 
@@ -74,7 +77,7 @@ impl KeyError {
     }
 }
 
-/// Loads the first document of a YAML file; an empty file is an empty mapping.
+/// Loads a one-document YAML file; an empty file is an empty mapping.
 pub fn load_file(path: &Path) -> Result<Value, YamlFileError> {
     let shown = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| YamlFileError::Read {
@@ -87,47 +90,12 @@ pub fn load_file(path: &Path) -> Result<Value, YamlFileError> {
     })
 }
 
-/// Loads the first document of a YAML string; an empty string is an empty mapping.
-pub fn load_str(text: &str) -> Result<Value, saphyr::ScanError> {
-    let docs = Yaml::load_from_str(text)?;
-    Ok(docs
-        .first()
-        .map(to_json)
+/// Loads a one-document YAML string; an empty string is an empty mapping.
+pub fn load_str(text: &str) -> Result<Value, YamlError> {
+    let node = crate::util::yaml::load_str(text)?;
+    Ok(Some(node.to_json())
         .filter(|v| !v.is_null())
         .unwrap_or_else(|| Value::Object(Map::new())))
-}
-
-fn to_json(node: &Yaml<'_>) -> Value {
-    match node {
-        Yaml::Value(scalar) => scalar_to_json(scalar),
-        Yaml::Representation(text, _, _) => Value::String(text.to_string()),
-        Yaml::Sequence(items) => Value::Array(items.iter().map(to_json).collect()),
-        Yaml::Mapping(map) => {
-            let mut out = Map::new();
-            for (k, v) in map {
-                let key = match to_json(k) {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                out.insert(key, to_json(v));
-            }
-            Value::Object(out)
-        }
-        Yaml::Tagged(_, inner) => to_json(inner),
-        Yaml::Alias(_) | Yaml::BadValue => Value::Null,
-    }
-}
-
-fn scalar_to_json(scalar: &Scalar<'_>) -> Value {
-    match scalar {
-        Scalar::Null => Value::Null,
-        Scalar::Boolean(b) => Value::Bool(*b),
-        Scalar::Integer(i) => Value::Number((*i).into()),
-        Scalar::FloatingPoint(f) => Number::from_f64(f.into_inner())
-            .map(Value::Number)
-            .unwrap_or(Value::Null),
-        Scalar::String(s) => Value::String(s.to_string()),
-    }
 }
 
 /// Typed look-ups of optional keys with errors that name the key and the expected type.
@@ -233,6 +201,17 @@ mod tests {
         assert_eq!(v["i"]["g"], "h");
         assert_eq!(load_str("").unwrap(), serde_json::json!({}));
         assert!(load_str("a: [1, 2").is_err());
+    }
+
+    /// The simulator reads these files as `trtllm-serve` does, with PyYAML (YAML 1.1): `yes`
+    /// and `on` are booleans, `0x10` an integer, merge keys merge.
+    #[test]
+    fn reads_yaml_as_pyyaml_does() {
+        let v = load_str("a: yes\nb: on\nc: 0x10\nbase: &b {x: 1}\nd: {<<: *b, y: 2}\n").unwrap();
+        assert_eq!(v["a"], true);
+        assert_eq!(v["b"], true);
+        assert_eq!(v["c"], 16);
+        assert_eq!(v["d"], serde_json::json!({"x": 1, "y": 2}));
     }
 
     #[test]
