@@ -3,10 +3,8 @@
 //! knobs are named, skipped trials are `<skipped>` in JUnit, and test-list trials carry
 //! pytest's names there.
 
-use crate::harness_bin::perf_harness;
-
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 const GOOD: &str = "metadata:\n  model_name: tiny\nbenchmark:\n  concurrency_list: 1\n  input_length: 8\n  output_length: 4\nhardware:\n  gpus_per_node: 1\n  num_ctx_servers: 1\n  num_gen_servers: 1\nworker_config:\n  ctx: {}\n  gen: {}\n";
 
@@ -20,16 +18,12 @@ fn fixture() -> tempfile::TempDir {
 }
 
 fn harness(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(perf_harness());
+    let mut cmd = crate::harness_bin::harness_cmd();
     cmd.args(args)
         .env("PERF_CONFIG_DIRS", dir.join("configs"))
         .env("PERF_OUTPUT_DIR", dir.join("out"))
         .env("PERF_TOOLCHAIN", "sim")
-        .env("PERF_DB", dir.join("perf.sqlite"))
-        .env_remove("PERF_TESTLIST")
-        .env_remove("PERF_SCALE")
-        .env_remove("PERF_JUNIT")
-        .env_remove("DISAGG_SERVING_TYPE");
+        .env("PERF_DB", dir.join("perf.sqlite"));
     for (k, v) in env {
         cmd.env(k, v);
     }

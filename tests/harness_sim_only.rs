@@ -1,10 +1,6 @@
 //! With the TensorRT-LLM toolchain, simulator-only configs (`metadata.supported_gpus: [SIM]`)
 //! are listed as ignored, with the reason, instead of running and failing.
 
-use crate::harness_bin::perf_harness;
-
-use std::process::Command;
-
 const CONFIG: &str = "metadata:\n  model_name: sim_tiny_llm\n  supported_gpus:\n  - SIM\nbenchmark:\n  concurrency_list: 1\n  input_length: 8\n  output_length: 4\nhardware:\n  gpus_per_node: 1\n  num_ctx_servers: 1\n  num_gen_servers: 1\nworker_config:\n  ctx: {}\n  gen: {}\n";
 
 #[test]
@@ -14,15 +10,13 @@ fn sim_only_configs_are_ignored_with_trtllm() {
     std::fs::create_dir_all(&configs).unwrap();
     std::fs::write(configs.join("sim-one.yaml"), CONFIG).unwrap();
     let run = |toolchain: &str, args: &[&str]| {
-        Command::new(perf_harness())
+        crate::harness_bin::harness_cmd()
             .args(args)
             .env("PERF_CONFIG_DIRS", &configs)
             .env("PERF_OUTPUT_DIR", dir.path().join("out"))
             .env("PERF_TOOLCHAIN", toolchain)
             .env("PERF_DB", dir.path().join("perf.sqlite"))
             .env("CUDA_VISIBLE_DEVICES", "0")
-            .env_remove("PERF_TESTLIST")
-            .env_remove("DISAGG_SERVING_TYPE")
             .output()
             .unwrap()
     };

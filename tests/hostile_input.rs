@@ -299,16 +299,13 @@ fn one_bad_config_fails_one_trial_and_junit_is_still_written() {
     let d = dir.path();
     std::fs::write(configs.join("deep.yaml"), "- ".repeat(50_000) + "1\n").unwrap();
     let junit = d.join("junit.xml");
-    let o = std::process::Command::new(crate::harness_bin::perf_harness())
+    let o = crate::harness_bin::harness_cmd()
         .args(["deep"])
         .env("PERF_CONFIG_DIRS", &configs)
         .env("PERF_OUTPUT_DIR", d.join("out"))
         .env("PERF_DB", d.join("perf.sqlite"))
         .env("PERF_JUNIT", &junit)
         .env("PERF_TOOLCHAIN", "sim")
-        .env_remove("PERF_TESTLIST")
-        .env_remove("PERF_SCALE")
-        .env_remove("DISAGG_SERVING_TYPE")
         .output()
         .unwrap();
     let t = text(&o);

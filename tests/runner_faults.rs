@@ -14,12 +14,12 @@
 //! `docs/BENCHMARKS.md`:
 //! `cargo test --release --test runner_faults -- --nocapture --test-threads 1 2>&1 | grep fault-matrix`
 
-use crate::harness_bin::{harness_cmd, perf_harness};
+use crate::harness_bin::harness_cmd;
 use crate::support::{perfsanity_cmd, wait_until as poll_for};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus, Stdio};
 
 use std::time::{Duration, Instant};
 
@@ -737,16 +737,14 @@ fn a_second_run_on_the_same_trial_folder_is_refused() {
     first.wait_for_text(&client_log, "Starting main benchmark run");
     let gen_addr = first.trial_dir().join("hostnames-local-0/GEN_0.txt");
     let before = std::fs::read_to_string(&gen_addr).unwrap();
-    let mut cmd = Command::new(perf_harness());
+    let mut cmd = harness_cmd();
     cmd.args(["--exact", &first.trial])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("PERF_CONFIG_DIRS", FIXTURES)
         .env("PERF_OUTPUT_DIR", first.dir.path().join("out"))
         .env("PERF_DB", first.dir.path().join("second.sqlite"))
         .env("PERF_SIM_DATASETS", first.dir.path().join("datasets"))
-        .env("PERF_TOOLCHAIN", "sim")
-        .env_remove("PERF_TESTLIST")
-        .env_remove("PERF_TRIAL_TIMEOUT_S");
+        .env("PERF_TOOLCHAIN", "sim");
     let began = Instant::now();
     let out = cmd.output().unwrap();
     let took = began.elapsed();
