@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use super::gpus::GpuLease;
+use super::health::HealthProbe;
 use super::process::{Launch, spawn};
 use super::steps::{
     ClientRun, Graph, RunContext, RunnablePlan, Timeline, keep_client, read_address, remove_files,
@@ -30,9 +31,6 @@ use crate::plan::{
     AggrClientPlan, AggrPlan, AggrServerPlan, ClientSpec, DatasetPlan, Role, Timeouts,
 };
 use crate::results::outcome::{FailureClass, TrialFailure};
-
-/// Timeout of one `/health` request.
-const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// One client run of an aggregated trial.
 #[derive(Debug, Clone)]
@@ -288,14 +286,8 @@ fn await_server(
         },
         || read_address(&p.address_file),
     )?;
-    let http = reqwest::blocking::Client::builder()
-        .timeout(HEALTH_REQUEST_TIMEOUT)
-        .no_proxy()
-        .build()
-        .map_err(|e| TrialFailure::config(format!("cannot create an HTTP client: {e}")))?;
     // Upstream talks to the aggregated server on localhost, whatever it reported.
-    let health_url = format!("http://localhost:{port}/health");
-    let last_status = std::cell::Cell::new(None);
+    let health = HealthProbe::new("localhost", port)?;
     graph.wait_for(
         &format!("waiting for server {} to become ready", server.name),
         Some(Duration::from_secs(timeouts.ready_s)),
@@ -304,25 +296,16 @@ fn await_server(
                 FailureClass::NeverReady,
                 Some(p.role),
                 format!(
-                    "{health_url} did not answer 200 within {} s ({}; last answer: {})",
+                    "{} did not answer 200 within {} s ({}; last answer: {})",
+                    health.url(),
                     timeouts.ready_s,
                     timeouts.ready_source,
-                    last_status
-                        .get()
-                        .map_or("none".to_string(), |s: u16| s.to_string())
+                    health.last_answer()
                 ),
                 Some(&p.log_file),
             )
         },
-        || {
-            let status = http
-                .get(&health_url)
-                .send()
-                .ok()
-                .map(|r| r.status().as_u16());
-            last_status.set(status.or(last_status.get()));
-            (status == Some(200)).then_some(())
-        },
+        || health.ready(),
     )?;
     Ok(("localhost".to_string(), port))
 }

@@ -7,6 +7,7 @@ pub mod dataset;
 pub mod folder_lock;
 pub mod gpus;
 pub mod groups;
+pub mod health;
 pub mod local;
 pub mod ports;
 pub mod process;

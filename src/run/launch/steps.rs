@@ -19,6 +19,7 @@ use std::time::{Duration, Instant, SystemTime};
 use serde::Serialize;
 
 use super::gpus::GpuLease;
+use super::health::HealthProbe;
 
 use super::process::{GRACE, Launch, ManagedChild, describe_status, spawn};
 use super::signals::interrupted;
@@ -32,8 +33,6 @@ use crate::run::progress::ProgressEvent;
 
 /// Poll interval of every wait.
 pub const POLL: Duration = Duration::from_millis(10);
-/// Timeout of one `/health` request.
-const HEALTH_REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the benchmark waits for `gen_server_<i>.done` sentinels (upstream: 120 s, soft).
 pub const SENTINEL_WAIT: Duration = Duration::from_secs(120);
 
@@ -629,26 +628,19 @@ pub fn await_router(graph: &mut Graph<'_>) -> Result<(String, u16), TrialFailure
         },
         || read_address(&r.address_file),
     )?;
-    let http = reqwest::blocking::Client::builder()
-        .timeout(HEALTH_REQUEST_TIMEOUT)
-        .no_proxy()
-        .build()
-        .map_err(|e| TrialFailure::config(format!("cannot create an HTTP client: {e}")))?;
-    let health_url = format!("http://{host}:{port}/health");
-    let last_status = std::cell::Cell::new(None);
+    let health = HealthProbe::new(&host, port)?;
     graph.wait_for(
         "waiting for the router to become ready",
         Some(Duration::from_secs(plan.timeouts.ready_s)),
         |g| {
             let message = format!(
-                "{health_url} did not answer 200 within {} s (last answer: {})",
+                "{} did not answer 200 within {} s (last answer: {})",
+                health.url(),
                 plan.timeouts.ready_s,
-                last_status
-                    .get()
-                    .map_or("none".to_string(), |s: u16| s.to_string())
+                health.last_answer()
             );
             // The router waits for its workers: one that is not ready is the role at fault.
-            match unready_workers(plan, &http).into_iter().next() {
+            match unready_workers(plan, health.client()).into_iter().next() {
                 Some((role, why)) => TrialFailure::new(
                     FailureClass::NeverReady,
                     Some(role),
@@ -663,15 +655,7 @@ pub fn await_router(graph: &mut Graph<'_>) -> Result<(String, u16), TrialFailure
                 ),
             }
         },
-        || {
-            let status = http
-                .get(&health_url)
-                .send()
-                .ok()
-                .map(|r| r.status().as_u16());
-            last_status.set(status.or(last_status.get()));
-            (status == Some(200)).then_some(())
-        },
+        || health.ready(),
     )?;
     Ok((host, port))
 }
