@@ -17,6 +17,7 @@ pub mod prepare;
 mod range_ratio;
 mod render;
 mod render_aggr;
+mod render_parts;
 mod role;
 mod router_config;
 mod scale;

@@ -9,8 +9,8 @@ use crate::config::{ConfigError, PerfConfig, load_aggregated_config, load_perf_c
 use crate::plan::auth_key;
 use crate::plan::settings::Settings;
 use crate::plan::{
-    AggrPlan, AggrRequest, AggrSource, Plan, PlanError, PlanInputs, TrialRequest, build_aggr_plan,
-    build_plan,
+    AggrPlan, AggrRequest, AggrSource, Plan, PlanError, PlanInputs, Timeouts, TrialRequest,
+    build_aggr_plan, build_plan,
 };
 
 /// Why a trial could not be planned.
@@ -97,22 +97,7 @@ pub fn prepare_trial(
             ))
         })?,
     };
-    let exists = |p: &Path| p.exists();
-    let inputs = PlanInputs {
-        output_root: settings.output_root.clone(),
-        models_root: settings.models_root.clone(),
-        repo_root: settings.repo_root.clone(),
-        cwd: settings.project_root.clone(),
-        sim_dataset_root: settings.sim_dataset_root.clone(),
-        toolchain: settings.toolchain,
-        scale: settings.scale,
-        hostname: settings.hostname.clone(),
-        job_id: settings.job_id.clone(),
-        auth_key,
-        dataset_fallback_env: settings.dataset_fallback_env,
-        ready_timeouts: settings.ready_timeouts,
-        exists: &exists,
-    };
+    let inputs = plan_inputs(settings, auth_key);
     let request = TrialRequest {
         trial: spec.name.clone(),
         test_list_id: spec.test_list_id.clone(),
@@ -123,11 +108,7 @@ pub fn prepare_trial(
     };
     let mut plan = build_plan(&config, &request, &inputs)?;
     super::dataset_check::check_dataset(&plan.dataset)?;
-    // PERF_TRIAL_TIMEOUT_S replaces the test list's TIMEOUT (minutes) for every trial.
-    if let Some(limit) = settings.trial_timeout {
-        plan.timeouts.trial_s = Some(limit.as_secs());
-        plan.timeouts.trial_source = "PERF_TRIAL_TIMEOUT_S".to_string();
-    }
+    apply_trial_timeout(settings, &mut plan.timeouts);
     Ok((config, plan))
 }
 
@@ -143,22 +124,7 @@ pub fn prepare_aggr_trial(settings: &Settings, spec: &TrialSpec) -> Result<AggrP
             spec.name
         )));
     };
-    let exists = |p: &Path| p.exists();
-    let inputs = PlanInputs {
-        output_root: settings.output_root.clone(),
-        models_root: settings.models_root.clone(),
-        repo_root: settings.repo_root.clone(),
-        cwd: settings.project_root.clone(),
-        sim_dataset_root: settings.sim_dataset_root.clone(),
-        toolchain: settings.toolchain,
-        scale: settings.scale,
-        hostname: settings.hostname.clone(),
-        job_id: settings.job_id.clone(),
-        auth_key: String::new(),
-        dataset_fallback_env: settings.dataset_fallback_env,
-        ready_timeouts: settings.ready_timeouts,
-        exists: &exists,
-    };
+    let inputs = plan_inputs(settings, String::new());
     let request = AggrRequest {
         trial: spec.name.clone(),
         test_list_id: spec.test_list_id.clone(),
@@ -178,11 +144,37 @@ pub fn prepare_aggr_trial(settings: &Settings, spec: &TrialSpec) -> Result<AggrP
             build_aggr_plan(AggrSource::CtxOnly(&config), &request, &inputs)?
         }
     };
-    if let Some(limit) = settings.trial_timeout {
-        plan.timeouts.trial_s = Some(limit.as_secs());
-        plan.timeouts.trial_source = "PERF_TRIAL_TIMEOUT_S".to_string();
-    }
+    apply_trial_timeout(settings, &mut plan.timeouts);
     Ok(plan)
+}
+
+/// The plan inputs `settings` give, with `auth_key` (empty where the plan needs none) and the
+/// real file system as the existence check.
+fn plan_inputs(settings: &Settings, auth_key: String) -> PlanInputs<'static> {
+    PlanInputs {
+        output_root: settings.output_root.clone(),
+        models_root: settings.models_root.clone(),
+        repo_root: settings.repo_root.clone(),
+        cwd: settings.project_root.clone(),
+        sim_dataset_root: settings.sim_dataset_root.clone(),
+        toolchain: settings.toolchain,
+        scale: settings.scale,
+        hostname: settings.hostname.clone(),
+        job_id: settings.job_id.clone(),
+        auth_key,
+        dataset_fallback_env: settings.dataset_fallback_env,
+        ready_timeouts: settings.ready_timeouts,
+        exists: &Path::exists,
+    }
+}
+
+/// `PERF_TRIAL_TIMEOUT_S` (in `settings`) replaces the test list's TIMEOUT (minutes) for every
+/// trial.
+fn apply_trial_timeout(settings: &Settings, timeouts: &mut Timeouts) {
+    if let Some(limit) = settings.trial_timeout {
+        timeouts.trial_s = Some(limit.as_secs());
+        timeouts.trial_source = "PERF_TRIAL_TIMEOUT_S".to_string();
+    }
 }
 
 /// Reads every server's `extra_llm_api_config_path` (joined to `LLM_ROOT` unless absolute) and

@@ -1,25 +1,22 @@
 //! The dry-run of an aggregated trial ([`AggrPlan`]): every server with its command, env, GPU
 //! slice and engine config, then its clients with the client kind and dataset each one runs and
-//! why — the same information the disaggregated dry-run gives.
+//! why — the same information the disaggregated dry-run gives, in the same layout (the pieces
+//! both print live in [`super::render_parts`]).
 
 use std::fmt::Write;
 
 use super::AggrPlan;
-use super::render::{command_line, env_line, process};
+use super::render_parts::{
+    client_command, client_head, field, files, identity, process, timeouts, toolchain,
+    upload_and_output, warnings,
+};
 use crate::catalog::trial_id::AggrKind;
 
 /// The dry-run text of an aggregated plan.
 pub fn render_aggr_text(plan: &AggrPlan) -> String {
     let mut out = String::new();
-    let w = |out: &mut String, k: &str, v: String| {
-        let _ = writeln!(out, "{k:<12} {v}");
-    };
-    w(&mut out, "Trial", plan.trial.clone());
-    if plan.test_list_id != plan.trial {
-        w(&mut out, "Listed as", plan.test_list_id.clone());
-    }
-    w(&mut out, "Config", plan.config_path.display().to_string());
-    w(
+    identity(&mut out, &plan.trial, &plan.test_list_id, &plan.config_path);
+    field(
         &mut out,
         "Runtime",
         match &plan.kind {
@@ -33,50 +30,15 @@ pub fn render_aggr_text(plan: &AggrPlan) -> String {
             }
         },
     );
-    w(
+    toolchain(&mut out, plan.toolchain, &plan.scale);
+    upload_and_output(&mut out, plan.upload, &plan.output_dir);
+    timeouts(
         &mut out,
-        "Toolchain",
-        format!(
-            "{} (scale: {})",
-            plan.toolchain.as_str(),
-            plan.scale.describe()
-        ),
+        &format!("address file {} s", plan.timeouts.wait_s),
+        "server",
+        &plan.timeouts,
     );
-    w(
-        &mut out,
-        "Upload",
-        if plan.upload {
-            "yes, when OPEN_SEARCH_DB_BASE_URL is set"
-        } else {
-            "no"
-        }
-        .to_string(),
-    );
-    w(
-        &mut out,
-        "Output dir",
-        plan.output_dir.display().to_string(),
-    );
-    w(
-        &mut out,
-        "Timeouts",
-        format!(
-            "address file {} s; server ready {} s ({}); trial {}",
-            plan.timeouts.wait_s,
-            plan.timeouts.ready_s,
-            plan.timeouts.ready_source,
-            plan.timeouts
-                .trial_s
-                .map(|s| format!("{s} s ({})", plan.timeouts.trial_source))
-                .unwrap_or_else(|| "unbounded".to_string())
-        ),
-    );
-    if !plan.warnings.is_empty() {
-        let _ = writeln!(out, "\nWarnings");
-        for warning in &plan.warnings {
-            let _ = writeln!(out, "  - {warning}");
-        }
-    }
+    warnings(&mut out, &plan.warnings);
     let _ = writeln!(
         out,
         "\nServers, one after another (each stopped before the next starts)"
@@ -94,36 +56,15 @@ pub fn render_aggr_text(plan: &AggrPlan) -> String {
             s.process.address_file.display()
         );
         for c in &s.clients {
-            let spec = &c.spec;
-            let _ = writeln!(
-                out,
-                "  BENCHMARK client {} (cmd_idx {}): {} (concurrency {}, {} prompts, warmup \
-                 request: {})",
-                spec.index,
-                c.cmd_idx,
-                spec.name,
-                spec.concurrency,
-                spec.num_prompts,
-                if spec.warmup { "yes" } else { "no" }
-            );
+            client_head(&mut out, &c.spec, &format!(" (cmd_idx {})", c.cmd_idx));
             let _ = writeln!(
                 out,
                 "    benchmark: {} because {}",
                 c.benchmark_mode_label, c.benchmark_mode_reason
             );
-            let _ = writeln!(
-                out,
-                "    $ {} --host localhost --port <server port>",
-                command_line(&spec.argv)
-            );
-            let _ = writeln!(out, "    env additions: {}", env_line(&spec.env));
-            let _ = writeln!(out, "    log: {}", spec.log_file.display());
+            client_command(&mut out, &c.spec, " --host localhost --port <server port>");
         }
     }
-    let _ = writeln!(out, "\nGenerated files");
-    for f in &plan.files {
-        let _ = writeln!(out, "--- {} ({})", f.path.display(), f.purpose);
-        out.push_str(&f.content);
-    }
+    files(&mut out, &plan.files);
     out
 }
