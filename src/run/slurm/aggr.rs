@@ -28,9 +28,9 @@ use crate::plan::toolchain::Toolchain;
 use super::error::SlurmError;
 use super::job_env::JobEnv;
 use super::quote::{bash_word, bash_words};
-use super::script::{
-    FUNCTIONS, LITERALS_BEGIN, LITERALS_END, SETUP_ALLOCATION, SETUP_START, environment_literals,
-    sbatch_directives,
+use super::script_parts::{
+    COMPLETED, Opening, Placement, SETUP_ALLOCATION, SETUP_START, Step, foreground_step, opening,
+    trial_file,
 };
 use super::site::SiteOptions;
 
@@ -159,42 +159,25 @@ pub struct AggrScriptInputs<'a> {
     pub job_env: &'a JobEnv,
 }
 
-/// A comment line's text: control characters (a newline would end the comment) become `?`.
-fn comment(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
-
-fn header(out: &mut String, inputs: &AggrScriptInputs<'_>, layout: &AggrLayout) {
+/// The opening of the script (header, `#SBATCH` lines, literals, shell helpers).
+fn aggr_opening(
+    out: &mut String,
+    inputs: &AggrScriptInputs<'_>,
+    layout: &AggrLayout,
+) -> Result<(), SlurmError> {
     let job = inputs.job;
-    let _ = writeln!(out, "#!/bin/bash");
-    let _ = writeln!(
-        out,
-        "# perfsanity batch script for aggregated trial {}",
-        comment(&job.trial)
-    );
-    let _ = writeln!(
-        out,
-        "# config: {}",
-        comment(&job.config_path.to_string_lossy())
-    );
-    let _ = writeln!(
-        out,
-        "# layout: one step of world = GPUs of the largest server; nodes = ceil(GPUs / gpus_per_node)"
-    );
-    for s in &job.servers {
-        let _ = writeln!(
-            out,
-            "#   server {}: {} GPU(s), {} per node",
-            comment(&s.name),
-            s.gpus,
-            s.gpus_per_node
-        );
-    }
-    let _ = writeln!(
-        out,
-        "#   step: {} node(s), {} rank(s), {} per node{}",
+    let mut layout_lines: Vec<String> = job
+        .servers
+        .iter()
+        .map(|s| {
+            format!(
+                "server {}: {} GPU(s), {} per node",
+                s.name, s.gpus, s.gpus_per_node
+            )
+        })
+        .collect();
+    layout_lines.push(format!(
+        "step: {} node(s), {} rank(s), {} per node{}",
         layout.nodes,
         layout.world,
         layout.tasks_per_node,
@@ -203,72 +186,64 @@ fn header(out: &mut String, inputs: &AggrScriptInputs<'_>, layout: &AggrLayout) 
         } else {
             "; one task runs the harness"
         }
-    );
-    let _ = writeln!(
-        out,
-        "# Submit with `perfsanity slurm submit`, which writes this script to the trial directory;"
-    );
-    let _ = writeln!(
-        out,
-        "# with plain sbatch create the output directory first: mkdir -p {}",
-        comment(&job.output_dir.to_string_lossy())
-    );
-    if let Some(note) = &inputs.site.container_note {
-        let _ = writeln!(out, "# note: {}", comment(note));
-    }
+    ));
+    let head = Opening {
+        kind: "aggregated trial",
+        trial: &job.trial,
+        config_path: &job.config_path,
+        config_note: String::new(),
+        layout_rule: "one step of world = GPUs of the largest server; nodes = ceil(GPUs / gpus_per_node)",
+        layout_lines,
+        output_dir: &job.output_dir,
+        status_file: None,
+        nodes: layout.nodes,
+        tasks: layout.nodes * layout.gpus_per_node,
+        gpus_per_node: layout.gpus_per_node,
+        toolchain: job.toolchain,
+        launch_unset: &[],
+        site: inputs.site,
+        job_env: inputs.job_env,
+    };
+    opening(out, &head, |out| sim_launch_literals(out, job, layout))
 }
 
-fn literals(
+/// With the sim toolchain on several nodes: `SIM_LLMAPI_LAUNCH`, the simulator's stand-in for
+/// `trtllm-llmapi-launch`, and `SIM_CONFIG_JSON`, its sim section, when the plan has one.
+fn sim_launch_literals(
     out: &mut String,
-    inputs: &AggrScriptInputs<'_>,
+    job: &AggrJob,
     layout: &AggrLayout,
 ) -> Result<(), SlurmError> {
-    let job = inputs.job;
-    let env = inputs.job_env;
-    let _ = writeln!(out, "{LITERALS_BEGIN}");
-    let _ = writeln!(out, "TRIAL={}", bash_word(&job.trial, "the trial name")?);
-    let _ = writeln!(
-        out,
-        "TRIAL_DIR={}",
-        bash_word(&job.output_dir.to_string_lossy(), "PERF_OUTPUT_DIR")?
-    );
-    let _ = writeln!(
-        out,
-        "WORKDIR={}",
-        bash_word(&env.workdir.to_string_lossy(), "the project root")?
-    );
-    let _ = writeln!(out, "TOTAL_NODES={}", layout.nodes);
-    environment_literals(out, env, inputs.site, job.toolchain, &[])?;
-    if job.toolchain == Toolchain::Sim && layout.multi_node() {
-        let mut words = vec!["sim".to_string()];
-        if let Some(json) = &job.sim_config_json {
-            let _ = writeln!(
-                out,
-                "SIM_CONFIG_JSON={}",
-                bash_word(json.trim_end(), "the sim section")?
-            );
-            words.push("--sim-config".to_string());
-            words.push(
-                job.output_dir
-                    .join(LAUNCH_SIM_CONFIG)
-                    .to_string_lossy()
-                    .into_owned(),
-            );
-        }
-        words.push("--rendezvous".to_string());
-        words.push(job.output_dir.to_string_lossy().into_owned());
-        words.push(LLMAPI_LAUNCH_PROGRAM.to_string());
+    if job.toolchain != Toolchain::Sim || !layout.multi_node() {
+        return Ok(());
+    }
+    let mut words = vec!["sim".to_string()];
+    if let Some(json) = &job.sim_config_json {
         let _ = writeln!(
             out,
-            "# The simulator's stand-in for trtllm-llmapi-launch (rank 0 runs the harness)."
+            "SIM_CONFIG_JSON={}",
+            bash_word(json.trim_end(), "the sim section")?
         );
-        let _ = writeln!(
-            out,
-            "SIM_LLMAPI_LAUNCH=({})",
-            bash_words(&words, "the simulator launcher")?
+        words.push("--sim-config".to_string());
+        words.push(
+            job.output_dir
+                .join(LAUNCH_SIM_CONFIG)
+                .to_string_lossy()
+                .into_owned(),
         );
     }
-    let _ = writeln!(out, "{LITERALS_END}");
+    words.push("--rendezvous".to_string());
+    words.push(job.output_dir.to_string_lossy().into_owned());
+    words.push(LLMAPI_LAUNCH_PROGRAM.to_string());
+    let _ = writeln!(
+        out,
+        "# The simulator's stand-in for trtllm-llmapi-launch (rank 0 runs the harness)."
+    );
+    let _ = writeln!(
+        out,
+        "SIM_LLMAPI_LAUNCH=({})",
+        bash_words(&words, "the simulator launcher")?
+    );
     Ok(())
 }
 
@@ -291,28 +266,12 @@ failed_rank() {
 }
 "#;
 
-const EPILOGUE: &str = r#"record "outcome=completed"
-note "trial $TRIAL finished"
-exit 0
-"#;
-
 /// The batch script of an aggregated trial.
 pub fn render_aggr_script(inputs: &AggrScriptInputs<'_>) -> Result<String, SlurmError> {
     let job = inputs.job;
     let layout = AggrLayout::of(&job.servers);
     let mut out = String::new();
-    header(&mut out, inputs, &layout);
-    sbatch_directives(
-        &mut out,
-        inputs.site,
-        &job.output_dir,
-        layout.nodes,
-        layout.nodes * layout.gpus_per_node,
-        layout.gpus_per_node,
-    )?;
-    let _ = writeln!(out, "\nset -uo pipefail\n");
-    literals(&mut out, inputs, &layout)?;
-    out.push_str(FUNCTIONS);
+    aggr_opening(&mut out, inputs, &layout)?;
     out.push_str(FAILED_RANK);
     out.push_str(SETUP_START);
     out.push_str(SETUP_ALLOCATION);
@@ -323,7 +282,8 @@ pub fn render_aggr_script(inputs: &AggrScriptInputs<'_>) -> Result<String, Slurm
         );
         let _ = writeln!(
             out,
-            "printf '%s\\n' \"$SIM_CONFIG_JSON\" >\"$TRIAL_DIR\"/{LAUNCH_SIM_CONFIG} || abort setup 1 \"cannot write $TRIAL_DIR/{LAUNCH_SIM_CONFIG}\""
+            "printf '%s\\n' \"$SIM_CONFIG_JSON\" >{} || abort setup 1 \"cannot write $TRIAL_DIR/{LAUNCH_SIM_CONFIG}\"",
+            trial_file(LAUNCH_SIM_CONFIG)
         );
     }
     let wrapper = match (job.toolchain, layout.multi_node()) {
@@ -345,29 +305,34 @@ pub fn render_aggr_script(inputs: &AggrScriptInputs<'_>) -> Result<String, Slurm
     } else {
         (1, 1)
     };
-    let _ = writeln!(
-        out,
-        "srun --job-name={AGGR_STEP} \"${{WORKER_MPI[@]}}\" --kill-on-bad-exit=1 -N {} -w \"$(slice 0 {})\" \
-         --ntasks={world} --ntasks-per-node={per_node} \"${{CONTAINER_FLAGS[@]}}\" \\",
-        layout.nodes, layout.nodes
+    foreground_step(
+        &mut out,
+        &Step {
+            name: AGGR_STEP,
+            as_role: false,
+            placement: Placement::Slice {
+                first: 0,
+                nodes: layout.nodes,
+                tasks: world,
+                per_node,
+            },
+            wrapper,
+            log: &trial_file(AGGR_LOG),
+        },
+        &format!("step_exit_{AGGR_STEP}"),
     );
-    let _ = writeln!(
-        out,
-        "    {wrapper}\"$PERFSANITY_BIN\" run \"$TRIAL\" &>\"$TRIAL_DIR\"/{AGGR_LOG}"
-    );
-    let _ = writeln!(out, "rc=$?");
-    let _ = writeln!(out, "record \"step_exit_{AGGR_STEP}=$rc\"");
     let _ = writeln!(out, "if [ \"$rc\" != 0 ]; then");
     let _ = writeln!(
         out,
-        "    why=$(failed_rank \"$TRIAL_DIR\"/{AGGR_LOG}) || why=\"the step exited $rc\""
+        "    why=$(failed_rank {}) || why=\"the step exited $rc\"",
+        trial_file(AGGR_LOG)
     );
     let _ = writeln!(
         out,
         "    abort {AGGR_STEP} \"$rc\" \"$why (see $TRIAL_DIR/{AGGR_LOG})\""
     );
     let _ = writeln!(out, "fi");
-    out.push_str(EPILOGUE);
+    out.push_str(COMPLETED);
     Ok(out)
 }
 

@@ -5,7 +5,8 @@
 //! * [`site`] — partition/account/time/… from the YAML and `PERF_SLURM_*` (pure);
 //! * [`job_env`] — the variables the steps need (pure);
 //! * [`quote`] — bash and `#SBATCH` quoting (pure);
-//! * [`script`] — the batch script text (pure);
+//! * [`script`] — the batch script text (pure); `script_parts` — what it shares with [`aggr`]
+//!   (the opening, setup, `srun` steps, the end), written once;
 //! * [`aggr`] — the batch script of an aggregated trial: one step, `trtllm-llmapi-launch` (pure);
 //! * [`state`] — job states, status-command output, end-state classification (pure);
 //! * [`poll`], [`submit`] — `sbatch`, `sacct`/`squeue`/`scontrol`, `scancel` (processes); the
@@ -26,6 +27,7 @@ pub mod layout;
 pub mod poll;
 pub mod quote;
 pub mod script;
+mod script_parts;
 pub mod site;
 pub mod state;
 pub mod submit;

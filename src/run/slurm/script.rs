@@ -6,7 +6,9 @@
 //!
 //! Every value from the config or the environment is quoted ([`super::quote`]) and sits in one
 //! block of literal assignments; nothing from a YAML file is ever expanded by bash or sbatch.
-//! Pure: inputs in, text out.
+//! What the aggregated trial's script ([`super::aggr`]) says the same way — the opening, the
+//! setup, an `srun` step, the end — is written by `script_parts`; this file has the
+//! disaggregated trial's own steps. Pure: inputs in, text out.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -17,16 +19,17 @@ use crate::plan::{Plan, Role};
 use super::error::SlurmError;
 use super::job_env::JobEnv;
 use super::layout::{JobLayout, WorkerStep};
-use super::quote::{bash_word, bash_words, sbatch_option, sbatch_word};
+use super::quote::bash_word;
+use super::script_parts::{
+    COMPLETED, Opening, Placement, SETUP_ALLOCATION, SETUP_START, Step, foreground_step, opening,
+    srun_step, trial_file,
+};
 use super::site::SiteOptions;
+
+pub use super::script_parts::{LITERALS_BEGIN, LITERALS_END, job_output_pattern, result_file};
 
 /// File name of the script `perfsanity slurm submit` writes into the trial directory.
 pub const SCRIPT_FILE: &str = "slurm_launch.sh";
-/// First line of the literal-settings block (tests run that block on its own).
-pub const LITERALS_BEGIN: &str =
-    "# ---- literal settings: every value is quoted, nothing below is expanded ----";
-/// Last line of the literal-settings block.
-pub const LITERALS_END: &str = "# ---- end of literal settings ----";
 /// Log of the router step (upstream's name).
 pub const ROUTER_LOG: &str = "disagg_server.log";
 /// Log of the benchmark step.
@@ -42,276 +45,64 @@ pub struct ScriptInputs<'a> {
     pub job_env: &'a JobEnv,
 }
 
-/// Job stdout/stderr file in the trial directory (`%j` = job id).
-pub fn job_output_pattern(trial_dir: &Path) -> String {
-    // `%` starts a Slurm filename pattern: a literal one is written `%%`.
-    format!(
-        "{}/slurm-%j.out",
-        trial_dir.to_string_lossy().replace('%', "%%")
-    )
-}
-
-/// Per-job result file the script writes (`key=value` lines) for the submitter.
-pub fn result_file(trial_dir: &Path, job_id: &str) -> std::path::PathBuf {
-    trial_dir.join(format!("slurm-{job_id}.result"))
-}
-
-/// A comment line's text: control characters (a newline would end the comment) become `?`.
-fn comment(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '?' } else { c })
-        .collect()
-}
-
 /// `"$TRIAL_DIR"/<name>` when `path` is directly in the trial directory, else the quoted path.
 fn in_trial_dir(plan: &Plan, path: &Path, what: &str) -> Result<String, SlurmError> {
     match (path.parent(), path.file_name().and_then(|n| n.to_str())) {
         (Some(parent), Some(name)) if parent == plan.output_dir => {
-            Ok(format!("\"$TRIAL_DIR\"/{}", bash_word(name, what)?))
+            Ok(trial_file(&bash_word(name, what)?))
         }
         _ => bash_word(&path.to_string_lossy(), what),
     }
 }
 
-fn header(
+/// The opening of the script (header, `#SBATCH` lines, literals, shell helpers).
+fn script_opening(
     out: &mut String,
     inputs: &ScriptInputs<'_>,
     layout: &JobLayout,
 ) -> Result<(), SlurmError> {
     let plan = inputs.plan;
-    let site = inputs.site;
     let topo = &plan.topology;
-    let trial_dir = plan.output_dir.to_string_lossy();
-    let _ = writeln!(out, "#!/bin/bash");
-    let _ = writeln!(
-        out,
-        "# perfsanity batch script for trial {}",
-        comment(&plan.trial)
-    );
-    let _ = writeln!(
-        out,
-        "# config: {} (benchmark mode {}, from {})",
-        comment(&plan.config_path.to_string_lossy()),
-        plan.mode.as_str(),
-        comment(&plan.mode_source)
-    );
-    let _ = writeln!(
-        out,
-        "# layout: GPUs per worker = tp x pp x cp; nodes per worker = ceil(GPUs / gpus_per_node); \
-         gen workers take the first nodes, then ctx"
-    );
-    for (name, w) in [("GEN", &topo.gen_workers), ("CTX", &topo.ctx)] {
-        let _ = writeln!(
-            out,
-            "#   {name}: {} worker(s) x {} node(s), {} GPU(s) each (tp {}, pp {}, cp {}; ep {} not counted)",
-            w.count, w.nodes_per_worker, w.gpus_per_worker, w.tp, w.pp, w.cp, w.ep
-        );
-    }
-    let _ = writeln!(
-        out,
-        "#   allocation: {} node(s) x {} GPU(s) = {} GPUs",
+    let mut layout_lines: Vec<String> = [("GEN", &topo.gen_workers), ("CTX", &topo.ctx)]
+        .into_iter()
+        .map(|(name, w)| {
+            format!(
+                "{name}: {} worker(s) x {} node(s), {} GPU(s) each (tp {}, pp {}, cp {}; ep {} not counted)",
+                w.count, w.nodes_per_worker, w.gpus_per_worker, w.tp, w.pp, w.cp, w.ep
+            )
+        })
+        .collect();
+    layout_lines.push(format!(
+        "allocation: {} node(s) x {} GPU(s) = {} GPUs",
         layout.total_nodes, layout.gpus_per_node, layout.total_tasks
-    );
-    let _ = writeln!(
-        out,
-        "# Submit with `perfsanity slurm submit`, which writes this script to the trial directory;"
-    );
-    let _ = writeln!(
-        out,
-        "# with plain sbatch create the output directory first: mkdir -p {}",
-        comment(&trial_dir)
-    );
-    if let Some(note) = &site.container_note {
-        let _ = writeln!(out, "# note: {}", comment(note));
-    }
-    sbatch_directives(
-        out,
-        site,
-        &plan.output_dir,
-        layout.total_nodes,
-        layout.total_tasks,
-        layout.gpus_per_node,
-    )
-}
-
-/// The `#SBATCH` lines: job name, `--nodes`, `--ntasks`, `--ntasks-per-node`, `--gpus-per-node`,
-/// site options, `--output` in the trial directory, extra arguments.
-pub(super) fn sbatch_directives(
-    out: &mut String,
-    site: &SiteOptions,
-    output_dir: &Path,
-    nodes: u64,
-    tasks: u64,
-    gpus_per_node: u64,
-) -> Result<(), SlurmError> {
-    let mut directives: Vec<String> = vec![
-        sbatch_option("job-name", &site.job_name.value, &site.job_name.source)?,
-        format!("--nodes={}", nodes),
-        format!("--ntasks={}", tasks),
-        format!("--ntasks-per-node={}", gpus_per_node),
-    ];
-    if site.gpus_per_node_flag {
-        directives.push(format!("--gpus-per-node={}", gpus_per_node));
-    }
-    for (name, value) in [
-        ("partition", &site.partition),
-        ("account", &site.account),
-        ("time", &site.time),
-    ] {
-        if let Some(v) = value {
-            directives.push(sbatch_option(name, &v.value, &v.source)?);
-        }
-    }
-    if site.segment {
-        directives.push(format!("--segment={}", nodes));
-    }
-    directives.push(sbatch_option(
-        "output",
-        &job_output_pattern(output_dir),
-        "PERF_OUTPUT_DIR",
-    )?);
-    for d in directives {
-        let _ = writeln!(out, "#SBATCH {d}");
-    }
-    if !site.extra_args.is_empty() {
-        let words = site
-            .extra_args
-            .iter()
-            .map(|a| sbatch_word(a, &site.extra_args_source))
-            .collect::<Result<Vec<_>, _>>()?;
-        let _ = writeln!(out, "#SBATCH {}", words.join(" "));
-    }
-    Ok(())
-}
-
-fn literals(
-    out: &mut String,
-    inputs: &ScriptInputs<'_>,
-    layout: &JobLayout,
-) -> Result<(), SlurmError> {
-    let plan = inputs.plan;
-    let env = inputs.job_env;
-    let site = inputs.site;
-    let _ = writeln!(out, "{LITERALS_BEGIN}");
-    let _ = writeln!(out, "TRIAL={}", bash_word(&plan.trial, "the trial name")?);
-    let _ = writeln!(
-        out,
-        "TRIAL_DIR={}",
-        bash_word(&plan.output_dir.to_string_lossy(), "PERF_OUTPUT_DIR")?
-    );
-    let _ = writeln!(
-        out,
-        "STATUS_FILE={}",
-        in_trial_dir(plan, &plan.status_file, "the status file")?
-    );
-    let _ = writeln!(
-        out,
-        "WORKDIR={}",
-        bash_word(&env.workdir.to_string_lossy(), "the project root")?
-    );
-    let _ = writeln!(out, "TOTAL_NODES={}", layout.total_nodes);
-    environment_literals(out, env, site, plan.toolchain, &plan.launch_env.unset)?;
-    let _ = writeln!(out, "{LITERALS_END}");
-    Ok(())
-}
-
-/// Literal assignments of the job's environment: exports, unsets (`launch_unset`: what the
-/// launcher removes from every role), `CONTAINER_FLAGS`, `WORKER_MPI`, and with the trtllm
-/// toolchain `LLMAPI_LAUNCH`.
-pub(super) fn environment_literals(
-    out: &mut String,
-    env: &JobEnv,
-    site: &SiteOptions,
-    toolchain: Toolchain,
-    launch_unset: &[String],
-) -> Result<(), SlurmError> {
-    for (name, value) in &env.exports {
-        let _ = writeln!(out, "export {name}={}", bash_word(value, name)?);
-    }
-    let _ = writeln!(out, "unset {}", env.unset.join(" "));
-    launch_env_unset(out, launch_unset);
-    match &site.container {
-        Some(c) => {
-            let mut flags = vec![format!("--container-image={}", c.image.value)];
-            if let Some(m) = &c.mounts {
-                flags.push(format!("--container-mounts={}", m.value));
-            }
-            flags.push(format!(
-                "--container-workdir={}",
-                env.workdir.to_string_lossy()
-            ));
-            let _ = writeln!(
-                out,
-                "CONTAINER_FLAGS=({})",
-                bash_words(&flags, "the container settings")?
-            );
-        }
-        None => {
-            let _ = writeln!(out, "CONTAINER_FLAGS=()");
-        }
-    }
-    let mpi = match &site.mpi {
-        Some(m) => bash_word(&format!("--mpi={m}"), "PERF_SLURM_MPI")?,
-        None => String::new(),
+    ));
+    let head = Opening {
+        kind: "trial",
+        trial: &plan.trial,
+        config_path: &plan.config_path,
+        config_note: format!(
+            " (benchmark mode {}, from {})",
+            plan.mode.as_str(),
+            plan.mode_source
+        ),
+        layout_rule: "GPUs per worker = tp x pp x cp; nodes per worker = ceil(GPUs / gpus_per_node); \
+                      gen workers take the first nodes, then ctx",
+        layout_lines,
+        output_dir: &plan.output_dir,
+        status_file: Some(in_trial_dir(plan, &plan.status_file, "the status file")?),
+        nodes: layout.total_nodes,
+        tasks: layout.total_tasks,
+        gpus_per_node: layout.gpus_per_node,
+        toolchain: plan.toolchain,
+        launch_unset: &plan.launch_env.unset,
+        site: inputs.site,
+        job_env: inputs.job_env,
     };
-    let _ = writeln!(out, "WORKER_MPI=({mpi})");
-    if toolchain == Toolchain::Trtllm {
-        let _ = writeln!(
-            out,
-            "LLMAPI_LAUNCH=({})",
-            bash_words(&site.llmapi_launch, "PERF_SLURM_LLMAPI_LAUNCH")?
-        );
-    }
-    Ok(())
+    opening(out, &head, |_| Ok(()))
 }
-
-/// Shell helpers every script defines: `note`, `record`, `abort`, `step_ended`.
-pub(super) const FUNCTIONS: &str = r#"
-RESULT_FILE="$TRIAL_DIR/slurm-$SLURM_JOB_ID.result"
-BACKGROUND=()
-
-note() { printf '[perfsanity %s] %s\n' "$(date +%H:%M:%S)" "$*"; }
-# record KEY=VALUE…: facts for `perfsanity slurm submit` (which step failed, exit codes).
-record() { printf '%s\n' "$@" >>"$RESULT_FILE"; }
-# abort STAGE CODE MESSAGE: record why, then cancel the whole job (every step dies with it).
-abort() {
-    record "failed_stage=$1" "failed_exit=$2" "message=$3"
-    note "FAILED ($1): $3; cancelling job $SLURM_JOB_ID"
-    scancel "$SLURM_JOB_ID"
-    exit 1
-}
-# step_ended ROLE CODE: a background step ended. A failure before the benchmark has finished
-# cancels the job at once instead of letting the benchmark wait for it until slurm.timeout.
-step_ended() {
-    record "step_exit_$1=$2"
-    if [ "$2" != 0 ] && [ ! -e "$STATUS_FILE" ]; then
-        abort "$1" "$2" "step $1 exited $2 before the benchmark finished (see its log in $TRIAL_DIR)"
-    fi
-}
-"#;
-
-/// Start of every script body: working directory, trial directory, result file.
-pub(super) const SETUP_START: &str = r#"
-cd -- "$WORKDIR" || { echo "perfsanity: cannot cd to $WORKDIR" >&2; exit 1; }
-mkdir -p -- "$TRIAL_DIR" || { echo "perfsanity: cannot create $TRIAL_DIR" >&2; exit 1; }
-: >"$RESULT_FILE"
-record "job_id=$SLURM_JOB_ID" "trial=$TRIAL"
-"#;
 
 const SETUP_STATUS: &str = r#"# A status file of an earlier run would tell the new workers to stop at once.
 rm -f -- "$STATUS_FILE"
-"#;
-
-/// The allocation: container name, node list (too short: abort), `slice FIRST COUNT`.
-pub(super) const SETUP_ALLOCATION: &str = r#"[ "${#CONTAINER_FLAGS[@]}" -gt 0 ] && CONTAINER_FLAGS+=("--container-name=perfsanity-$SLURM_JOB_ID")
-
-mapfile -t NODES < <(scontrol show hostnames "$SLURM_JOB_NODELIST")
-if [ "${#NODES[@]}" -lt "$TOTAL_NODES" ]; then
-    abort setup 1 "the allocation has ${#NODES[@]} node(s) ($SLURM_JOB_NODELIST); this trial needs $TOTAL_NODES"
-fi
-record "nodes=${NODES[*]}"
-# slice FIRST COUNT: NODES[FIRST] … NODES[FIRST+COUNT-1], comma-separated (for srun -w).
-slice() { local IFS=,; printf '%s' "${NODES[*]:$1:$2}"; }
 "#;
 
 const RANK0_ONLY: &str = r#"# Multi-rank worker steps, sim toolchain: rank 0 plays the role (the simulator is one process per
@@ -320,8 +111,8 @@ const RANK0_ONLY: &str = r#"# Multi-rank worker steps, sim toolchain: rank 0 pla
 RANK0_ONLY=(bash -c 'if [ "${SLURM_PROCID:-0}" = 0 ]; then exec "${@:2}"; fi; while [ ! -e "$1" ]; do sleep 2; done' perfsanity-rank)
 "#;
 
-/// End of a successful script: wait for the other steps, record the outcome, exit 0.
-const EPILOGUE: &str = r#"note "the benchmark finished; waiting up to 120 s for the other steps to see Done"
+/// End of a successful script, before [`COMPLETED`]: wait for the other steps.
+const WAIT_FOR_STEPS: &str = r#"note "the benchmark finished; waiting up to 120 s for the other steps to see Done"
 deadline=$((SECONDS + 120))
 for pid in "${BACKGROUND[@]}"; do
     while kill -0 "$pid" 2>/dev/null && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
@@ -330,10 +121,18 @@ if [ "$SECONDS" -ge "$deadline" ]; then
     note "some steps are still running; the job ends anyway and Slurm stops them"
     record "lingering_steps=1"
 fi
-record "outcome=completed"
-note "trial $TRIAL finished"
-exit 0
 "#;
+
+/// A background step: `body` in a subshell, its pid in `BACKGROUND`, then the site's pause.
+fn background_step(out: &mut String, pause_s: u64, body: impl FnOnce(&mut String)) {
+    let _ = writeln!(out, "(");
+    body(out);
+    let _ = writeln!(out, ") &");
+    let _ = writeln!(out, "BACKGROUND+=($!)");
+    if pause_s > 0 {
+        let _ = writeln!(out, "sleep {pause_s}");
+    }
+}
 
 fn worker_step(
     out: &mut String,
@@ -354,7 +153,7 @@ fn worker_step(
                 )?),
             )
         }
-        Role::Ctx(i) => (format!("\"$TRIAL_DIR\"/ctx_server_{i}.log"), None),
+        Role::Ctx(i) => (trial_file(&format!("ctx_server_{i}.log")), None),
         _ => unreachable!("worker steps are GEN_i or CTX_i"),
     };
     let last = step.first_node + step.nodes - 1;
@@ -371,41 +170,30 @@ fn worker_step(
         Toolchain::Sim if step.ntasks > 1 => "\"${RANK0_ONLY[@]}\" \"$STATUS_FILE\" ",
         Toolchain::Sim => "",
     };
-    let _ = writeln!(out, "(");
-    let _ = writeln!(
-        out,
-        "    srun --job-name={role} \"${{WORKER_MPI[@]}}\" --kill-on-bad-exit=1 -N {} -w \"$(slice {} {})\" \
-         --ntasks={} --ntasks-per-node={} \"${{CONTAINER_FLAGS[@]}}\" \\",
-        step.nodes, step.first_node, step.nodes, step.ntasks, step.ntasks_per_node
-    );
-    let _ = writeln!(
-        out,
-        "        {wrapper}\"$PERFSANITY_BIN\" run --role {role} \"$TRIAL\" &>{log}"
-    );
-    let _ = writeln!(out, "    rc=$?");
-    if let Some(done) = &done {
-        let _ = writeln!(out, "    touch -- {done}");
-    }
-    let _ = writeln!(out, "    step_ended {role} \"$rc\"");
-    let _ = writeln!(out, ") &");
-    let _ = writeln!(out, "BACKGROUND+=($!)");
-    if pause_s > 0 {
-        let _ = writeln!(out, "sleep {pause_s}");
-    }
-    Ok(())
-}
-
-/// Upstream's launcher removes these from every role (the additions — per-rank
-/// `FLASHINFER_JIT_DIR`, `HF_HOME`, `TRTLLM_PRESERVE_UCX_ENV` — are in each process's plan env,
-/// applied by `perfsanity run --role` inside the step, where `SLURM_LOCALID` is the task's).
-fn launch_env_unset(out: &mut String, unset: &[String]) {
-    if !unset.is_empty() {
-        let _ = writeln!(
+    background_step(out, pause_s, |out| {
+        srun_step(
             out,
-            "# every role starts without the UCX settings of the submitting host"
+            "    ",
+            &Step {
+                name: &role,
+                as_role: true,
+                placement: Placement::Slice {
+                    first: step.first_node,
+                    nodes: step.nodes,
+                    tasks: step.ntasks,
+                    per_node: step.ntasks_per_node,
+                },
+                wrapper,
+                log: &log,
+            },
         );
-        let _ = writeln!(out, "unset {}", unset.join(" "));
-    }
+        let _ = writeln!(out, "    rc=$?");
+        if let Some(done) = &done {
+            let _ = writeln!(out, "    touch -- {done}");
+        }
+        let _ = writeln!(out, "    step_ended {role} \"$rc\"");
+    });
+    Ok(())
 }
 
 /// The batch script of `inputs.plan`.
@@ -413,10 +201,7 @@ pub fn render_script(inputs: &ScriptInputs<'_>) -> Result<String, SlurmError> {
     let plan = inputs.plan;
     let layout = JobLayout::of(plan);
     let mut out = String::new();
-    header(&mut out, inputs, &layout)?;
-    let _ = writeln!(out, "\nset -uo pipefail\n");
-    literals(&mut out, inputs, &layout)?;
-    out.push_str(FUNCTIONS);
+    script_opening(&mut out, inputs, &layout)?;
     out.push_str(SETUP_START);
     out.push_str(SETUP_STATUS);
     out.push_str(SETUP_ALLOCATION);
@@ -437,41 +222,41 @@ pub fn render_script(inputs: &ScriptInputs<'_>) -> Result<String, SlurmError> {
         out,
         "\n# DISAGG_SERVER: the router, one task sharing the first node (--overlap)."
     );
-    let _ = writeln!(out, "(");
-    let _ = writeln!(
-        out,
-        "    srun --job-name=DISAGG_SERVER --kill-on-bad-exit=1 --overlap -N 1 --ntasks=1 --ntasks-per-node=1 \
-         \"${{CONTAINER_FLAGS[@]}}\" \\"
-    );
-    let _ = writeln!(
-        out,
-        "        \"$PERFSANITY_BIN\" run --role DISAGG_SERVER \"$TRIAL\" &>\"$TRIAL_DIR\"/{ROUTER_LOG}"
-    );
-    let _ = writeln!(out, "    step_ended DISAGG_SERVER \"$?\"");
-    let _ = writeln!(out, ") &");
-    let _ = writeln!(out, "BACKGROUND+=($!)");
-    if inputs.site.step_pause_s > 0 {
-        let _ = writeln!(out, "sleep {}", inputs.site.step_pause_s);
-    }
+    let router_log = trial_file(ROUTER_LOG);
+    background_step(&mut out, inputs.site.step_pause_s, |out| {
+        srun_step(
+            out,
+            "    ",
+            &Step {
+                name: "DISAGG_SERVER",
+                as_role: true,
+                placement: Placement::Overlap,
+                wrapper: "",
+                log: &router_log,
+            },
+        );
+        let _ = writeln!(out, "    step_ended DISAGG_SERVER \"$?\"");
+    });
     let _ = writeln!(
         out,
         "\n# BENCHMARK in the foreground: runs the clients, records the results, writes Done."
     );
-    let _ = writeln!(
-        out,
-        "srun --job-name=BENCHMARK --kill-on-bad-exit=1 --overlap -N 1 --ntasks=1 --ntasks-per-node=1 \
-         \"${{CONTAINER_FLAGS[@]}}\" \\"
+    foreground_step(
+        &mut out,
+        &Step {
+            name: "BENCHMARK",
+            as_role: true,
+            placement: Placement::Overlap,
+            wrapper: "",
+            log: &trial_file(BENCHMARK_LOG),
+        },
+        "benchmark_exit",
     );
-    let _ = writeln!(
-        out,
-        "    \"$PERFSANITY_BIN\" run --role BENCHMARK \"$TRIAL\" &>\"$TRIAL_DIR\"/{BENCHMARK_LOG}"
-    );
-    let _ = writeln!(out, "rc=$?");
-    let _ = writeln!(out, "record \"benchmark_exit=$rc\"");
     let _ = writeln!(
         out,
         "[ \"$rc\" = 0 ] || abort BENCHMARK \"$rc\" \"the benchmark step exited $rc (see $TRIAL_DIR/{BENCHMARK_LOG})\""
     );
-    out.push_str(EPILOGUE);
+    out.push_str(WAIT_FOR_STEPS);
+    out.push_str(COMPLETED);
     Ok(out)
 }
