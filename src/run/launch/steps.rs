@@ -247,7 +247,17 @@ impl<'a, P: RunnablePlan> Graph<'a, P> {
 
     /// Starts the liveness watch over `targets` (while the clients run).
     pub fn watch(&mut self, targets: Vec<Target>) {
-        self.watch = Watch::start(targets, self.knobs.stall);
+        self.watch = match Watch::start(targets, self.knobs.stall) {
+            Ok(watch) => watch,
+            Err(e) => {
+                // The trial can still measure; it only loses the early `stalled` verdict.
+                self.progress.event(ProgressEvent::Warning {
+                    trial: self.plan.trial().to_string(),
+                    message: e.to_string(),
+                });
+                None
+            }
+        };
     }
 
     /// Ends the liveness watch.

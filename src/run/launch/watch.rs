@@ -52,20 +52,36 @@ pub struct Watch {
     stop: Arc<AtomicBool>,
 }
 
+/// Why the liveness watch could not start (the trial then runs unwatched, and says so).
+#[derive(Debug, thiserror::Error)]
+pub enum WatchError {
+    /// The probes' HTTP client could not be built.
+    #[error("the liveness watch (PERF_STALL_S) cannot start: no HTTP client: {0}")]
+    Client(#[source] reqwest::Error),
+    /// Its thread could not be started.
+    #[error("the liveness watch (PERF_STALL_S) cannot start: no thread: {0}")]
+    Thread(#[source] std::io::Error),
+}
+
 impl Watch {
-    /// Starts watching `targets`; `None` when the watch is off.
-    pub fn start(targets: Vec<Target>, stall: Duration) -> Option<Watch> {
+    /// Starts watching `targets`; `Ok(None)` when the watch is off (`stall` zero, no targets).
+    pub fn start(targets: Vec<Target>, stall: Duration) -> Result<Option<Watch>, WatchError> {
         if stall.is_zero() || targets.is_empty() {
-            return None;
+            return Ok(None);
         }
+        let http = reqwest::blocking::Client::builder()
+            .timeout(PROBE_TIMEOUT)
+            .no_proxy()
+            .build()
+            .map_err(WatchError::Client)?;
         let verdict = Arc::new(Mutex::new(None));
         let stop = Arc::new(AtomicBool::new(false));
         let (v, s) = (Arc::clone(&verdict), Arc::clone(&stop));
         std::thread::Builder::new()
             .name("perfsanity-watch".into())
-            .spawn(move || probe_loop(targets, stall, &v, &s))
-            .ok()?;
-        Some(Watch { verdict, stop })
+            .spawn(move || probe_loop(&http, targets, stall, &v, &s))
+            .map_err(WatchError::Thread)?;
+        Ok(Some(Watch { verdict, stop }))
     }
 
     /// The first stall found, if any.
@@ -93,18 +109,12 @@ struct Seen {
 }
 
 fn probe_loop(
+    http: &reqwest::blocking::Client,
     targets: Vec<Target>,
     stall: Duration,
     verdict: &Mutex<Option<Stall>>,
     stop: &AtomicBool,
 ) {
-    let Ok(http) = reqwest::blocking::Client::builder()
-        .timeout(PROBE_TIMEOUT)
-        .no_proxy()
-        .build()
-    else {
-        return;
-    };
     let now = Instant::now();
     let mut seen: Vec<Seen> = targets
         .iter()
@@ -118,7 +128,7 @@ fn probe_loop(
         .collect();
     while !stop.load(Ordering::SeqCst) {
         for (t, s) in targets.iter().zip(seen.iter_mut()) {
-            if let Some(found) = probe(&http, t, s, stall) {
+            if let Some(found) = probe(http, t, s, stall) {
                 *verdict.lock().unwrap_or_else(|e| e.into_inner()) = Some(found);
                 return;
             }
