@@ -977,6 +977,24 @@ fn import_records(db: &Path, artifact: &Path) {
     );
 }
 
+/// The trial's `perf_records.json` imports into a fresh database once, and only once.
+fn artifact_imports_once(t: &Trial) {
+    let other = t.dir.path().join("other.sqlite");
+    let artifact = t.trial_dir().join("perf_records.json");
+    import_records(&other, &artifact);
+    let (ok, out) = results_cli(&other, &["import", artifact.to_str().unwrap()]);
+    assert!(!ok && out.contains("is already in"), "{out}");
+}
+
+/// A record kept from a trial that crashed later: invalid, its outcome naming `role`.
+fn assert_kept_after_crash(row: &str, role: &str) {
+    assert!(row.contains("\"b_is_valid\":false"), "{row}");
+    assert!(
+        row.contains(&format!("\"s_trial_outcome\":\"failed: crash ({role})\"")),
+        "{row}"
+    );
+}
+
 /// Once the trial's first client is recorded as unfinished in `perf_records.json`, SIGKILL to
 /// the harness; returns that file once every process of the run is gone.
 fn kill_harness_once_a_client_finished(t: &mut Trial) -> PathBuf {
@@ -1004,18 +1022,9 @@ fn a_finished_clients_measurement_survives_a_later_failure() {
         "{text}"
     );
     let row = the_one_stored_row(&t);
-    assert!(row.contains("\"b_is_valid\":false"), "{row}");
-    assert!(
-        row.contains("\"s_trial_outcome\":\"failed: crash (GEN_0)\""),
-        "{row}"
-    );
+    assert_kept_after_crash(&row, "GEN_0");
     assert!(row.contains("not_requested"), "{row}");
-    // The artifact left in the trial folder imports into a fresh database, once.
-    let other = t.dir.path().join("other.sqlite");
-    let artifact = t.trial_dir().join("perf_records.json");
-    import_records(&other, &artifact);
-    let (ok, out) = results_cli(&other, &["import", artifact.to_str().unwrap()]);
-    assert!(!ok && out.contains("is already in"), "{out}");
+    artifact_imports_once(&t);
     assert_eq!(t.processes(), Vec::<String>::new());
     println!(
         "fault-matrix | GEN_0 crashes under the second of two clients (exit_after_requests: 8) | crash | GEN_0 | {:.2} s, client 0's record kept (b_is_valid false), 0 survivors",
@@ -1177,23 +1186,14 @@ fn a_finished_aggregated_clients_record_survives_a_later_failure() {
         "{text}"
     );
     let row = the_one_stored_row(&t);
-    assert!(row.contains("\"b_is_valid\":false"), "{row}");
-    assert!(
-        row.contains("\"s_trial_outcome\":\"failed: crash (AGGR_0)\""),
-        "{row}"
-    );
+    assert_kept_after_crash(&row, "AGGR_0");
     assert!(
         row.contains("\"s_test_case_name\":\"tiny_crash-con1_iter2_16_8\""),
         "{row}"
     );
     assert!(row.contains("\"s_runtime\":\"aggr_server\""), "{row}");
     assert!(row.contains("not_requested"), "{row}");
-    // The artifact left in the trial folder imports into a fresh database, once.
-    let other = t.dir.path().join("other.sqlite");
-    let artifact = t.trial_dir().join("perf_records.json");
-    import_records(&other, &artifact);
-    let (ok, out) = results_cli(&other, &["import", artifact.to_str().unwrap()]);
-    assert!(!ok && out.contains("is already in"), "{out}");
+    artifact_imports_once(&t);
     assert_eq!(t.processes(), Vec::<String>::new());
     println!(
         "fault-matrix | AGGR_0 crashes under the second of two clients (exit_after_requests: 6) | crash | AGGR_0 | {:.2} s, client 0's record kept (b_is_valid false), 0 survivors",

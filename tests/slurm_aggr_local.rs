@@ -10,25 +10,9 @@
 //! `PERFSANITY_REQUIRE_SLURM=1` (CI) they fail instead.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn hostnames(nodelist: &str) -> Vec<String> {
-    run("scontrol", &["show", "hostnames", nodelist])
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
+use crate::slurm_local::{job_field, job_id_of, steps_when};
 
 /// A 2-node aggregated sim config: one DEP8 server on 4-GPU nodes, upstream's layout.
 fn two_node_config(faults: &str) -> String {
@@ -100,16 +84,6 @@ fn submit(s: &Setup, trials: &[&str]) -> (Option<i32>, String) {
     (out.status.code(), text)
 }
 
-fn job_id_of(output: &str, trial: &str) -> String {
-    let prefix = format!("submitted {trial} as job ");
-    output
-        .lines()
-        .find_map(|l| l.strip_prefix(&prefix))
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no job id for {trial} in:\n{output}"))
-        .to_string()
-}
-
 /// The allocation as the batch script recorded it (`nodes=` in the result file, from
 /// `scontrol show hostnames`; sacct's job-level node list can lag behind).
 fn recorded_nodes(result: &str) -> Vec<String> {
@@ -120,46 +94,13 @@ fn recorded_nodes(result: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn job_field(job: &str, field: &str) -> String {
-    run("sacct", &["-j", job, "-X", "-n", "-P", "-o", field])
-        .trim()
-        .to_string()
-}
-
 /// `sacct` steps named `name`: (state, exit code, node names, tasks).
 fn steps_named(job: &str, name: &str) -> Vec<(String, String, Vec<String>, String)> {
-    let deadline = Instant::now() + Duration::from_secs(15);
-    loop {
-        let text = run(
-            "sacct",
-            &[
-                "-j",
-                job,
-                "-n",
-                "-P",
-                "-o",
-                "JobID,JobName,State,ExitCode,NodeList,NTasks",
-            ],
-        );
-        let rows: Vec<_> = text
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split('|').collect();
-                (f.len() == 6 && f[0].contains('.') && f[1] == name).then(|| {
-                    (
-                        f[2].to_string(),
-                        f[3].to_string(),
-                        hostnames(f[4]),
-                        f[5].to_string(),
-                    )
-                })
-            })
-            .collect();
-        if !rows.is_empty() || Instant::now() > deadline {
-            return rows;
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    steps_when(job, |rows| rows.iter().any(|r| r.0 == name))
+        .into_iter()
+        .filter(|r| r.0 == name)
+        .map(|(_, state, exit, nodes, tasks)| (state, exit, nodes, tasks))
+        .collect()
 }
 
 /// The tests of this module, for `tests/env_gated.rs`.

@@ -73,7 +73,7 @@ fn cluster() -> std::sync::MutexGuard<'static, ()> {
     CLUSTER.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn run(program: &str, args: &[&str]) -> String {
+pub(crate) fn run(program: &str, args: &[&str]) -> String {
     let out = Command::new(program).args(args).output().unwrap();
     assert!(
         out.status.success(),
@@ -83,7 +83,7 @@ fn run(program: &str, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn hostnames(nodelist: &str) -> Vec<String> {
+pub(crate) fn hostnames(nodelist: &str) -> Vec<String> {
     run("scontrol", &["show", "hostnames", nodelist])
         .lines()
         .map(str::to_string)
@@ -149,42 +149,49 @@ fn perfsanity(s: &Setup, args: &[&str]) -> Command {
     cmd
 }
 
-/// `sacct` steps of a job: (name, state, exit code, node names, tasks).
-fn steps(job: &str) -> Vec<(String, String, String, Vec<String>, String)> {
-    // The accounting database lags slurmctld by about a second.
+/// One `sacct` step row: (name, state, exit code, node names, tasks).
+pub(crate) type StepRow = (String, String, String, Vec<String>, String);
+
+/// The job steps `sacct` knows of now (not the `.batch` and `.extern` ones).
+pub(crate) fn sacct_steps(job: &str) -> Vec<StepRow> {
+    let text = run(
+        "sacct",
+        &[
+            "-j",
+            job,
+            "-n",
+            "-P",
+            "-o",
+            "JobID,JobName,State,ExitCode,NodeList,NTasks",
+        ],
+    );
+    text.lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split('|').collect();
+            (f.len() == 6
+                && f[0].contains('.')
+                && !f[0].ends_with(".batch")
+                && !f[0].ends_with(".extern"))
+            .then(|| {
+                (
+                    f[1].to_string(),
+                    f[2].to_string(),
+                    f[3].to_string(),
+                    hostnames(f[4]),
+                    f[5].to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// The steps of a job once `enough` says they are all recorded (the accounting database lags
+/// slurmctld by about a second), else the last read after 15 s.
+pub(crate) fn steps_when(job: &str, enough: impl Fn(&[StepRow]) -> bool) -> Vec<StepRow> {
     let mut last = Vec::new();
     let rows = poll_until(Duration::from_secs(15), Duration::from_millis(500), || {
-        let text = run(
-            "sacct",
-            &[
-                "-j",
-                job,
-                "-n",
-                "-P",
-                "-o",
-                "JobID,JobName,State,ExitCode,NodeList,NTasks",
-            ],
-        );
-        let rows: Vec<_> = text
-            .lines()
-            .filter_map(|l| {
-                let f: Vec<&str> = l.split('|').collect();
-                (f.len() == 6
-                    && f[0].contains('.')
-                    && !f[0].ends_with(".batch")
-                    && !f[0].ends_with(".extern"))
-                .then(|| {
-                    (
-                        f[1].to_string(),
-                        f[2].to_string(),
-                        f[3].to_string(),
-                        hostnames(f[4]),
-                        f[5].to_string(),
-                    )
-                })
-            })
-            .collect();
-        if rows.len() >= 5 {
+        let rows = sacct_steps(job);
+        if enough(&rows) {
             return Some(rows);
         }
         last = rows;
@@ -193,13 +200,18 @@ fn steps(job: &str) -> Vec<(String, String, String, Vec<String>, String)> {
     rows.unwrap_or(last)
 }
 
-fn job_field(job: &str, field: &str) -> String {
+/// `sacct` steps of a disaggregated trial's job (its five roles).
+fn steps(job: &str) -> Vec<StepRow> {
+    steps_when(job, |rows| rows.len() >= 5)
+}
+
+pub(crate) fn job_field(job: &str, field: &str) -> String {
     run("sacct", &["-j", job, "-X", "-n", "-P", "-o", field])
         .trim()
         .to_string()
 }
 
-fn job_id_of(output: &str, trial: &str) -> String {
+pub(crate) fn job_id_of(output: &str, trial: &str) -> String {
     let prefix = format!("submitted {trial} as job ");
     output
         .lines()
