@@ -14,7 +14,7 @@ use perfsanity::catalog::trial_id::AggrKind;
 use perfsanity::config::{load_aggregated_config, load_perf_config, parse_aggregated_config};
 use perfsanity::plan::prepare::{KeyMode, plan_trial, prepare_aggr_trial};
 use perfsanity::plan::toolchain::Toolchain;
-use perfsanity::plan::{AggrPlan, AggrRequest, AggrSource, PlanInputs, Scale, build_aggr_plan};
+use perfsanity::plan::{AggrPlan, AggrRequest, AggrSource, PlanInputs, build_aggr_plan};
 use perfsanity::util::yaml::Value;
 
 const LLAMA_STEM: &str = "llama_v3_3_70b_instruct_fp4_blackwell";
@@ -28,21 +28,7 @@ fn upstream() -> Option<PathBuf> {
 }
 
 fn inputs<'a>(toolchain: Toolchain, exists: &'a dyn Fn(&Path) -> bool) -> PlanInputs<'a> {
-    PlanInputs {
-        output_root: PathBuf::from("/out"),
-        models_root: Some(PathBuf::from("/models")),
-        repo_root: None,
-        cwd: PathBuf::from("/repo"),
-        sim_dataset_root: PathBuf::from("/repo/target/perf-datasets"),
-        toolchain,
-        scale: Scale::Full,
-        hostname: "node-a".into(),
-        job_id: None,
-        auth_key: String::new(),
-        dataset_fallback_env: false,
-        ready_timeouts: Default::default(),
-        exists,
-    }
+    crate::support::plan_inputs(toolchain, exists)
 }
 
 fn request(stem: &str, kind: AggrKind) -> AggrRequest {

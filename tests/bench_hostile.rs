@@ -81,15 +81,8 @@ fn hostile(how: Hostile) -> SocketAddr {
 }
 
 fn standard(port: u16) -> Command {
-    let mut c = Command::cargo_bin("perfsanity").unwrap();
+    let mut c = Command::from_std(crate::support::cmd::bench_cmd());
     c.args([
-        "bench",
-        "--tokenizer-fallback",
-        "builtin",
-        "--model",
-        "/nonexistent/m",
-    ])
-    .args([
         "--dataset-name",
         "random",
         "--random-ids",
@@ -166,19 +159,7 @@ fn the_test_request_times_out_too() {
 
 #[test]
 fn a_dripping_server_times_out() {
-    let addr = hostile(Hostile::Drip);
-    let out = standard(addr.port())
-        .args([
-            "--no-test-input",
-            "--num-prompts",
-            "1",
-            "--request-timeout-s",
-            "2.5",
-        ])
-        .output()
-        .unwrap();
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let stdout = one_failed_request(Hostile::Drip, "2.5");
     assert!(
         stdout.contains("Error type: Timeout, Count: 1 requests"),
         "{stdout}"
@@ -187,19 +168,7 @@ fn a_dripping_server_times_out() {
 
 #[test]
 fn an_sse_line_without_newline_is_capped() {
-    let addr = hostile(Hostile::EndlessLine);
-    let out = standard(addr.port())
-        .args([
-            "--no-test-input",
-            "--num-prompts",
-            "1",
-            "--request-timeout-s",
-            "50",
-        ])
-        .output()
-        .unwrap();
-    let stdout = text(&out.stdout);
-    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    let stdout = one_failed_request(Hostile::EndlessLine, "50");
     assert!(
         stdout.contains("Error type: BodyError, Count: 1 requests"),
         "{stdout}"
@@ -208,6 +177,25 @@ fn an_sse_line_without_newline_is_capped() {
         stdout.contains("a stream line grew past 16 MiB without a newline"),
         "{stdout}"
     );
+}
+
+/// One request (no test request) against a `kind` server with `--request-timeout-s timeout_s`;
+/// the client must exit 3 (failed requests). Returns its stdout.
+fn one_failed_request(kind: Hostile, timeout_s: &str) -> String {
+    let addr = hostile(kind);
+    let out = standard(addr.port())
+        .args([
+            "--no-test-input",
+            "--num-prompts",
+            "1",
+            "--request-timeout-s",
+            timeout_s,
+        ])
+        .output()
+        .unwrap();
+    let stdout = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(3), "{stdout}");
+    stdout
 }
 
 fn failing_server() -> ScriptedServer {
@@ -251,10 +239,8 @@ fn failed_requests_exit_non_zero_unless_allowed() {
 #[test]
 fn the_sa_flavor_reports_failures_in_its_output() {
     let srv = failing_server();
-    let out = Command::cargo_bin("perfsanity")
-        .unwrap()
-        .args(["bench", "--flavor", "sa", "--tokenizer-fallback", "builtin"])
-        .args(["--model", "/nonexistent/m", "--dataset-name", "random"])
+    let out = Command::from_std(crate::support::cmd::bench_cmd())
+        .args(["--flavor", "sa", "--dataset-name", "random"])
         .args([
             "--random-input-len",
             "8",
@@ -308,15 +294,7 @@ fn size_flags_have_documented_bounds() {
     ];
     for (args, needle) in cases {
         let t0 = Instant::now();
-        let out = Command::cargo_bin("perfsanity")
-            .unwrap()
-            .args([
-                "bench",
-                "--tokenizer-fallback",
-                "builtin",
-                "--model",
-                "/nonexistent/m",
-            ])
+        let out = Command::from_std(crate::support::cmd::bench_cmd())
             .args(["--dataset-name", "random", "--random-ids", "--port", "9"])
             .args(args)
             .timeout(Duration::from_secs(60))

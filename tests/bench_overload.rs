@@ -27,15 +27,7 @@ struct Rung {
 fn rung(server: &ScriptedServer, dir: &Path, name: &str, extra: &[&str]) -> Rung {
     let _ = server.state.take_served();
     let file = format!("{name}.json");
-    let out = Command::cargo_bin("perfsanity")
-        .unwrap()
-        .args([
-            "bench",
-            "--tokenizer-fallback",
-            "builtin",
-            "--model",
-            "/nonexistent/m",
-        ])
+    let out = Command::from_std(crate::support::cmd::bench_cmd())
         .args([
             "--dataset-name",
             "random",

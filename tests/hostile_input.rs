@@ -25,21 +25,13 @@ fn fixture() -> (tempfile::TempDir, PathBuf) {
 }
 
 fn perfsanity(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("perfsanity").unwrap();
+    let mut cmd = Command::from_std(crate::support::perfsanity_cmd());
     cmd.current_dir(dir)
         .env("PERF_CONFIG_DIRS", dir.join("configs"))
         .env("PERF_OUTPUT_DIR", dir.join("out"))
         .env("PERF_DB", dir.join("perf.sqlite"))
         .env("PERF_TOOLCHAIN", "sim")
-        .env("CARGO_TARGET_DIR", dir.join("target"))
-        .env_remove("PERF_TESTLIST")
-        .env_remove("PERF_JUNIT")
-        .env_remove("PERF_SCALE")
-        .env_remove("PERF_TRIAL_TIMEOUT_S")
-        .env_remove("PERF_DATASET_FALLBACK")
-        .env_remove("SLURM_JOB_ID")
-        .env_remove("LLM_MODELS_ROOT")
-        .env_remove("DISAGG_SERVING_TYPE");
+        .env("CARGO_TARGET_DIR", dir.join("target"));
     cmd
 }
 

@@ -3,12 +3,12 @@
 //! the simulator-only configs under the TensorRT-LLM toolchain, and the runner removing the
 //! launcher's variables from a child's environment.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use perfsanity::config::{PerfConfig, load_perf_config, parse_perf_config};
 use perfsanity::plan::launch_env::UCX_UNSET;
 use perfsanity::plan::toolchain::Toolchain;
-use perfsanity::plan::{Plan, PlanError, PlanInputs, Scale, TrialRequest, build_plan, render_text};
+use perfsanity::plan::{Plan, PlanError, PlanInputs, TrialRequest, build_plan, render_text};
 
 fn request(stem: &str) -> TrialRequest {
     TrialRequest {
@@ -30,19 +30,8 @@ fn plan_with(
         config,
         &request("t"),
         &PlanInputs {
-            output_root: PathBuf::from("/out"),
-            models_root: Some(PathBuf::from("/models")),
-            repo_root: None,
-            cwd: PathBuf::from("/repo"),
-            sim_dataset_root: PathBuf::from("/repo/target/perf-datasets"),
-            toolchain,
-            scale: Scale::Full,
-            hostname: "node-a".into(),
-            job_id: None,
             auth_key: "ab".repeat(32),
-            dataset_fallback_env: false,
-            ready_timeouts: Default::default(),
-            exists,
+            ..crate::support::plan_inputs(toolchain, exists)
         },
     )
 }

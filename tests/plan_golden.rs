@@ -30,19 +30,9 @@ fn request(stem: &str, upload: bool, mode: Option<BenchmarkMode>) -> TrialReques
 
 fn inputs<'a>(toolchain: Toolchain, exists: &'a dyn Fn(&Path) -> bool) -> PlanInputs<'a> {
     PlanInputs {
-        output_root: PathBuf::from("/out"),
-        models_root: Some(PathBuf::from("/models")),
-        repo_root: None,
-        cwd: PathBuf::from("/repo"),
-        sim_dataset_root: PathBuf::from("/repo/target/perf-datasets"),
-        toolchain,
-        scale: Scale::Full,
-        hostname: "node-a".into(),
         job_id: Some("777".into()),
         auth_key: KEY.into(),
-        dataset_fallback_env: false,
-        ready_timeouts: Default::default(),
-        exists,
+        ..crate::support::plan_inputs(toolchain, exists)
     }
 }
 

@@ -38,12 +38,7 @@ fn artifacts() -> PathBuf {
 fn history(dir: &Path) -> PathBuf {
     let db = dir.join("perf.sqlite");
     let config = own_config();
-    let mk = |toolchain, scale| {
-        let mut o = PlanOpts::new(OWN_STEM, &dir.join("out"));
-        o.toolchain = toolchain;
-        o.scale = scale;
-        plan(&config, o)
-    };
+    let mk = |toolchain, scale| own_plan(&config, &dir.join("out"), toolchain, scale);
     let real = mk(Toolchain::Trtllm, Scale::Full);
     let ctx = context(&db, None, pr_ci(), "gb200");
     for (k, d) in [

@@ -119,12 +119,7 @@ fn junit_has_one_case_per_trial_with_class_message_and_tail() {
 fn history(dir: &Path) -> (PathBuf, String) {
     let db = dir.join("perf.sqlite");
     let config = own_config();
-    let mk = |toolchain, scale| {
-        let mut o = PlanOpts::new(OWN_STEM, &dir.join("out"));
-        o.toolchain = toolchain;
-        o.scale = scale;
-        plan(&config, o)
-    };
+    let mk = |toolchain, scale| own_plan(&config, &dir.join("out"), toolchain, scale);
     let real = mk(Toolchain::Trtllm, Scale::Full);
     let ctx = context(&db, None, pr_ci(), "gb200");
     for (k, d) in [

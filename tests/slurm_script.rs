@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use perfsanity::app::settings::Settings;
 use perfsanity::config::{BenchmarkMode, PerfConfig, load_perf_config, parse_perf_config};
 use perfsanity::plan::toolchain::Toolchain;
-use perfsanity::plan::{Plan, PlanInputs, Scale, TrialRequest, build_plan};
+use perfsanity::plan::{Plan, PlanInputs, TrialRequest, build_plan};
 use perfsanity::run::slurm::quote::sbatch_split;
 use perfsanity::run::slurm::script::{LITERALS_BEGIN, LITERALS_END};
 use perfsanity::run::slurm::{JobEnv, JobLayout, ScriptInputs, SiteOptions, render_script};
@@ -70,17 +70,11 @@ fn plan_of(config: &PerfConfig, mode: Option<BenchmarkMode>, output_root: &Path)
         &PlanInputs {
             output_root: output_root.to_path_buf(),
             models_root: None,
-            repo_root: None,
             cwd: output_root.to_path_buf(),
             sim_dataset_root: output_root.join("datasets"),
-            toolchain: Toolchain::Sim,
-            scale: Scale::Full,
             hostname: "login".into(),
-            job_id: None,
             auth_key: "ab".repeat(32),
-            dataset_fallback_env: false,
-            ready_timeouts: Default::default(),
-            exists: &no_files,
+            ..crate::support::plan_inputs(Toolchain::Sim, &no_files)
         },
     )
     .unwrap_or_else(|e| panic!("{}: {e}", config.path.display()))

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use perfsanity::catalog::testlist::load_testlist;
 use perfsanity::config::{parse_aggregated_config, parse_perf_config};
 use perfsanity::plan::toolchain::Toolchain;
-use perfsanity::plan::{PlanInputs, Scale, TrialRequest, build_plan};
+use perfsanity::plan::{PlanInputs, TrialRequest, build_plan};
 
 use crate::support::upstream_dir;
 
@@ -78,19 +78,12 @@ fn every_upstream_yaml_parses() {
                         time_limit_s: None,
                     },
                     &PlanInputs {
-                        output_root: PathBuf::from("/out"),
                         models_root: None,
-                        repo_root: None,
                         cwd: PathBuf::from("/work"),
                         sim_dataset_root: PathBuf::from("/sim-datasets"),
-                        toolchain: Toolchain::Sim,
-                        scale: Scale::Full,
                         hostname: "node0".into(),
-                        job_id: None,
                         auth_key: "ab".repeat(32),
-                        dataset_fallback_env: false,
-                        ready_timeouts: Default::default(),
-                        exists: &no_files,
+                        ..crate::support::plan_inputs(Toolchain::Sim, &no_files)
                     },
                 )
                 .unwrap_or_else(|e| panic!("{}: plan failed: {e}", path.display()));

@@ -18,6 +18,7 @@ use crate::util::yaml::{Mapping, Node, Value};
 use super::env_string::{EnvList, merge, parse_env_string};
 use super::error::{ConfigError, Problems};
 use super::model::{DatasetFallback, Sourced, WorkerSection};
+use super::parse::dataset_fallback;
 use super::reader::{Section, describe};
 
 const TOP_KEYS: &[&str] = &[
@@ -312,19 +313,7 @@ fn read_benchmark(s: &Section<'_>, p: &mut Problems) -> AggrBenchmark {
             format!("expected a ratio in [0, 1], found {ratio}"),
         );
     }
-    let dataset_fallback = match s.string(p, "dataset_fallback").as_deref() {
-        None => None,
-        Some("random") => Some(DatasetFallback::Random),
-        Some("error") => Some(DatasetFallback::Error),
-        Some(other) => {
-            p.push(
-                "benchmark.dataset_fallback",
-                s.node("dataset_fallback").map_or(0, |n| n.line),
-                format!("unknown value {other:?}; expected `random` or `error`"),
-            );
-            None
-        }
-    };
+    let dataset_fallback = dataset_fallback(s, p);
     AggrBenchmark {
         use_nv_sa_benchmark: written.unwrap_or(AGGR_DEFAULT_USE_NV_SA),
         use_nv_sa_written: written.is_some(),

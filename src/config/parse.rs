@@ -408,6 +408,23 @@ fn read_environment(s: &Section<'_>, p: &mut Problems) -> Environment {
     }
 }
 
+/// `benchmark.dataset_fallback` of the section `s`: `random`, `error`, or unset.
+pub(super) fn dataset_fallback(s: &Section<'_>, p: &mut Problems) -> Option<DatasetFallback> {
+    match s.string(p, "dataset_fallback").as_deref() {
+        None => None,
+        Some("random") => Some(DatasetFallback::Random),
+        Some("error") => Some(DatasetFallback::Error),
+        Some(other) => {
+            p.push(
+                "benchmark.dataset_fallback",
+                s.node("dataset_fallback").map_or(0, |n| n.line),
+                format!("unknown value {other:?}; expected `random` or `error`"),
+            );
+            None
+        }
+    }
+}
+
 fn read_benchmark(
     s: &Section<'_>,
     seq: &Section<'_>,
@@ -451,19 +468,7 @@ fn read_benchmark(
     let input_length = length(s, seq, "input_length", p);
     let output_length = length(s, seq, "output_length", p);
     let dataset_file = dataset_file(s, metadata, env, p);
-    let dataset_fallback = match s.string(p, "dataset_fallback").as_deref() {
-        None => None,
-        Some("random") => Some(DatasetFallback::Random),
-        Some("error") => Some(DatasetFallback::Error),
-        Some(other) => {
-            p.push(
-                "benchmark.dataset_fallback",
-                s.node("dataset_fallback").map_or(0, |n| n.line),
-                format!("unknown value {other:?}; expected `random` or `error`"),
-            );
-            None
-        }
-    };
+    let dataset_fallback = dataset_fallback(s, p);
     if let Some(client) = s.string(p, "benchmark_client") {
         p.push(
             "benchmark.benchmark_client",

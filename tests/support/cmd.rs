@@ -34,3 +34,17 @@ pub fn perfsanity_cmd() -> Command {
     cmd.current_dir(env!("CARGO_MANIFEST_DIR"));
     cmd
 }
+
+/// `perfsanity bench` with the builtin tokenizer and a model path that does not exist (the
+/// client needs neither), in a clean environment; each test adds its dataset and load flags.
+pub fn bench_cmd() -> Command {
+    let mut cmd = perfsanity_cmd();
+    cmd.args([
+        "bench",
+        "--tokenizer-fallback",
+        "builtin",
+        "--model",
+        "/nonexistent/m",
+    ]);
+    cmd
+}

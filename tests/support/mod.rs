@@ -149,6 +149,34 @@ impl<'a> PlanOpts<'a> {
 }
 
 /// Builds a plan (every model dir and dataset "exists").
+/// The plan inputs every planning test starts from (struct-update the fields a test is about):
+/// `/out`, models under `/models`, run from `/repo` on host `node-a`, no job id, an empty key.
+pub fn plan_inputs<'a>(toolchain: Toolchain, exists: &'a dyn Fn(&Path) -> bool) -> PlanInputs<'a> {
+    PlanInputs {
+        output_root: PathBuf::from("/out"),
+        models_root: Some(PathBuf::from("/models")),
+        repo_root: None,
+        cwd: PathBuf::from("/repo"),
+        sim_dataset_root: PathBuf::from("/repo/target/perf-datasets"),
+        toolchain,
+        scale: Scale::Full,
+        hostname: "node-a".into(),
+        job_id: None,
+        auth_key: String::new(),
+        dataset_fallback_env: false,
+        ready_timeouts: Default::default(),
+        exists,
+    }
+}
+
+/// The plan of [`own_config`] (stem [`OWN_STEM`]) under `out` with `toolchain` and `scale`.
+pub fn own_plan(config: &PerfConfig, out: &Path, toolchain: Toolchain, scale: Scale) -> Plan {
+    let mut o = PlanOpts::new(OWN_STEM, out);
+    o.toolchain = toolchain;
+    o.scale = scale;
+    plan(config, o)
+}
+
 pub fn plan(config: &PerfConfig, o: PlanOpts<'_>) -> Plan {
     let trial = format!(
         "{}-{}",
@@ -158,18 +186,10 @@ pub fn plan(config: &PerfConfig, o: PlanOpts<'_>) -> Plan {
     let exists = |_: &Path| true;
     let inputs = PlanInputs {
         output_root: o.output_root.clone(),
-        models_root: Some(PathBuf::from("/models")),
-        repo_root: None,
-        cwd: PathBuf::from("/repo"),
         sim_dataset_root: o.output_root.join("datasets"),
-        toolchain: o.toolchain,
         scale: o.scale,
-        hostname: "node-a".into(),
-        job_id: None,
         auth_key: KEY.into(),
-        dataset_fallback_env: false,
-        ready_timeouts: Default::default(),
-        exists: &exists,
+        ..plan_inputs(o.toolchain, &exists)
     };
     let request = TrialRequest {
         test_list_id: o.test_list_id.clone().unwrap_or_else(|| trial.clone()),
