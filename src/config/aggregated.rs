@@ -18,7 +18,7 @@ use crate::util::yaml::{Mapping, Node, Value};
 use super::env_string::{EnvList, merge, parse_env_string};
 use super::error::{ConfigError, Problems};
 use super::model::{DatasetFallback, Sourced, WorkerSection};
-use super::parse::dataset_fallback;
+use super::parse::{dataset_fallback, positive};
 use super::reader::{Section, describe};
 
 const TOP_KEYS: &[&str] = &[
@@ -358,22 +358,6 @@ fn check_unique_names(servers: &[AggrServer], lines: Vec<usize>, p: &mut Problem
                 ),
             );
         }
-    }
-}
-
-/// A positive integer key (default 1); 0 is a problem.
-fn positive(s: &Section<'_>, p: &mut Problems, key: &str) -> u64 {
-    match s.u64(p, key) {
-        Some(0) => {
-            p.push(
-                &s.key_path(key),
-                s.node(key).map_or(0, |n| n.line),
-                "expected a positive integer, found 0",
-            );
-            1
-        }
-        Some(v) => v,
-        None => 1,
     }
 }
 

@@ -408,6 +408,22 @@ fn read_environment(s: &Section<'_>, p: &mut Problems) -> Environment {
     }
 }
 
+/// A positive integer key of `s` (default 1); 0 is a problem.
+pub(super) fn positive(s: &Section<'_>, p: &mut Problems, key: &str) -> u64 {
+    match s.u64(p, key) {
+        Some(0) => {
+            p.push(
+                &s.key_path(key),
+                s.node(key).map_or(0, |n| n.line),
+                "expected a positive integer, found 0",
+            );
+            1
+        }
+        Some(v) => v,
+        None => 1,
+    }
+}
+
 /// `benchmark.dataset_fallback` of the section `s`: `random`, `error`, or unset.
 pub(super) fn dataset_fallback(s: &Section<'_>, p: &mut Problems) -> Option<DatasetFallback> {
     match s.string(p, "dataset_fallback").as_deref() {
@@ -675,20 +691,7 @@ fn read_worker(
     if !sec.is_present() {
         return None;
     }
-    let positive = |key: &str, p: &mut Problems| -> u64 {
-        match sec.u64(p, key) {
-            Some(0) => {
-                p.push(
-                    &sec.key_path(key),
-                    sec.node(key).map_or(0, |n| n.line),
-                    "expected a positive integer, found 0",
-                );
-                1
-            }
-            Some(v) => v,
-            None => 1,
-        }
-    };
+    let positive = |key: &str, p: &mut Problems| positive(&sec, p, key);
     let tp = positive("tensor_parallel_size", p);
     let pp = positive("pipeline_parallel_size", p);
     let cp = positive("context_parallel_size", p);
